@@ -1,0 +1,60 @@
+import { DURATION_PATTERN } from './duration.js'
+
+export const CHAIN_ID_PATTERN = '^[a-z0-9][a-z0-9_-]{0,63}$'
+
+/** JSON Schema of blockhook.config.json (SPEC §2). Defaults are filled in by ajv. */
+export const configFileSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    chains: {
+      type: 'array',
+      default: [],
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['id', 'type', 'ws'],
+        properties: {
+          id: { type: 'string', pattern: CHAIN_ID_PATTERN },
+          type: { enum: ['evm', 'solana'] },
+          ws: {
+            type: 'array', minItems: 1, maxItems: 16,
+            items: { type: 'string', pattern: '^wss?://', maxLength: 2048 },
+          },
+          http: {
+            type: 'array', maxItems: 16,
+            items: { type: 'string', pattern: '^https?://', maxLength: 2048 },
+          },
+          confirmations: { type: 'integer', minimum: 0, maximum: 1000 },
+          blockTimeMs: { type: 'integer', minimum: 1, maximum: 3_600_000 },
+          commitment: { enum: ['processed', 'confirmed', 'finalized'] },
+        },
+      },
+    },
+    delivery: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        timeoutMs: { type: 'integer', minimum: 100, maximum: 120_000, default: 10_000 },
+        retrySchedule: {
+          type: 'array', minItems: 0, maxItems: 50,
+          items: { type: 'string', pattern: DURATION_PATTERN },
+          default: ['5s', '5m', '30m', '2h', '5h', '10h', '14h', '20h', '24h'],
+        },
+        maxConcurrencyPerUrl: { type: 'integer', minimum: 1, maximum: 1000, default: 10 },
+        concurrency: { type: 'integer', minimum: 1, maximum: 5000, default: 100 },
+        disableAfter: { type: 'string', pattern: DURATION_PATTERN, default: '24h' },
+        failedRetention: { type: 'string', pattern: DURATION_PATTERN, default: '14d' },
+      },
+    },
+    api: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        rateLimitPerSecond: { type: 'integer', minimum: 1, maximum: 100_000, default: 50 },
+      },
+    },
+  },
+} as const

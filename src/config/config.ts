@@ -1,0 +1,203 @@
+/**
+ * The one place that reads the environment and the config file (STYLE §4): defaults, then the
+ * file, then the environment, validated once and deep-frozen. Everything else receives a Config.
+ */
+import { readFileSync } from 'node:fs'
+import { Ajv, type ErrorObject } from 'ajv'
+import { BlockhookError } from '../domain/errors.js'
+import { configFileSchema } from './config-schema.js'
+import { parseDurationMs } from './duration.js'
+
+export type ChainType = 'evm' | 'solana'
+export type Commitment = 'processed' | 'confirmed' | 'finalized'
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+
+export interface ChainConfig {
+  readonly id: string
+  readonly type: ChainType
+  readonly ws: readonly string[]
+  readonly http: readonly string[]
+  /** Default confirmations of EVM watches on this chain. */
+  readonly confirmations: number
+  readonly blockTimeMs: number
+  /** Default commitment of Solana watches on this chain. */
+  readonly commitment: Commitment
+}
+
+export interface DeliveryConfig {
+  readonly timeoutMs: number
+  readonly retryScheduleMs: readonly number[]
+  readonly maxConcurrencyPerUrl: number
+  /** Jobs one worker process runs at once. */
+  readonly concurrency: number
+  /** A watch whose deliveries have all failed this long is disabled. */
+  readonly disableAfterMs: number
+  readonly failedRetentionMs: number
+}
+
+export interface Config {
+  readonly redisUrl: string
+  /** Every Redis key starts with `{redisPrefix}:`; the braces keep them in one cluster slot. */
+  readonly redisPrefix: string
+  readonly host: string
+  readonly port: number
+  readonly adminToken: string
+  readonly allowPrivateUrls: boolean
+  readonly encryptionKey: Buffer | undefined
+  readonly logLevel: LogLevel
+  readonly rateLimitPerSecond: number
+  readonly chains: readonly ChainConfig[]
+  readonly delivery: DeliveryConfig
+  readonly configPath: string
+  readonly dev: boolean
+}
+
+export class ConfigError extends BlockhookError {
+  constructor(message: string) {
+    super('BH_CONFIG_INVALID', message, 500)
+    this.name = 'ConfigError'
+  }
+}
+
+const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+const DEFAULT_CONFIG_PATH = './blockhook.config.json'
+const DEFAULT_BLOCK_TIME_MS: Record<ChainType, number> = { evm: 12_000, solana: 400 }
+
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true })
+const validateConfigFile = ajv.compile(configFileSchema)
+
+type Env = Record<string, string | undefined>
+
+export interface LoadConfigOptions {
+  /** `blockhook dev` relaxes the admin token rule and supplies its own chain. */
+  dev?: boolean
+  /** Used instead of reading a file (tests, dev mode). */
+  file?: unknown
+}
+
+function describe(errors: ErrorObject[] | null | undefined): string {
+  return (errors ?? [])
+    .map((e) => {
+      const at = e.instancePath || '(root)'
+      if (e.keyword === 'additionalProperties') {
+        return `${at}/${String(e.params.additionalProperty)} is not a known field`
+      }
+      return `${at} ${e.message ?? 'is invalid'}`
+    })
+    .join('; ')
+}
+
+function readConfigFile(path: string, explicit: boolean): unknown {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (err) {
+    if (!explicit && (err as NodeJS.ErrnoException).code === 'ENOENT') return {}
+    throw new ConfigError(`BLOCKHOOK_CONFIG: cannot read ${path}: ${(err as Error).message}`)
+  }
+  try {
+    return JSON.parse(text)
+  } catch (err) {
+    throw new ConfigError(`${path}: not valid JSON: ${(err as Error).message}`)
+  }
+}
+
+function envInteger(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name]
+  if (raw === undefined || raw === '') return fallback
+  const value = Number(raw)
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got "${raw}"`)
+  }
+  return value
+}
+
+function envBoolean(env: Env, name: string): boolean {
+  const raw = env[name]
+  if (raw === undefined || raw === '' || raw === 'false') return false
+  if (raw === 'true') return true
+  throw new ConfigError(`${name} must be "true" or "false", got "${raw}"`)
+}
+
+function envEncryptionKey(env: Env): Buffer | undefined {
+  const raw = env.BLOCKHOOK_ENCRYPTION_KEY
+  if (raw === undefined || raw === '') return undefined
+  const key = Buffer.from(raw, 'base64')
+  if (key.length !== 32 || key.toString('base64').replace(/=+$/, '') !== raw.replace(/=+$/, '')) {
+    throw new ConfigError('BLOCKHOOK_ENCRYPTION_KEY must be 32 bytes encoded as base64')
+  }
+  return key
+}
+
+export function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Buffer.isBuffer(value)) {
+    for (const inner of Object.values(value)) deepFreeze(inner)
+    Object.freeze(value)
+  }
+  return value
+}
+
+export function loadConfig(env: Env = process.env, options: LoadConfigOptions = {}): Config {
+  const dev = options.dev ?? false
+  const configPath = env.BLOCKHOOK_CONFIG || DEFAULT_CONFIG_PATH
+  const file = structuredClone(options.file ?? readConfigFile(configPath, Boolean(env.BLOCKHOOK_CONFIG)))
+  if (!validateConfigFile(file)) {
+    throw new ConfigError(`${configPath}: ${describe(validateConfigFile.errors)}`)
+  }
+  const fileConfig = file as {
+    chains: Array<{ id: string; type: ChainType; ws: string[]; http?: string[]; confirmations?: number; blockTimeMs?: number; commitment?: Commitment }>
+    delivery: { timeoutMs: number; retrySchedule: string[]; maxConcurrencyPerUrl: number; concurrency: number; disableAfter: string; failedRetention: string }
+    api: { rateLimitPerSecond: number }
+  }
+
+  const seen = new Set<string>()
+  for (const [i, chain] of fileConfig.chains.entries()) {
+    if (seen.has(chain.id)) throw new ConfigError(`${configPath}: /chains/${i}/id "${chain.id}" is used twice`)
+    seen.add(chain.id)
+  }
+
+  const adminToken = env.BLOCKHOOK_ADMIN_TOKEN ?? ''
+  if (!dev && adminToken.length < 32) {
+    throw new ConfigError('BLOCKHOOK_ADMIN_TOKEN is required and must be at least 32 characters')
+  }
+
+  const logLevel = (env.LOG_LEVEL || 'info') as LogLevel
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${env.LOG_LEVEL}"`)
+  }
+
+  const redisUrl = env.REDIS_URL || 'redis://127.0.0.1:6379'
+  if (!/^rediss?:\/\//.test(redisUrl)) throw new ConfigError('REDIS_URL must start with redis:// or rediss://')
+
+  const config: Config = {
+    redisUrl,
+    redisPrefix: 'blockhook',
+    host: env.HOST || '0.0.0.0',
+    port: envInteger(env, 'PORT', 3000, 0, 65535),
+    adminToken,
+    allowPrivateUrls: envBoolean(env, 'BLOCKHOOK_ALLOW_PRIVATE_URLS'),
+    encryptionKey: envEncryptionKey(env),
+    logLevel,
+    rateLimitPerSecond: fileConfig.api.rateLimitPerSecond,
+    chains: fileConfig.chains.map((c) => ({
+      id: c.id,
+      type: c.type,
+      ws: c.ws,
+      http: c.http ?? [],
+      confirmations: c.confirmations ?? 0,
+      blockTimeMs: c.blockTimeMs ?? DEFAULT_BLOCK_TIME_MS[c.type],
+      commitment: c.commitment ?? 'confirmed',
+    })),
+    delivery: {
+      timeoutMs: fileConfig.delivery.timeoutMs,
+      retryScheduleMs: fileConfig.delivery.retrySchedule.map(parseDurationMs),
+      maxConcurrencyPerUrl: fileConfig.delivery.maxConcurrencyPerUrl,
+      concurrency: fileConfig.delivery.concurrency,
+      disableAfterMs: parseDurationMs(fileConfig.delivery.disableAfter),
+      failedRetentionMs: parseDurationMs(fileConfig.delivery.failedRetention),
+    },
+    configPath,
+    dev,
+  }
+  return deepFreeze(config)
+}

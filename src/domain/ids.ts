@@ -1,0 +1,32 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { base32nopad } from '@scure/base'
+
+/** Random, URL-safe, lowercase: `ten_…`, `wch_…`, `rpl_…`. */
+export function newId(prefix: 'ten' | 'wch' | 'rpl'): string {
+  return `${prefix}_${base32nopad.encode(randomBytes(15)).toLowerCase()}`
+}
+
+export function newApiKey(): string {
+  return `bhk_${randomBytes(24).toString('base64url')}`
+}
+
+/** Standard Webhooks secret: `whsec_` + base64 of 32 random bytes. */
+export function newWebhookSecret(): string {
+  return `whsec_${randomBytes(32).toString('base64')}`
+}
+
+export const API_KEY_PREFIX_LENGTH = 12
+
+export function sha256Hex(text: string): string {
+  return createHash('sha256').update(text).digest('hex')
+}
+
+/**
+ * The `webhook-id` of an event for a watch (SPEC §5): a hash of the watch and of the parts that
+ * name the event on its chain (for EVM: chain, block hash, transaction, log index, type), so the
+ * same event gets the same id in every process, on every retry, restart and replay.
+ */
+export function webhookId(watchId: string, eventParts: readonly (string | number)[]): string {
+  const digest = createHash('sha256').update([watchId, ...eventParts].join('\u0000')).digest()
+  return `evt_${base32nopad.encode(digest.subarray(0, 20)).toLowerCase()}`
+}

@@ -1,0 +1,50 @@
+/**
+ * Every Redis key blockhook uses comes from here (bullmq's queue-keys style). The prefix is wrapped
+ * in braces, a Redis Cluster hash tag, so every key (BullMQ's too) lands in one slot and the
+ * multi-key scripts work on a cluster.
+ */
+export function redisKeys(prefix: string) {
+  const p = `{${prefix}}`
+  return {
+    /** BullMQ's `prefix` option: queue keys become `{prefix}:<queue>:…`. */
+    queuePrefix: p,
+
+    tenant: (tenantId: string) => `${p}:tenant:${tenantId}`,
+    tenants: `${p}:tenants`,
+    /** Hash: field = SHA-256 of an API key, value = `<tenantId> <prefix>`. */
+    apiKeys: `${p}:api-keys`,
+    tenantApiKeys: (tenantId: string) => `${p}:tenant:${tenantId}:api-keys`,
+    rateLimit: (keyHash: string, second: number) => `${p}:rate:${keyHash}:${second}`,
+
+    watch: (watchId: string) => `${p}:watch:${watchId}`,
+    /** Sorted set (all scores 0) of `<createdAt> <watchId>`, so ZRANGE BYLEX pages in creation order. */
+    watchesByTenant: (tenantId: string) => `${p}:tenant:${tenantId}:watches`,
+    /** Set of the ids of every watch, any status, on a chain. */
+    watchesByChain: (chain: string) => `${p}:chain:${chain}:watches`,
+    /** Hash: current, previous, previousExpiresAt (ms). Values sealed by SecretBox. */
+    watchSecrets: (watchId: string) => `${p}:watch:${watchId}:secrets`,
+    watchSequence: (watchId: string) => `${p}:watch:${watchId}:sequence`,
+    /** Hash: matched, delivered, failed, pending, lastDeliveredAt. */
+    watchStats: (watchId: string) => `${p}:watch:${watchId}:stats`,
+    /** Sorted set of delivery ids by creation time (ms). */
+    watchDeliveries: (watchId: string) => `${p}:watch:${watchId}:deliveries`,
+    /** Stream of watch changes: { op: upsert | delete, watchId, chain }. */
+    watchChanges: `${p}:watch-changes`,
+
+    /** Hash: the delivery record (see delivery-record.ts). */
+    delivery: (deliveryId: string) => `${p}:delivery:${deliveryId}`,
+
+    /** Hash: number, hash of the last block whose deliveries are all queued. */
+    chainCursor: (chain: string) => `${p}:chain:${chain}:cursor`,
+    chainLease: (chain: string) => `${p}:chain:${chain}:lease`,
+    /** Hash written by the subscriber holding the lease, read by /admin/status. */
+    chainStatus: (chain: string) => `${p}:chain:${chain}:status`,
+    /** Replay requests for the subscriber (a stream per chain). */
+    chainReplays: (chain: string) => `${p}:chain:${chain}:replays`,
+
+    /** Per-URL in-flight counter for maxConcurrencyPerUrl across worker processes. */
+    urlInFlight: (urlHash: string) => `${p}:url:${urlHash}:in-flight`,
+  }
+}
+
+export type RedisKeys = ReturnType<typeof redisKeys>
