@@ -1,0 +1,94 @@
+/**
+ * The only place that starts processes (STYLE §1): parse the role, load the config (exit 1 on a
+ * bad one), start the role(s), and on SIGTERM/SIGINT close them once, in order, and exit 0.
+ */
+import { ConfigError, loadConfig, type Config } from './config/config.js'
+import { createLogger, type Logger } from './logger.js'
+
+export interface RunningRole {
+  readonly name: string
+  close(): Promise<void>
+}
+
+export type RoleStarter = (config: Config, logger: Logger) => Promise<RunningRole>
+
+const USAGE = 'usage: blockhook <all|api|subscriber|worker|dev>'
+/** SPEC §1: a stopped process exits within 10 s; force it just before. */
+const SHUTDOWN_DEADLINE_MS = 9_500
+
+function notLanded(role: string): RoleStarter {
+  return async () => {
+    process.stderr.write(`blockhook: the ${role} role is not available in this version\n`)
+    process.exit(2)
+  }
+}
+
+type RoleName = 'api' | 'subscriber' | 'worker'
+
+const ROLES: Record<RoleName, RoleStarter> = {
+  api: notLanded('api'),
+  subscriber: notLanded('subscriber'),
+  worker: notLanded('worker'),
+}
+
+async function startRoles(names: readonly RoleName[], config: Config, logger: Logger): Promise<RunningRole[]> {
+  const started: RunningRole[] = []
+  for (const name of names) started.push(await ROLES[name](config, logger.child({ role: name })))
+  return started
+}
+
+/** Stops roles in reverse start order (intake first when started api-last); idempotent. */
+function shutdownOnSignals(roles: RunningRole[], logger: Logger): void {
+  let closing: Promise<void> | undefined
+  const stop = (signal: string) => {
+    closing ??= (async () => {
+      logger.info({ signal }, 'shutting down')
+      const deadline = setTimeout(() => {
+        logger.error('shutdown took too long, exiting')
+        process.exit(1)
+      }, SHUTDOWN_DEADLINE_MS)
+      deadline.unref()
+      for (const role of [...roles].reverse()) {
+        await role.close().catch((err: unknown) => logger.error({ err, role: role.name }, 'error while closing'))
+      }
+      clearTimeout(deadline)
+      process.exit(0)
+    })()
+  }
+  process.once('SIGTERM', () => stop('SIGTERM'))
+  process.once('SIGINT', () => stop('SIGINT'))
+}
+
+function keepServing(logger: Logger): void {
+  process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejection'))
+  process.on('uncaughtException', (err) => logger.error({ err }, 'uncaught exception'))
+}
+
+export async function main(argv: readonly string[]): Promise<void> {
+  const command = argv[0]
+  if (command === 'dev') {
+    process.stderr.write('blockhook: the dev role is not available in this version\n')
+    process.exit(2)
+  }
+  const roleNames: readonly RoleName[] | undefined =
+    command === 'all' ? ['worker', 'subscriber', 'api']
+    : command === 'api' || command === 'subscriber' || command === 'worker' ? [command]
+    : undefined
+  if (!command || !roleNames) {
+    process.stderr.write(`${USAGE}\n`)
+    process.exit(2)
+  }
+
+  let config: Config
+  try {
+    config = loadConfig(process.env)
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err
+    process.stderr.write(`blockhook: invalid configuration: ${err.message}\n`)
+    process.exit(1)
+  }
+  const logger = createLogger(config, command)
+  keepServing(logger)
+  const roles = await startRoles(roleNames, config, logger)
+  shutdownOnSignals(roles, logger)
+}
