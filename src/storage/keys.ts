@@ -42,6 +42,9 @@ export function redisKeys(prefix: string) {
     /** Replay requests for the subscriber (a stream per chain). */
     chainReplays: (chain: string) => `${p}:chain:${chain}:replays`,
 
+    /** Prefix of each process's metrics snapshot (`<prefix>:<processId>`, expiring). */
+    metricsSnapshots: `${p}:metrics`,
+
     /** Per-URL in-flight counter for maxConcurrencyPerUrl across worker processes. */
     urlInFlight: (urlHash: string) => `${p}:url:${urlHash}:in-flight`,
   }
