@@ -47,6 +47,10 @@ export function redisKeys(prefix: string) {
 
     /** Per-URL in-flight counter for maxConcurrencyPerUrl across worker processes. */
     urlInFlight: (urlHash: string) => `${p}:url:${urlHash}:in-flight`,
+    /** Set of a watch's delivery ids still pending (queued or retrying), for cancelling them. */
+    watchPendingDeliveries: (watchId: string) => `${p}:watch:${watchId}:pending-deliveries`,
+    /** Unix ms of the first failed attempt since the watch's last 2xx (expires while quiet). */
+    watchFailingSince: (watchId: string) => `${p}:watch:${watchId}:failing-since`,
   }
 }
 
