@@ -41,6 +41,11 @@ export function redisKeys(prefix: string) {
     chainStatus: (chain: string) => `${p}:chain:${chain}:status`,
     /** Replay requests for the subscriber (a stream per chain). */
     chainReplays: (chain: string) => `${p}:chain:${chain}:replays`,
+    /**
+     * Hash per Solana chain: field = SHA-256 of a subscription's key, value = what gap recovery
+     * resumes from (the last logs signature, or the hash of the last account state, delivered).
+     */
+    solanaGapMarkers: (chain: string) => `${p}:chain:${chain}:solana-gap`,
 
     /** Prefix of each process's metrics snapshot (`<prefix>:<processId>`, expiring). */
     metricsSnapshots: `${p}:metrics`,
