@@ -1,0 +1,476 @@
+/**
+ * A WebSocket JSON-RPC client in the shape of viem's socket client (STYLE §9), plus what viem
+ * lacks: ordered endpoints with failover, exponential backoff with jitter, a pong timeout and a
+ * stale-head watchdog so a dead socket is always noticed, and `connected`/`reconnected` events
+ * fired only once every subscription has been replayed, so the caller can backfill from its cursor
+ * knowing that nothing after that point can be missed.
+ *
+ * Chain-generic: EVM uses `eth_subscribe`/`eth_subscription`, Solana `accountSubscribe`/
+ * `accountNotification`; both send notifications as `{method, params: {subscription, result}}`.
+ *
+ * Invariants:
+ * - every request settles: with its result, an RpcError, a timeout, or BH_RPC_DISCONNECTED when
+ *   the socket closes under it (fanned out to every waiter);
+ * - a subscription lives in `#subscriptions` until unsubscribed and is replayed on every
+ *   connection; notifications for a server id not yet known are held (bounded) until it is.
+ */
+import WebSocket from 'ws'
+import type { Logger } from 'pino'
+import { BlockhookError } from '../domain/errors.js'
+import { redactUrl } from '../domain/redact.js'
+
+export interface RpcSocketOptions {
+  /** Shown in logs (a chain id). */
+  name: string
+  /** In order of preference; on every disconnect the client moves on to the next one. */
+  endpoints: readonly string[]
+  logger: Logger
+  requestTimeoutMs?: number
+  connectTimeoutMs?: number
+  pingIntervalMs?: number
+  pongTimeoutMs?: number
+  /**
+   * Closes the connection and fails over when `touch()` has not been called for this long
+   * (callers touch on every head). Undefined: no watchdog.
+   */
+  watchdogMs?: number
+  backoffInitialMs?: number
+  backoffMaxMs?: number
+  /** Largest frame accepted; `ws` closes the connection on a bigger one (logged, reconnected). */
+  maxPayloadBytes?: number
+  /** Injected for tests of the jitter. */
+  random?: () => number
+}
+
+export interface SubscribeRequest {
+  method: string
+  params: readonly unknown[]
+  unsubscribeMethod: string
+}
+
+export interface RpcSubscription {
+  /** Resolves once the node has accepted the subscription the first time. */
+  readonly ready: Promise<void>
+  unsubscribe(): Promise<void>
+}
+
+export interface ConnectionInfo {
+  /** Scheme and host only (SPEC §7). */
+  endpoint: string
+}
+
+export interface DisconnectInfo extends ConnectionInfo {
+  reason: string
+}
+
+interface RpcSocketEvents {
+  connected: (info: ConnectionInfo) => void
+  reconnected: (info: ConnectionInfo) => void
+  disconnected: (info: DisconnectInfo) => void
+}
+
+export class RpcError extends BlockhookError {
+  readonly rpcCode: number | undefined
+  readonly rpcData: unknown
+
+  constructor(code: string, message: string, rpcCode?: number, rpcData?: unknown) {
+    super(code, message)
+    this.name = 'RpcError'
+    this.rpcCode = rpcCode
+    this.rpcData = rpcData
+  }
+}
+
+export const isRpcError = (err: unknown, code?: string): err is RpcError =>
+  err instanceof RpcError && (code === undefined || err.code === code)
+
+interface PendingRequest {
+  method: string
+  resolve: (result: unknown) => void
+  reject: (err: Error) => void
+  timer: NodeJS.Timeout
+}
+
+interface SubscriptionEntry {
+  request: SubscribeRequest
+  onNotification: (result: unknown) => void
+  /** The node's id on the current connection, once known. */
+  serverId: string | undefined
+  markReady: () => void
+  closed: boolean
+}
+
+const DEFAULTS = {
+  requestTimeoutMs: 30_000,
+  connectTimeoutMs: 10_000,
+  pingIntervalMs: 15_000,
+  pongTimeoutMs: 10_000,
+  backoffInitialMs: 250,
+  backoffMaxMs: 30_000,
+  maxPayloadBytes: 256 * 1024 * 1024,
+}
+/** Notifications held for server ids not yet mapped; beyond this the oldest are dropped. */
+const MAX_EARLY_NOTIFICATIONS = 10_000
+
+type Listener<E extends keyof RpcSocketEvents> = RpcSocketEvents[E]
+
+export class RpcSocket {
+  readonly #options: Required<Omit<RpcSocketOptions, 'watchdogMs'>> & { watchdogMs: number | undefined }
+  readonly #log: Logger
+  readonly #pending = new Map<number, PendingRequest>()
+  readonly #subscriptions = new Set<SubscriptionEntry>()
+  readonly #byServerId = new Map<string, SubscriptionEntry>()
+  readonly #early = new Map<string, unknown[]>()
+  #earlyCount = 0
+  readonly #listeners: { [E in keyof RpcSocketEvents]: Set<Listener<E>> } = {
+    connected: new Set(), reconnected: new Set(), disconnected: new Set(),
+  }
+
+  #ws: WebSocket | undefined
+  #open = false
+  #stopped = true
+  #endpointIndex = 0
+  #failures = 0
+  #everConnected = false
+  #reconnects = 0
+  #nextId = 1
+  #reconnectTimer: NodeJS.Timeout | undefined
+  #pingTimer: NodeJS.Timeout | undefined
+  #pongTimer: NodeJS.Timeout | undefined
+  #watchdogTimer: NodeJS.Timeout | undefined
+
+  constructor(options: RpcSocketOptions) {
+    if (options.endpoints.length === 0) throw new BlockhookError('BH_RPC_NO_ENDPOINT', `${options.name}: no endpoint`)
+    this.#options = { ...DEFAULTS, random: Math.random, watchdogMs: undefined, ...options }
+    this.#log = options.logger.child({ rpc: options.name })
+  }
+
+  get connected(): boolean {
+    return this.#open
+  }
+
+  /** The endpoint in use (or next to be tried), redacted. */
+  get endpoint(): string {
+    return redactUrl(this.#options.endpoints[this.#endpointIndex]!)
+  }
+
+  get reconnects(): number {
+    return this.#reconnects
+  }
+
+  get subscriptionCount(): number {
+    return this.#subscriptions.size
+  }
+
+  on<E extends keyof RpcSocketEvents>(event: E, listener: Listener<E>): () => void {
+    this.#listeners[event].add(listener)
+    return () => this.#listeners[event].delete(listener)
+  }
+
+  start(): void {
+    if (!this.#stopped) return
+    this.#stopped = false
+    this.#connect()
+  }
+
+  /** Closes for good: every waiter is rejected, no reconnect. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#stopped) return
+    this.#stopped = true
+    clearTimeout(this.#reconnectTimer)
+    const ws = this.#ws
+    this.#teardown('closed by the caller')
+    if (ws && ws.readyState !== WebSocket.CLOSED) {
+      const closed = new Promise((resolve) => ws.once('close', resolve))
+      ws.close()
+      const force = setTimeout(() => ws.terminate(), 1000)
+      await closed
+      clearTimeout(force)
+    }
+  }
+
+  /** Resets the watchdog: the caller saw the liveness it expects (a head). */
+  touch(): void {
+    if (!this.#open || this.#options.watchdogMs === undefined) return
+    clearTimeout(this.#watchdogTimer)
+    this.#watchdogTimer = setTimeout(() => {
+      this.#log.warn({ endpoint: this.endpoint, watchdogMs: this.#options.watchdogMs }, 'no head for too long, switching endpoint')
+      this.#ws?.terminate()
+    }, this.#options.watchdogMs)
+    this.#watchdogTimer.unref()
+  }
+
+  /** Sends one request; fails fast with BH_RPC_DISCONNECTED when there is no connection. */
+  request<T = unknown>(method: string, params: readonly unknown[] = [], timeoutMs = this.#options.requestTimeoutMs): Promise<T> {
+    const ws = this.#ws
+    if (!this.#open || !ws) {
+      return Promise.reject(new RpcError('BH_RPC_DISCONNECTED', `${method}: not connected`))
+    }
+    return this.#send(ws, method, params, timeoutMs) as Promise<T>
+  }
+
+  /**
+   * Registers a subscription that is kept across reconnects. Notifications reach
+   * `onNotification` with the notification's `result`, unvalidated: the caller checks its shape.
+   */
+  subscribe(request: SubscribeRequest, onNotification: (result: unknown) => void): RpcSubscription {
+    let markReady!: () => void
+    const ready = new Promise<void>((resolve) => { markReady = resolve })
+    const entry: SubscriptionEntry = { request, onNotification, serverId: undefined, markReady, closed: false }
+    this.#subscriptions.add(entry)
+    if (this.#open && this.#ws) void this.#establish(this.#ws, entry)
+    return {
+      ready,
+      unsubscribe: async () => {
+        if (entry.closed) return
+        entry.closed = true
+        this.#subscriptions.delete(entry)
+        const serverId = entry.serverId
+        if (serverId === undefined) return
+        this.#byServerId.delete(serverId)
+        await this.request(request.unsubscribeMethod, [this.#serverIdParam(serverId)]).catch((err: unknown) => {
+          this.#log.debug({ err, method: request.unsubscribeMethod }, 'unsubscribe failed (connection gone?)')
+        })
+      },
+    }
+  }
+
+  // --- connection lifecycle --------------------------------------------------------------------
+
+  #connect(): void {
+    if (this.#stopped) return
+    const url = this.#options.endpoints[this.#endpointIndex]!
+    const endpoint = redactUrl(url)
+    this.#log.debug({ endpoint }, 'connecting')
+    const ws = new WebSocket(url, {
+      maxPayload: this.#options.maxPayloadBytes,
+      handshakeTimeout: this.#options.connectTimeoutMs,
+      perMessageDeflate: false,
+    })
+    this.#ws = ws
+    ws.on('open', () => void this.#onOpen(ws))
+    ws.on('message', (data, isBinary) => this.#onMessage(data, isBinary))
+    ws.on('pong', () => clearTimeout(this.#pongTimer))
+    ws.on('error', (err) => this.#log.warn({ endpoint, err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'socket error'))
+    ws.on('close', (code, reason) => this.#onClose(ws, `${code}${reason.length > 0 ? ` ${reason.toString().slice(0, 200)}` : ''}`))
+  }
+
+  async #onOpen(ws: WebSocket): Promise<void> {
+    if (ws !== this.#ws) return
+    this.#open = true
+    this.#startPing(ws)
+    this.touch()
+    const results = await Promise.allSettled([...this.#subscriptions].map((entry) => this.#establish(ws, entry)))
+    if (ws !== this.#ws || !this.#open) return
+    const failed = results.filter((r) => r.status === 'rejected').length
+    if (failed > 0) this.#log.warn({ failed }, 'some subscriptions could not be replayed')
+    this.#failures = 0
+    const info = { endpoint: this.endpoint }
+    const reconnect = this.#everConnected
+    this.#everConnected = true
+    this.#log.info({ ...info, reconnect, subscriptions: this.#subscriptions.size }, 'connected')
+    this.#emit('connected', info)
+    if (reconnect) this.#emit('reconnected', info)
+  }
+
+  #onClose(ws: WebSocket, reason: string): void {
+    if (ws !== this.#ws) return
+    const endpoint = this.endpoint
+    const wasOpen = this.#open
+    this.#teardown(`connection closed (${reason})`)
+    this.#ws = undefined
+    if (this.#stopped) return
+    if (wasOpen) {
+      this.#reconnects++
+      this.#emit('disconnected', { endpoint, reason })
+    }
+    this.#failures++
+    this.#endpointIndex = (this.#endpointIndex + 1) % this.#options.endpoints.length
+    const delayMs = this.#backoffMs()
+    this.#log.warn({ endpoint, reason, nextEndpoint: this.endpoint, delayMs }, 'disconnected, reconnecting')
+    this.#reconnectTimer = setTimeout(() => this.#connect(), delayMs)
+    this.#reconnectTimer.unref()
+  }
+
+  /** Exponential with "equal jitter": half fixed, half random, so retries never synchronise. */
+  #backoffMs(): number {
+    const { backoffInitialMs, backoffMaxMs, random } = this.#options
+    const ceiling = Math.min(backoffMaxMs, backoffInitialMs * 2 ** Math.min(this.#failures - 1, 30))
+    return Math.round(ceiling / 2 + (ceiling / 2) * random())
+  }
+
+  #teardown(reason: string): void {
+    this.#open = false
+    clearInterval(this.#pingTimer)
+    clearTimeout(this.#pongTimer)
+    clearTimeout(this.#watchdogTimer)
+    for (const [id, pending] of this.#pending) {
+      clearTimeout(pending.timer)
+      pending.reject(new RpcError('BH_RPC_DISCONNECTED', `${pending.method}: ${reason}`))
+      this.#pending.delete(id)
+    }
+    for (const entry of this.#subscriptions) entry.serverId = undefined
+    this.#byServerId.clear()
+    this.#early.clear()
+    this.#earlyCount = 0
+  }
+
+  #startPing(ws: WebSocket): void {
+    this.#pingTimer = setInterval(() => {
+      clearTimeout(this.#pongTimer)
+      this.#pongTimer = setTimeout(() => {
+        this.#log.warn({ endpoint: this.endpoint }, 'no pong, switching endpoint')
+        ws.terminate()
+      }, this.#options.pongTimeoutMs)
+      this.#pongTimer.unref()
+      try {
+        ws.ping()
+      } catch (err) {
+        this.#log.debug({ err }, 'ping on a closing socket')
+      }
+    }, this.#options.pingIntervalMs)
+    this.#pingTimer.unref()
+  }
+
+  #emit<E extends keyof RpcSocketEvents>(event: E, ...args: Parameters<RpcSocketEvents[E]>): void {
+    for (const listener of this.#listeners[event]) {
+      try {
+        (listener as (...a: unknown[]) => void)(...args)
+      } catch (err) {
+        this.#log.error({ err, event }, 'event listener threw')
+      }
+    }
+  }
+
+  // --- requests and subscriptions ---------------------------------------------------------------
+
+  #send(ws: WebSocket, method: string, params: readonly unknown[], timeoutMs: number): Promise<unknown> {
+    const id = this.#nextId++
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id)
+        reject(new RpcError('BH_RPC_TIMEOUT', `${method}: no answer within ${timeoutMs} ms`))
+      }, timeoutMs)
+      timer.unref()
+      this.#pending.set(id, { method, resolve, reject, timer })
+      ws.send(JSON.stringify({ jsonrpc: '2.0', id, method, params }), (err) => {
+        if (!err) return
+        const pending = this.#pending.get(id)
+        if (!pending) return
+        clearTimeout(pending.timer)
+        this.#pending.delete(id)
+        reject(new RpcError('BH_RPC_DISCONNECTED', `${method}: send failed: ${err.message}`))
+      })
+    })
+  }
+
+  async #establish(ws: WebSocket, entry: SubscriptionEntry): Promise<void> {
+    const result = await this.#send(ws, entry.request.method, entry.request.params, this.#options.requestTimeoutMs)
+    if (typeof result !== 'string' && typeof result !== 'number') {
+      throw new RpcError('BH_RPC_BAD_RESPONSE', `${entry.request.method}: subscription id is not a string or number`)
+    }
+    const serverId = String(result)
+    if (ws !== this.#ws) return
+    if (entry.closed) {
+      // Unsubscribed while the request was in flight: release it on the node too.
+      void this.#send(ws, entry.request.unsubscribeMethod, [result], this.#options.requestTimeoutMs).catch(() => undefined)
+      return
+    }
+    entry.serverId = serverId
+    this.#byServerId.set(serverId, entry)
+    const early = this.#early.get(serverId)
+    if (early) {
+      this.#early.delete(serverId)
+      this.#earlyCount -= early.length
+      for (const notification of early) this.#deliver(entry, notification)
+    }
+    entry.markReady()
+  }
+
+  #serverIdParam(serverId: string): string | number {
+    return /^\d+$/.test(serverId) ? Number(serverId) : serverId
+  }
+
+  #onMessage(data: WebSocket.RawData, isBinary: boolean): void {
+    if (isBinary) {
+      this.#log.warn('binary frame skipped')
+      return
+    }
+    let message: unknown
+    try {
+      message = JSON.parse(data.toString())
+    } catch {
+      this.#log.warn({ bytes: rawLength(data) }, 'malformed JSON frame skipped')
+      return
+    }
+    const messages = Array.isArray(message) ? message : [message]
+    for (const m of messages) this.#route(m)
+  }
+
+  #route(message: unknown): void {
+    if (typeof message !== 'object' || message === null) {
+      this.#log.warn('non-object message skipped')
+      return
+    }
+    const m = message as { id?: unknown; result?: unknown; error?: unknown; method?: unknown; params?: unknown }
+    if (typeof m.id === 'number') {
+      const pending = this.#pending.get(m.id)
+      if (!pending) {
+        this.#log.debug({ id: m.id }, 'answer to an unknown or timed-out request skipped')
+        return
+      }
+      this.#pending.delete(m.id)
+      clearTimeout(pending.timer)
+      if (m.error !== undefined && m.error !== null) {
+        const e = m.error as { code?: unknown; message?: unknown; data?: unknown }
+        pending.reject(new RpcError(
+          'BH_RPC_ERROR', `${pending.method}: ${typeof e.message === 'string' ? e.message.slice(0, 500) : 'error'}`,
+          typeof e.code === 'number' ? e.code : undefined, e.data,
+        ))
+      } else if ('result' in m) {
+        pending.resolve(m.result)
+      } else {
+        pending.reject(new RpcError('BH_RPC_BAD_RESPONSE', `${pending.method}: answer has neither result nor error`))
+      }
+      return
+    }
+    const params = m.params as { subscription?: unknown; result?: unknown } | undefined
+    if (typeof m.method === 'string' && params && typeof params === 'object'
+      && (typeof params.subscription === 'string' || typeof params.subscription === 'number') && 'result' in params) {
+      const serverId = String(params.subscription)
+      const entry = this.#byServerId.get(serverId)
+      if (entry) this.#deliver(entry, params.result)
+      else this.#holdEarly(serverId, params.result)
+      return
+    }
+    this.#log.warn({ method: typeof m.method === 'string' ? m.method.slice(0, 100) : undefined }, 'message of unknown shape skipped')
+  }
+
+  #deliver(entry: SubscriptionEntry, result: unknown): void {
+    try {
+      entry.onNotification(result)
+    } catch (err) {
+      this.#log.error({ err, method: entry.request.method }, 'notification handler threw')
+    }
+  }
+
+  /** A notification may beat the answer that tells us its subscription id; keep it until then. */
+  #holdEarly(serverId: string, result: unknown): void {
+    if (this.#earlyCount >= MAX_EARLY_NOTIFICATIONS) {
+      const [oldestId, oldest] = this.#early.entries().next().value as [string, unknown[]]
+      oldest.shift()
+      this.#earlyCount--
+      if (oldest.length === 0) this.#early.delete(oldestId)
+      this.#log.warn({ subscription: oldestId }, 'too many notifications for unknown subscriptions, dropping the oldest')
+    }
+    const held = this.#early.get(serverId) ?? []
+    held.push(result)
+    this.#early.set(serverId, held)
+    this.#earlyCount++
+  }
+}
+
+function rawLength(data: WebSocket.RawData): number {
+  if (Array.isArray(data)) return data.reduce((n, b) => n + b.length, 0)
+  return data instanceof ArrayBuffer ? data.byteLength : data.length
+}
