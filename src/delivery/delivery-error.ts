@@ -1,0 +1,30 @@
+/**
+ * Why an attempt failed, classified where it happens (STYLE §5): each DeliveryError knows whether
+ * another attempt can help and, after a 429/503 with Retry-After, exactly when it may come.
+ */
+export type DeliveryErrorCode =
+  /** A non-2xx answer other than the ones below. */
+  | 'BH_DELIVERY_STATUS'
+  /** A 3xx: redirects are not followed (SPEC §5). */
+  | 'BH_DELIVERY_REDIRECT'
+  /** 410 Gone: the receiver asks us to stop; the watch is disabled. */
+  | 'BH_DELIVERY_GONE'
+  | 'BH_DELIVERY_TIMEOUT'
+  | 'BH_DELIVERY_NETWORK'
+  /** The URL is, or resolves to, an address webhooks may not go to. */
+  | 'BH_DELIVERY_URL_REFUSED'
+
+export class DeliveryError extends Error {
+  readonly code: DeliveryErrorCode
+  readonly retryable: boolean
+  /** From Retry-After on a 429 or 503, capped; the next attempt waits exactly this long. */
+  readonly retryAfterMs: number | undefined
+
+  constructor(code: DeliveryErrorCode, message: string, options: { retryable: boolean; retryAfterMs?: number; cause?: unknown }) {
+    super(message, { cause: options.cause })
+    this.name = 'DeliveryError'
+    this.code = code
+    this.retryable = options.retryable
+    this.retryAfterMs = options.retryAfterMs
+  }
+}
