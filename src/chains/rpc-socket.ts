@@ -137,6 +137,7 @@ export class RpcSocket {
   #reconnectTimer: NodeJS.Timeout | undefined
   #pingTimer: NodeJS.Timeout | undefined
   #pongTimer: NodeJS.Timeout | undefined
+  #awaitingPong = false
   #watchdogTimer: NodeJS.Timeout | undefined
 
   constructor(options: RpcSocketOptions) {
@@ -250,7 +251,10 @@ export class RpcSocket {
     this.#ws = ws
     ws.on('open', () => void this.#onOpen(ws))
     ws.on('message', (data, isBinary) => this.#onMessage(data, isBinary))
-    ws.on('pong', () => clearTimeout(this.#pongTimer))
+    ws.on('pong', () => {
+      this.#awaitingPong = false
+      clearTimeout(this.#pongTimer)
+    })
     ws.on('error', (err) => this.#log.warn({ endpoint, err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'socket error'))
     ws.on('close', (code, reason) => this.#onClose(ws, `${code}${reason.length > 0 ? ` ${reason.toString().slice(0, 200)}` : ''}`))
   }
@@ -303,6 +307,7 @@ export class RpcSocket {
     this.#open = false
     clearInterval(this.#pingTimer)
     clearTimeout(this.#pongTimer)
+    this.#awaitingPong = false
     clearTimeout(this.#watchdogTimer)
     for (const [id, pending] of this.#pending) {
       clearTimeout(pending.timer)
@@ -317,7 +322,9 @@ export class RpcSocket {
 
   #startPing(ws: WebSocket): void {
     this.#pingTimer = setInterval(() => {
-      clearTimeout(this.#pongTimer)
+      // A ping still unanswered keeps its deadline: re-arming it would let a hung link live forever.
+      if (this.#awaitingPong) return
+      this.#awaitingPong = true
       this.#pongTimer = setTimeout(() => {
         this.#log.warn({ endpoint: this.endpoint }, 'no pong, switching endpoint')
         ws.terminate()
