@@ -52,6 +52,11 @@ export interface RpcSubscription {
   /** Resolves once the node has accepted the subscription the first time. */
   readonly ready: Promise<void>
   unsubscribe(): Promise<void>
+  /**
+   * Drops the subscription without a word to the node, for one the node ended by itself
+   * (Solana's signatureSubscribe after its notification): no unsubscribe call, no replay.
+   */
+  forget(): void
 }
 
 export interface ConnectionInfo {
@@ -232,6 +237,11 @@ export class RpcSocket {
         await this.request(request.unsubscribeMethod, [this.#serverIdParam(serverId)]).catch((err: unknown) => {
           this.#log.debug({ err, method: request.unsubscribeMethod }, 'unsubscribe failed (connection gone?)')
         })
+      },
+      forget: () => {
+        entry.closed = true
+        this.#subscriptions.delete(entry)
+        if (entry.serverId !== undefined) this.#byServerId.delete(entry.serverId)
       },
     }
   }
