@@ -1,0 +1,53 @@
+/** Liveness and readiness (SPEC §3), unauthenticated so orchestrators can probe them. */
+import type { ApiRoutes } from '../src/api/app.js'
+import { errorBody } from '../src/api/errors.js'
+import { errorBodySchema } from '../src/api/schemas.js'
+
+/** ioredis queues commands while disconnected; a probe must answer rather than wait. */
+const PING_TIMEOUT_MS = 1_000
+
+const statusSchema = {
+  type: 'object',
+  required: ['status'],
+  properties: { status: { type: 'string' } },
+} as const
+
+export const healthRoutes: ApiRoutes = async (app, { deps }) => {
+  app.get('/healthz', {
+    schema: { tags: ['operations'], summary: 'The process is running', response: { 200: statusSchema } },
+  }, async () => ({ status: 'ok' }))
+
+  async function notReadyReason(): Promise<string | undefined> {
+    if (deps.redis.status !== 'ready') return `redis is ${deps.redis.status}`
+    let timer: NodeJS.Timeout | undefined
+    try {
+      await Promise.race([
+        deps.redis.ping(),
+        new Promise((_, reject) => { timer = setTimeout(() => reject(new Error('timed out')), PING_TIMEOUT_MS) }),
+      ])
+    } catch (err) {
+      return `redis does not answer: ${(err as Error).message}`
+    } finally {
+      clearTimeout(timer)
+    }
+    for (const check of deps.readinessChecks ?? []) {
+      const reason = check()
+      if (reason !== undefined) return reason
+    }
+    return undefined
+  }
+
+  app.get('/readyz', {
+    schema: {
+      tags: ['operations'],
+      summary: 'Redis answers (and, with a subscriber in this process, every chain is connected)',
+      response: { 200: statusSchema, 503: { description: 'Not ready, with the reason', ...errorBodySchema } },
+    },
+  }, async (request, reply) => {
+    const reason = await notReadyReason()
+    if (reason === undefined) return { status: 'ready' }
+    request.log.warn({ reason }, 'not ready')
+    return reply.code(503).send(errorBody(503, 'BH_NOT_READY', reason))
+  })
+}
+

@@ -1,0 +1,158 @@
+/**
+ * The REST API as a Fastify app that is built but not started (STYLE §1): tests call `inject()`
+ * on it, `server.ts` listens. Routes live in `routes/` as plugins registered into two scopes, one
+ * behind tenant API keys and one behind the admin token; a route file added later needs one
+ * `register` line in the scope it belongs to.
+ */
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync } from 'fastify'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import { Ajv, type Options as AjvOptions } from 'ajv'
+import ajvFormats from 'ajv-formats'
+import type { Redis } from 'ioredis'
+import type { Config } from '../config/config.js'
+import type { DeliveryQueue } from '../delivery/delivery-queue.js'
+import { registerChainFormats } from '../domain/formats.js'
+import type { Resolver } from '../domain/url-policy.js'
+import type { Logger } from '../logger.js'
+import type { Metrics, MetricsPublisher } from '../metrics.js'
+import type { RedisKeys } from '../storage/keys.js'
+import type { TenantStore } from '../storage/tenant-store.js'
+import type { WatchStore } from '../storage/watch-store.js'
+import { adminStatusRoutes } from '../../routes/admin-status.js'
+import { adminTenantRoutes } from '../../routes/admin-tenants.js'
+import { healthRoutes } from '../../routes/health.js'
+import { adminAuth, tenantAuth } from './auth.js'
+import { errorBody, formatValidationErrors, RetryLaterError, toErrorBody } from './errors.js'
+import { RateLimiter } from './rate-limit.js'
+
+/**
+ * What the routes use. Open to additions: a route module that needs more (e.g. a delivery
+ * store) adds an optional field here and `server.ts` supplies it.
+ */
+export interface ApiDeps {
+  redis: Redis
+  keys: RedisKeys
+  tenants: TenantStore
+  watches: WatchStore
+  deliveryQueue: DeliveryQueue
+  metrics: Metrics
+  /** Publishes this process's metrics before /metrics sums every process's snapshot. */
+  metricsPublisher: MetricsPublisher
+  logger: Logger
+  /** DNS for the webhook URL policy; the system resolver when absent (tests inject one). */
+  resolve?: Resolver
+  /** Extra readiness conditions (the subscriber's connections in `blockhook all`): a string is the 503 reason. */
+  readinessChecks?: Array<() => string | undefined>
+}
+
+/** What every route plugin is registered with. */
+export interface ApiContext {
+  config: Config
+  deps: ApiDeps
+}
+
+export type ApiRoutes = FastifyPluginAsync<ApiContext>
+
+/** SPEC §3: bodies over 1 MiB get 413. */
+export const BODY_LIMIT_BYTES = 1024 * 1024
+
+const BASE_AJV_OPTIONS: AjvOptions = {
+  useDefaults: true,
+  // Fastify's default strips unknown fields; SPEC §3 wants them rejected.
+  removeAdditional: false,
+  allErrors: false,
+  strict: false,
+  discriminator: true,
+}
+
+function buildAjv(options: AjvOptions): Ajv {
+  const ajv = new Ajv({ ...BASE_AJV_OPTIONS, ...options })
+  ajvFormats.default(ajv)
+  return registerChainFormats(ajv)
+}
+
+/**
+ * Bodies are validated without type coercion (`"confirmations": "12"` is a wrong type, 400);
+ * querystrings and path parameters arrive as strings and are coerced.
+ */
+function installValidators(app: FastifyInstance): void {
+  const bodyAjv = buildAjv({ coerceTypes: false })
+  const urlAjv = buildAjv({ coerceTypes: 'array' })
+  app.setValidatorCompiler(({ schema, httpPart }) =>
+    httpPart === 'body' ? bodyAjv.compile(schema) : urlAjv.compile(schema))
+}
+
+/**
+ * JSON only (anything else is 415; Fastify would also take text/plain). An empty body with
+ * `content-type: application/json` (curl -X DELETE -H …) reads as no body.
+ */
+function installJsonParser(app: FastifyInstance): void {
+  const parseJson = app.getDefaultJsonParser('error', 'error')
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const text = body.toString()
+    if (text === '') done(null, undefined)
+    else parseJson(request, text, done)
+  })
+}
+
+async function installDocs(app: FastifyInstance): Promise<void> {
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'blockhook',
+        description: 'Blockchain node subscriptions turned into signed, retried webhooks.',
+        version: '1',
+      },
+      components: {
+        securitySchemes: {
+          tenantApiKey: { type: 'http', scheme: 'bearer', description: 'A tenant API key (bhk_…)' },
+          adminToken: { type: 'http', scheme: 'bearer', description: 'BLOCKHOOK_ADMIN_TOKEN' },
+        },
+      },
+    },
+  })
+  await app.register(swaggerUi, { routePrefix: '/docs' })
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+}
+
+export async function buildApi(config: Config, deps: ApiDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    bodyLimit: BODY_LIMIT_BYTES,
+    schemaErrorFormatter: (errors, dataVar) => new Error(formatValidationErrors(errors, dataVar)),
+  })
+  installValidators(app)
+  installJsonParser(app)
+  app.decorateRequest('tenantId', '')
+
+  app.setErrorHandler((err, request, reply) => {
+    const body = toErrorBody(err)
+    if (body.statusCode >= 500) request.log.error({ err }, 'request failed')
+    if (err instanceof RetryLaterError) reply.header('retry-after', String(err.retryAfterSec))
+    return reply.code(body.statusCode).send(body)
+  })
+  app.setNotFoundHandler((request, reply) =>
+    reply.code(404).send(errorBody(404, 'BH_ROUTE_NOT_FOUND', `route ${request.method} ${request.url.split('?')[0]} not found`)))
+
+  await installDocs(app)
+
+  const context: ApiContext = { config, deps }
+  const rateLimiter = new RateLimiter(deps.redis, deps.keys, config.rateLimitPerSecond)
+
+  await app.register(healthRoutes, context)
+
+  await app.register(async function tenantScope(scope) {
+    scope.addHook('onRequest', tenantAuth(deps.tenants, rateLimiter))
+  })
+
+  await app.register(async function adminScope(scope) {
+    scope.addHook('onRequest', adminAuth(config.adminToken))
+    await scope.register(adminTenantRoutes, context)
+    await scope.register(adminStatusRoutes, context)
+  })
+
+  return app
+}

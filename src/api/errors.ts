@@ -1,0 +1,79 @@
+/**
+ * Every error the API answers with is SPEC §3's body `{statusCode, error, code, message}`.
+ * Fastify's own errors (validation, body parsing) are given stable `BH_` codes here, so clients
+ * branch on one vocabulary; their readable messages (`body/url must match format "uri"`) stay.
+ */
+import { STATUS_CODES } from 'node:http'
+import type { FastifyError } from 'fastify'
+import { BlockhookError } from '../domain/errors.js'
+
+export interface ErrorBody {
+  statusCode: number
+  error: string
+  code: string
+  message: string
+}
+
+/** An error that tells the client when to come back (429, 503): rendered as `Retry-After`. */
+export class RetryLaterError extends BlockhookError {
+  readonly retryAfterSec: number
+
+  constructor(code: string, message: string, statusCode: number, retryAfterSec: number) {
+    super(code, message, statusCode)
+    this.name = 'RetryLaterError'
+    this.retryAfterSec = retryAfterSec
+  }
+}
+
+export function errorBody(statusCode: number, code: string, message: string): ErrorBody {
+  return { statusCode, error: STATUS_CODES[statusCode] ?? 'Error', code, message }
+}
+
+const FASTIFY_CODES: Record<string, { statusCode: number; code: string; message?: string }> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: { statusCode: 413, code: 'BH_BODY_TOO_LARGE', message: 'request body is larger than 1 MiB' },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: { statusCode: 415, code: 'BH_UNSUPPORTED_MEDIA_TYPE', message: 'content-type must be application/json' },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: { statusCode: 400, code: 'BH_INVALID_BODY' },
+  FST_ERR_CTP_EMPTY_JSON_BODY: { statusCode: 400, code: 'BH_INVALID_JSON', message: 'body is empty but content-type is application/json' },
+  FST_ERR_CTP_INVALID_JSON_BODY: { statusCode: 400, code: 'BH_INVALID_JSON' },
+}
+
+/** The body for any thrown value; anything unexpected is a 500 whose details stay in the log. */
+export function toErrorBody(err: unknown): ErrorBody {
+  if (err instanceof BlockhookError) return errorBody(err.statusCode, err.code, err.message)
+  const fastifyError = err as Partial<FastifyError> & { status?: number }
+  if (fastifyError.validation) return errorBody(400, 'BH_VALIDATION', fastifyError.message ?? 'invalid request')
+  const known = fastifyError.code ? FASTIFY_CODES[fastifyError.code] : undefined
+  if (known) return errorBody(known.statusCode, known.code, known.message ?? fastifyError.message ?? '')
+  // The JSON parser's SyntaxError arrives as a plain 400.
+  if (err instanceof SyntaxError) return errorBody(400, 'BH_INVALID_JSON', `body is not valid JSON: ${err.message}`)
+  const status = fastifyError.statusCode ?? fastifyError.status
+  if (status && status >= 400 && status < 500) {
+    return errorBody(status, fastifyError.code ?? 'BH_BAD_REQUEST', fastifyError.message ?? 'bad request')
+  }
+  return errorBody(500, 'BH_INTERNAL', 'internal server error')
+}
+
+interface ValidationIssue {
+  keyword: string
+  instancePath: string
+  message?: string
+  params: Record<string, unknown>
+}
+
+/**
+ * Fastify's readable form (`body/filter/address must match pattern "…"`), with the messages
+ * that would not name the field made to: an unknown field, a `type` outside the choices.
+ */
+export function formatValidationErrors(errors: readonly ValidationIssue[], dataVar: string): string {
+  return errors
+    .filter((e) => e.keyword !== 'if')
+    .map((e) => {
+      const at = `${dataVar}${e.instancePath}`
+      if (e.keyword === 'additionalProperties') return `${at}/${String(e.params.additionalProperty)} is not a known field`
+      if (e.keyword === 'discriminator' && e.params.error === 'mapping') {
+        return `${at}/${String(e.params.tag)} must be one of the known values`
+      }
+      return `${at} ${e.message ?? 'is invalid'}`
+    })
+    .join(', ')
+}

@@ -1,0 +1,78 @@
+/**
+ * Builds the API on a real Redis, the way `startApi` wires it, without opening a port: tests
+ * talk to it with `app.inject()`. Every call gets its own Redis key prefix.
+ */
+import type { Test } from 'tap'
+import { pino } from 'pino'
+import type { FastifyInstance } from 'fastify'
+import { buildApi, type ApiDeps } from '../../src/api/app.js'
+import type { Config } from '../../src/config/config.js'
+import { DeliveryQueue } from '../../src/delivery/delivery-queue.js'
+import type { Resolver } from '../../src/domain/url-policy.js'
+import { createMetrics, MetricsPublisher } from '../../src/metrics.js'
+import { redisKeys } from '../../src/storage/keys.js'
+import { createRedis } from '../../src/storage/redis.js'
+import { SecretBox } from '../../src/storage/secret-box.js'
+import { TenantStore } from '../../src/storage/tenant-store.js'
+import { WatchStore } from '../../src/storage/watch-store.js'
+import { TEST_ADMIN_TOKEN, testConfig } from './config.js'
+
+export const ADMIN = { authorization: `Bearer ${TEST_ADMIN_TOKEN}` }
+
+/** Chains every API test can use: one of each type. */
+export const TEST_CHAINS = [
+  { id: 'eth', type: 'evm', ws: ['wss://eth.example/secret-token'], confirmations: 12 },
+  { id: 'sol', type: 'solana', ws: ['wss://sol.example'], commitment: 'finalized' },
+]
+
+/** Public names resolve to a documentation-free public address, `*.internal` to loopback. */
+export const testResolver: Resolver = async (hostname) => {
+  if (hostname.endsWith('.internal') || hostname === 'localhost') return [{ address: '127.0.0.1', family: 4 }]
+  if (hostname.endsWith('.invalid')) throw Object.assign(new Error('not found'), { code: 'ENOTFOUND' })
+  return [{ address: '93.184.215.14', family: 4 }]
+}
+
+export interface TestApi {
+  app: FastifyInstance
+  deps: ApiDeps
+  config: Config
+}
+
+export async function buildTestApi(
+  t: Test,
+  redisUrl: string,
+  overrides: Partial<Config> & { file?: unknown } = {},
+  extraDeps: Partial<ApiDeps> = {},
+): Promise<TestApi> {
+  const config = testConfig({ redisUrl, file: { chains: TEST_CHAINS }, ...overrides })
+  const redis = createRedis(config.redisUrl, 'test-api')
+  const keys = redisKeys(config.redisPrefix)
+  const metrics = createMetrics()
+  const deps: ApiDeps = {
+    redis,
+    keys,
+    tenants: new TenantStore(redis, keys),
+    watches: new WatchStore(redis, keys, new SecretBox(config.encryptionKey)),
+    deliveryQueue: new DeliveryQueue(redis, keys, config.delivery),
+    metrics,
+    metricsPublisher: new MetricsPublisher(redis, keys.queuePrefix, metrics),
+    logger: pino({ level: 'silent' }),
+    resolve: testResolver,
+    ...extraDeps,
+  }
+  const app = await buildApi(config, deps)
+  t.teardown(async () => {
+    await app.close()
+    await deps.deliveryQueue.close()
+    redis.disconnect()
+  })
+  return { app, deps, config }
+}
+
+/** Creates a tenant through the admin API and returns its id and key headers. */
+export async function createTenant(app: FastifyInstance, name = 'acme') {
+  const res = await app.inject({ method: 'POST', url: '/admin/tenants', headers: ADMIN, payload: { name } })
+  if (res.statusCode !== 201) throw new Error(`creating a tenant failed: ${res.statusCode} ${res.body}`)
+  const body = res.json() as { id: string; apiKey: string }
+  return { id: body.id, apiKey: body.apiKey, headers: { authorization: `Bearer ${body.apiKey}` } }
+}
