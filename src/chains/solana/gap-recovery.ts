@@ -1,0 +1,152 @@
+/**
+ * Filling the gap a reconnect or a restart leaves (SPEC §6). A resubscription is not continuity:
+ * for `logsSubscribe` with `mentions`, the transactions that mention the account since the last
+ * signature delivered are read back with getSignaturesForAddress (paging back to that signature)
+ * and getTransaction; for `accountSubscribe`, the account is read once with getAccountInfo and
+ * delivered only if it differs from the last state delivered. What to resume from is kept per
+ * subscription in Redis (`keys.solanaGapMarkers`).
+ */
+import type { Redis } from 'ioredis'
+import type { Commitment } from '../../config/config.js'
+import { sha256Hex } from '../../domain/ids.js'
+import type { RedisKeys } from '../../storage/keys.js'
+import { RpcError } from '../rpc-socket.js'
+import type { SolanaRpc } from './http-client.js'
+import type { SolanaNotification } from './notifications.js'
+import { canonicalJson, type SolanaSubscription } from './subscriptions.js'
+
+/** getSignaturesForAddress returns at most this many per call. */
+const SIGNATURE_PAGE = 1000
+/** A gap deeper than this many signatures is cut to its newest part (and logged by the caller). */
+export const MAX_SIGNATURE_PAGES = 10
+const TRANSACTION_READ_CONCURRENCY = 8
+
+interface SignatureInfo {
+  signature: string
+  slot: number
+}
+
+interface TransactionResult {
+  slot: number
+  blockTime?: number | null
+  meta: { err: unknown; logMessages?: string[] | null } | null
+}
+
+/** The HTTP methods refuse `processed`; `confirmed` is the nearest they serve. */
+export function httpCommitment(commitment: Commitment): Commitment {
+  return commitment === 'processed' ? 'confirmed' : commitment
+}
+
+function checkSignaturePage(page: unknown): SignatureInfo[] {
+  if (!Array.isArray(page) || page.length > SIGNATURE_PAGE ||
+    !page.every((s) => typeof s?.signature === 'string' && Number.isSafeInteger(s?.slot))) {
+    throw new RpcError('BH_RPC_BAD_RESPONSE', 'getSignaturesForAddress: not a list of {signature, slot}')
+  }
+  return page as SignatureInfo[]
+}
+
+export interface SignaturesSince {
+  /** Oldest first, each signature once. */
+  signatures: SignatureInfo[]
+  /** False when the gap was deeper than MAX_SIGNATURE_PAGES pages and its oldest part is left out. */
+  complete: boolean
+}
+
+/** The signatures mentioning `address` after `until` (newest first from the node, paged back). */
+export async function signaturesSince(rpc: SolanaRpc, address: string, until: string, commitment: Commitment): Promise<SignaturesSince> {
+  const newestFirst: SignatureInfo[] = []
+  let before: string | undefined
+  let complete = false
+  for (let page = 0; page < MAX_SIGNATURE_PAGES; page++) {
+    const config = { commitment: httpCommitment(commitment), limit: SIGNATURE_PAGE, until, ...(before ? { before } : {}) }
+    const batch = checkSignaturePage(await rpc.call('getSignaturesForAddress', [address, config]))
+    newestFirst.push(...batch)
+    if (batch.length < SIGNATURE_PAGE) {
+      complete = true
+      break
+    }
+    before = batch[batch.length - 1]!.signature
+  }
+  const seen = new Set<string>()
+  const signatures = newestFirst.reverse().filter((s) => !seen.has(s.signature) && seen.add(s.signature))
+  return { signatures, complete }
+}
+
+/** The newest signature mentioning `address`, where a first subscription starts its history. */
+export async function newestSignature(rpc: SolanaRpc, address: string, commitment: Commitment): Promise<string | undefined> {
+  const page = checkSignaturePage(await rpc.call('getSignaturesForAddress', [address, { commitment: httpCommitment(commitment), limit: 1 }]))
+  return page[0]?.signature
+}
+
+/** Runs `read` over `items` with at most `limit` at once, results in the items' order. */
+async function mapBounded<T, R>(items: readonly T[], limit: number, read: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length)
+  let next = 0
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++
+      results[i] = await read(items[i]!)
+    }
+  })
+  await Promise.all(workers)
+  return results
+}
+
+/**
+ * Each signature's transaction as the logsNotification it would have been: `{signature, err,
+ * logs}` at its slot. A transaction the node cannot return yet fails the whole read, so the
+ * caller retries rather than skipping it.
+ */
+export async function logsOfSignatures(rpc: SolanaRpc, signatures: readonly SignatureInfo[], commitment: Commitment): Promise<SolanaNotification[]> {
+  const config = { commitment: httpCommitment(commitment), encoding: 'json', maxSupportedTransactionVersion: 0 }
+  return mapBounded(signatures, TRANSACTION_READ_CONCURRENCY, async ({ signature }) => {
+    const tx = await rpc.call<TransactionResult | null>('getTransaction', [signature, config])
+    if (!tx || !Number.isSafeInteger(tx.slot) || typeof tx.meta !== 'object') {
+      throw new RpcError('BH_SOLANA_TRANSACTION_MISSING', `getTransaction: ${signature} not available yet`)
+    }
+    return {
+      slot: tx.slot,
+      value: { signature, err: tx.meta?.err ?? null, logs: tx.meta?.logMessages ?? null },
+      blockTime: tx.blockTime ?? null,
+    }
+  })
+}
+
+/** The account as accountNotification would carry it, read with the subscription's own config. */
+export async function readAccount(rpc: SolanaRpc, sub: SolanaSubscription): Promise<SolanaNotification> {
+  const result = await rpc.call<{ context?: { slot?: unknown }; value?: unknown }>('getAccountInfo', sub.params)
+  const slot = result?.context?.slot
+  if (!Number.isSafeInteger(slot) || result.value === undefined) {
+    throw new RpcError('BH_RPC_BAD_RESPONSE', 'getAccountInfo: not {context: {slot}, value}')
+  }
+  return { slot: slot as number, value: result.value }
+}
+
+/** Equal states, equal hashes, whatever the field order. */
+export function accountStateHash(value: unknown): string {
+  return sha256Hex(canonicalJson(value))
+}
+
+/** Where each subscription's gap recovery resumes from, in one Redis hash per chain. */
+export class GapMarkers {
+  readonly #redis: Redis
+  readonly #key: string
+
+  constructor(redis: Redis, keys: RedisKeys, chain: string) {
+    this.#redis = redis
+    this.#key = keys.solanaGapMarkers(chain)
+  }
+
+  async get(sub: SolanaSubscription): Promise<string | undefined> {
+    return (await this.#redis.hget(this.#key, sha256Hex(sub.key))) ?? undefined
+  }
+
+  async set(sub: SolanaSubscription, marker: string): Promise<void> {
+    await this.#redis.hset(this.#key, sha256Hex(sub.key), marker)
+  }
+
+  /** The subscription is gone: a later one with the same key starts afresh. */
+  async delete(sub: SolanaSubscription): Promise<void> {
+    await this.#redis.hdel(this.#key, sha256Hex(sub.key))
+  }
+}
