@@ -214,6 +214,8 @@ export class FakeSolanaNode {
   /** Cuts every connection without a close handshake; their subscriptions end with them. */
   dropConnections(): void {
     for (const socket of this.#wss.clients) socket.terminate()
+    // The node forgets them at once; waiting for 'close' would let a test see stale ones.
+    this.#subscriptions.clear()
   }
 
   // --- the ledger the HTTP methods read ---------------------------------------------------------
