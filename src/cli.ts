@@ -4,6 +4,7 @@
  */
 import { ConfigError, loadConfig, type Config } from './config/config.js'
 import { createLogger, type Logger } from './logger.js'
+import { runDev } from './dev/dev.js'
 
 export interface RunningRole {
   readonly name: string
@@ -67,8 +68,15 @@ function keepServing(logger: Logger): void {
 export async function main(argv: readonly string[]): Promise<void> {
   const command = argv[0]
   if (command === 'dev') {
-    process.stderr.write('blockhook: the dev role is not available in this version\n')
-    process.exit(2)
+    await runDev({
+      env: process.env,
+      startRoles: (config, logger) => startRoles(['worker', 'subscriber', 'api'], config, logger),
+      shutdownOnSignals: (parts, logger) => {
+        keepServing(logger)
+        shutdownOnSignals(parts, logger)
+      },
+    })
+    return
   }
   const roleNames: readonly RoleName[] | undefined =
     command === 'all' ? ['worker', 'subscriber', 'api']
