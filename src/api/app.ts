@@ -7,12 +7,10 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync } from 'fastify'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
-import { Ajv, type Options as AjvOptions } from 'ajv'
-import ajvFormats from 'ajv-formats'
+import type { ErrorObject } from 'ajv'
 import type { Redis } from 'ioredis'
 import type { Config } from '../config/config.js'
 import type { DeliveryQueue } from '../delivery/delivery-queue.js'
-import { registerChainFormats } from '../domain/formats.js'
 import type { Resolver } from '../domain/url-policy.js'
 import type { Logger } from '../logger.js'
 import type { Metrics, MetricsPublisher } from '../metrics.js'
@@ -22,9 +20,11 @@ import type { WatchStore } from '../storage/watch-store.js'
 import { adminStatusRoutes } from '../../routes/admin-status.js'
 import { adminTenantRoutes } from '../../routes/admin-tenants.js'
 import { healthRoutes } from '../../routes/health.js'
+import { watchRoutes } from '../../routes/watches.js'
 import { adminAuth, tenantAuth } from './auth.js'
-import { errorBody, formatValidationErrors, RetryLaterError, toErrorBody } from './errors.js'
+import { errorBody, RetryLaterError, toErrorBody } from './errors.js'
 import { RateLimiter } from './rate-limit.js'
+import { bodyAjv, formatValidationErrors, urlAjv } from './validation.js'
 
 /**
  * What the routes use. Open to additions: a route module that needs more (e.g. a delivery
@@ -57,28 +57,8 @@ export type ApiRoutes = FastifyPluginAsync<ApiContext>
 /** SPEC §3: bodies over 1 MiB get 413. */
 export const BODY_LIMIT_BYTES = 1024 * 1024
 
-const BASE_AJV_OPTIONS: AjvOptions = {
-  useDefaults: true,
-  // Fastify's default strips unknown fields; SPEC §3 wants them rejected.
-  removeAdditional: false,
-  allErrors: false,
-  strict: false,
-  discriminator: true,
-}
-
-function buildAjv(options: AjvOptions): Ajv {
-  const ajv = new Ajv({ ...BASE_AJV_OPTIONS, ...options })
-  ajvFormats.default(ajv)
-  return registerChainFormats(ajv)
-}
-
-/**
- * Bodies are validated without type coercion (`"confirmations": "12"` is a wrong type, 400);
- * querystrings and path parameters arrive as strings and are coerced.
- */
+/** Bodies validate without coercion, querystrings and params with it (see validation.ts). */
 function installValidators(app: FastifyInstance): void {
-  const bodyAjv = buildAjv({ coerceTypes: false })
-  const urlAjv = buildAjv({ coerceTypes: 'array' })
   app.setValidatorCompiler(({ schema, httpPart }) =>
     httpPart === 'body' ? bodyAjv.compile(schema) : urlAjv.compile(schema))
 }
@@ -122,7 +102,7 @@ export async function buildApi(config: Config, deps: ApiDeps): Promise<FastifyIn
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     bodyLimit: BODY_LIMIT_BYTES,
-    schemaErrorFormatter: (errors, dataVar) => new Error(formatValidationErrors(errors, dataVar)),
+    schemaErrorFormatter: (errors, dataVar) => new Error(formatValidationErrors(errors as ErrorObject[], dataVar)),
   })
   installValidators(app)
   installJsonParser(app)
@@ -146,6 +126,7 @@ export async function buildApi(config: Config, deps: ApiDeps): Promise<FastifyIn
 
   await app.register(async function tenantScope(scope) {
     scope.addHook('onRequest', tenantAuth(deps.tenants, rateLimiter))
+    await scope.register(watchRoutes, context)
   })
 
   await app.register(async function adminScope(scope) {

@@ -52,28 +52,3 @@ export function toErrorBody(err: unknown): ErrorBody {
   }
   return errorBody(500, 'BH_INTERNAL', 'internal server error')
 }
-
-interface ValidationIssue {
-  keyword: string
-  instancePath: string
-  message?: string
-  params: Record<string, unknown>
-}
-
-/**
- * Fastify's readable form (`body/filter/address must match pattern "…"`), with the messages
- * that would not name the field made to: an unknown field, a `type` outside the choices.
- */
-export function formatValidationErrors(errors: readonly ValidationIssue[], dataVar: string): string {
-  return errors
-    .filter((e) => e.keyword !== 'if')
-    .map((e) => {
-      const at = `${dataVar}${e.instancePath}`
-      if (e.keyword === 'additionalProperties') return `${at}/${String(e.params.additionalProperty)} is not a known field`
-      if (e.keyword === 'discriminator' && e.params.error === 'mapping') {
-        return `${at}/${String(e.params.tag)} must be one of the known values`
-      }
-      return `${at} ${e.message ?? 'is invalid'}`
-    })
-    .join(', ')
-}
