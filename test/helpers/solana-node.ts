@@ -144,6 +144,7 @@ export class FakeSolanaNode {
   readonly #subscriptions = new Map<number, NodeSubscription & { socket: WebSocket }>()
   readonly #subscriptionWaiters: Waiter<NodeSubscription>[] = []
   readonly #requestWaiters: Waiter<JsonRpcRequest>[] = []
+  readonly #httpWaiters: Waiter<JsonRpcRequest>[] = []
   readonly #transactions: LedgerTransaction[] = []
   readonly #accounts = new Map<string, SlotAndValue | null>()
   #nextSubscriptionId = 23784
@@ -189,6 +190,14 @@ export class FakeSolanaNode {
     const existing = this.requests.find(accept)
     if (existing) return Promise.resolve(existing)
     return new Promise((resolve) => this.#requestWaiters.push({ match: accept, resolve }))
+  }
+
+  /** Resolves with the first HTTP request (already received or later) that matches. */
+  waitForHttpRequest(method: string, match: (request: JsonRpcRequest, index: number) => boolean = () => true): Promise<JsonRpcRequest> {
+    const accept = (r: JsonRpcRequest) => r.method === method && match(r, this.httpRequests.indexOf(r))
+    const existing = this.httpRequests.find(accept)
+    if (existing) return Promise.resolve(existing)
+    return new Promise((resolve) => this.#httpWaiters.push({ match: accept, resolve }))
   }
 
   /**
@@ -316,6 +325,7 @@ export class FakeSolanaNode {
         const request = JSON.parse(body) as JsonRpcRequest
         this.httpRequests.push(request)
         answer = this.#answerHttp(request)
+        this.#settle(this.#httpWaiters, request)
       } catch {
         answer = this.#error(null, -32700, 'Parse error')
       }

@@ -1,0 +1,313 @@
+/**
+ * The Solana chain runner end to end: a documented-protocol node (test/helpers/solana-node.ts)
+ * sends notifications, and what the test looks at is what blockhook stored and queued in a real
+ * Redis: delivery records, their webhook bodies, BullMQ jobs, watch status.
+ */
+import t, { type Test } from 'tap'
+import { pino } from 'pino'
+import { createRedis } from '../src/storage/redis.js'
+import { redisKeys } from '../src/storage/keys.js'
+import { SecretBox } from '../src/storage/secret-box.js'
+import { WatchStore } from '../src/storage/watch-store.js'
+import { DeliveryQueue, type EnqueueOptions } from '../src/delivery/delivery-queue.js'
+import { renderWebhookBody, type MatchedEvent } from '../src/delivery/delivery-record.js'
+import { newId, newWebhookSecret, webhookId } from '../src/domain/ids.js'
+import type { Watch } from '../src/domain/watch-types.js'
+import type { Commitment } from '../src/config/config.js'
+import { createMetrics } from '../src/metrics.js'
+import { SolanaChainRunner } from '../src/chains/solana/solana-runner.js'
+import type { SolanaWatch } from '../src/chains/solana/subscriptions.js'
+import { startRedis } from './helpers/processes.js'
+import { testConfig } from './helpers/config.js'
+import { FakeSolanaNode, solanaFixture, type LedgerTransaction } from './helpers/solana-node.js'
+
+const ACCOUNT = 'CM78CPUeXjn8o3yroDHxUtKsZZgoy4GPkPPXfouKNH12'
+const PROGRAM = '11111111111111111111111111111111'
+const MENTIONED = 'H4vnBqifaSACnKa7acsxstsY1iV1bvJNxsCY7enrd1hq'
+const SIGNATURE = '2EBVM6cB8vAAD93Ktr6Vd8p67XPbQzCJX47MpReuiCXJAtcjaxpvWpcg9Ege1Nr5Tk3a2GFrByT7WPBjdsTycY9b'
+/** Base58 signatures of 64 bytes for the ledger (the fixture's ones, with a different last byte). */
+const SIGS = Array.from({ length: 6 }, (_, i) => `5h6xBEauJ3PK6SWCZ1PGjBvj8vDdWG3KpwATGy1ARAXFSDwt8GFXM7W5Ncn16wmqokgpiKRLuS83KUxyZyv2sUY${'abcdef'[i]}`)
+
+const redisServer = await startRedis()
+t.teardown(() => redisServer.stop())
+
+/** Lets a test await what the runner queues instead of sleeping. */
+class ObservedDeliveryQueue extends DeliveryQueue {
+  readonly events: MatchedEvent[] = []
+  readonly #waiters: { match: (e: MatchedEvent) => boolean; resolve: (e: MatchedEvent) => void }[] = []
+
+  override async enqueue(events: readonly MatchedEvent[], options?: EnqueueOptions, nowMs?: number): Promise<number> {
+    const added = await super.enqueue(events, options, nowMs)
+    for (const event of events) {
+      this.events.push(event)
+      for (const waiter of [...this.#waiters]) {
+        if (!waiter.match(event)) continue
+        this.#waiters.splice(this.#waiters.indexOf(waiter), 1)
+        waiter.resolve(event)
+      }
+    }
+    return added
+  }
+
+  waitFor(match: (e: MatchedEvent) => boolean): Promise<MatchedEvent> {
+    const seen = this.events.find(match)
+    if (seen) return Promise.resolve(seen)
+    return new Promise((resolve) => this.#waiters.push({ match, resolve }))
+  }
+}
+
+async function harness(t: Test, options: { http?: boolean } = {}) {
+  const node = await FakeSolanaNode.start()
+  const config = testConfig({
+    redisUrl: redisServer.url,
+    file: {
+      chains: [{
+        id: 'sol', type: 'solana', ws: [node.wsUrl], http: options.http === false ? [] : [node.httpUrl],
+        commitment: 'confirmed',
+      }],
+    },
+  })
+  const redis = createRedis(config.redisUrl, 'test')
+  const keys = redisKeys(config.redisPrefix)
+  const store = new WatchStore(redis, keys, new SecretBox(undefined))
+  const queue = new ObservedDeliveryQueue(redis, keys, config.delivery)
+  const metrics = createMetrics()
+  const runner = new SolanaChainRunner({
+    chain: config.chains[0]!, redis, keys, watchStore: store, deliveryQueue: queue, metrics,
+    logger: pino({ level: 'silent' }),
+    socket: { backoffInitialMs: 10, backoffMaxMs: 50, requestTimeoutMs: 5_000 },
+    gapRetryDelaysMs: [20, 100],
+  })
+  t.teardown(async () => {
+    await runner.close()
+    await queue.close()
+    await node.stop()
+    redis.disconnect()
+  })
+
+  async function addWatch<T extends SolanaWatch['type']>(type: T, filter: unknown, extra: { commitment?: Commitment } = {}): Promise<SolanaWatch> {
+    const now = new Date().toISOString()
+    const watch = {
+      id: newId('wch'), tenantId: 'ten_test', chain: 'sol', type, filter, url: 'https://example.com/hook',
+      status: 'active', createdAt: now, updatedAt: now, ...extra,
+    } as SolanaWatch
+    await store.create(watch as Watch, newWebhookSecret())
+    return watch
+  }
+
+  /** The webhook body the worker would send for an event, as the receiver parses it. */
+  async function webhookBody(id: string) {
+    const record = await queue.store.get(id)
+    if (!record) throw new Error(`no delivery record ${id}`)
+    return { record, body: JSON.parse(renderWebhookBody(record)) as { type: string; data: Record<string, unknown> } }
+  }
+
+  return { node, store, queue, runner, metrics, redis, keys, addWatch, webhookBody }
+}
+
+const result = (fixture: string) => solanaFixture(fixture).params.result
+
+t.test('each watch type goes end to end from a node notification to a queued delivery', async (t) => {
+  const h = await harness(t)
+  const account = await h.addWatch('solana.account', { account: ACCOUNT })
+  const program = await h.addWatch('solana.program', { programId: PROGRAM, filters: [{ dataSize: 80 }] })
+  const logs = await h.addWatch('solana.logs', { all: true })
+  const signature = await h.addWatch('solana.signature', { signature: SIGNATURE }, { commitment: 'finalized' })
+  const slot = await h.addWatch('solana.slot', {})
+  // What getAccountInfo answers when the runner notes the account's state on its first start.
+  h.node.setAccount(ACCOUNT, { slot: 5199307, value: result('account-notification').value })
+  h.runner.start((await h.store.loadChain('sol')).watches)
+
+  const cases = [
+    { watch: account, method: 'accountSubscribe', fixture: 'account-notification', type: 'solana.account',
+      params: [ACCOUNT, { commitment: 'confirmed', encoding: 'base64' }], parts: ['sol', 'solana.account', ACCOUNT, 5199307] },
+    { watch: program, method: 'programSubscribe', fixture: 'program-notification', type: 'solana.program_account',
+      params: [PROGRAM, { commitment: 'confirmed', encoding: 'base64', filters: [{ dataSize: 80 }] }],
+      parts: ['sol', 'solana.program_account', 'H4vnBqifaSACnKa7acsxstsY1iV1bvJNxsCY7enrd1hq', 5208469] },
+    { watch: logs, method: 'logsSubscribe', fixture: 'logs-notification', type: 'solana.logs',
+      params: ['all', { commitment: 'confirmed' }],
+      parts: ['sol', 'solana.logs', 5208469, '5h6xBEauJ3PK6SWCZ1PGjBvj8vDdWG3KpwATGy1ARAXFSDwt8GFXM7W5Ncn16wmqokgpiKRLuS83KUxyZyv2sUYv'] },
+    { watch: signature, method: 'signatureSubscribe', fixture: 'signature-notification', type: 'solana.signature',
+      params: [SIGNATURE, { commitment: 'finalized' }], parts: ['sol', 'solana.signature', 5207624, SIGNATURE] },
+    { watch: slot, method: 'slotSubscribe', fixture: 'slot-notification', type: 'solana.slot',
+      params: [], parts: ['sol', 'solana.slot', 76] },
+  ] as const
+
+  for (const c of cases) {
+    const sub = await h.node.waitForSubscription(c.method)
+    t.same(sub.params, c.params, `${c.method} params`)
+    const sent = result(c.fixture)
+    h.node.notify(sub, sent)
+    const event = await h.queue.waitFor((e) => e.watchId === c.watch.id)
+    t.equal(event.id, webhookId(c.watch.id, c.parts), `${c.type}: webhook-id from watch, slot and what changed`)
+    const { record, body } = await h.webhookBody(event.id)
+    t.equal(record.status, 'pending')
+    t.equal(record.sequence, 1)
+    t.equal(body.type, c.type)
+    const expectedSlot = c.method === 'slotSubscribe' ? sent.slot : sent.context.slot
+    const expectedValue = c.method === 'slotSubscribe' ? sent : sent.value
+    t.same(body.data, { watchId: c.watch.id, chain: 'sol', sequence: 1, slot: expectedSlot, value: expectedValue },
+      `${c.type}: data is {slot, value} as the node sent it`)
+    t.ok(await h.queue.queue.getJob(event.id), `${c.type}: a job is queued under the webhook-id`)
+  }
+  t.equal(h.node.subscriptions('slotSubscribe').length, 1, 'the slot watch shares the runner\'s own head subscription')
+  t.same((await h.metrics.chainHead.get()).values.map((v) => v.value), [76])
+  const matched = (await h.metrics.eventsMatched.get()).values.reduce((n, v) => n + v.value, 0)
+  t.equal(matched, 5)
+})
+
+t.test('two watches on one account share one node subscription; the last one to go unsubscribes', async (t) => {
+  const h = await harness(t, { http: false })
+  const first = await h.addWatch('solana.account', { account: ACCOUNT })
+  const second = await h.addWatch('solana.account', { account: ACCOUNT, encoding: 'base64' })
+  const finalized = await h.addWatch('solana.account', { account: ACCOUNT }, { commitment: 'finalized' })
+  h.runner.start([first, second, finalized])
+
+  const confirmedSub = await h.node.waitForSubscription('accountSubscribe', (p) => (p[1] as { commitment: string }).commitment === 'confirmed')
+  await h.node.waitForSubscription('accountSubscribe', (p) => (p[1] as { commitment: string }).commitment === 'finalized')
+  t.equal(h.node.requests.filter((r) => r.method === 'accountSubscribe').length, 2, 'one per distinct commitment')
+
+  h.node.notify(confirmedSub, result('account-notification'))
+  await h.queue.waitFor((e) => e.watchId === first.id)
+  await h.queue.waitFor((e) => e.watchId === second.id)
+  await h.runner.idle()
+  t.notOk(h.queue.events.some((e) => e.watchId === finalized.id), 'the other commitment heard nothing')
+
+  h.runner.remove(first.id)
+  t.equal(h.node.requests.filter((r) => r.method === 'accountUnsubscribe').length, 0, 'still held by the second watch')
+  h.runner.upsert({ ...second, status: 'paused' } as Watch)
+  const unsubscribe = await h.node.waitForRequest('accountUnsubscribe')
+  t.same(unsubscribe.params, [confirmedSub.id])
+  t.same(h.node.subscriptions('accountSubscribe').map((s) => (s.params[1] as { commitment: string }).commitment), ['finalized'])
+  t.equal(h.runner.status().subscriptions, 2, 'the head and the finalized account subscription remain')
+})
+
+t.test('a cut connection renews every subscription and fills the logs and account gaps', async (t) => {
+  const h = await harness(t)
+  const tx = (i: number, slot: number, keys = [MENTIONED]): LedgerTransaction =>
+    ({ signature: SIGS[i]!, slot, accountKeys: keys, logs: [`Program log: tx ${i}`], blockTime: 1_763_747_000 + i })
+  h.node.addTransaction(tx(0, 100))
+  h.node.setAccount(ACCOUNT, { slot: 100, value: { ...result('account-notification').value, lamports: 1 } })
+
+  const logs = await h.addWatch('solana.logs', { mentions: [MENTIONED] })
+  const account = await h.addWatch('solana.account', { account: ACCOUNT })
+  const slot = await h.addWatch('solana.slot', {})
+  h.runner.start([logs, account, slot])
+
+  const logsSub = await h.node.waitForSubscription('logsSubscribe')
+  t.same(logsSub.params, [{ mentions: [MENTIONED] }, { commitment: 'confirmed' }])
+  // A first start begins at the head: the account's current state and newest signature are noted, not sent.
+  await h.node.waitForHttpRequest('getAccountInfo')
+  await h.runner.idle()
+  t.equal(h.queue.events.length, 0)
+
+  h.node.addTransaction(tx(1, 101))
+  h.node.notify(logsSub, { context: { slot: 101 }, value: { signature: SIGS[1], err: null, logs: ['Program log: tx 1'] } })
+  await h.queue.waitFor((e) => (e.data.value as { signature?: string }).signature === SIGS[1])
+  await h.runner.idle()
+  const subscriptionsBefore = h.node.subscriptions().map((s) => s.method).sort()
+
+  h.node.dropConnections()
+  // What happens while blockhook is away: two transactions mention the account, one does not, and the account changes.
+  h.node.addTransaction(tx(2, 102))
+  h.node.addTransaction(tx(3, 102, [PROGRAM]))
+  h.node.addTransaction(tx(4, 103))
+  const changed = { ...result('account-notification').value, lamports: 2 }
+  h.node.setAccount(ACCOUNT, { slot: 103, value: changed })
+
+  const renewed = await h.node.waitForSubscription('logsSubscribe')
+  t.not(renewed.id, logsSub.id, 'subscribed again, under a new id')
+  const gapEnd = await h.queue.waitFor((e) => (e.data.value as { signature?: string }).signature === SIGS[4])
+  const accountEvent = await h.queue.waitFor((e) => e.watchId === account.id)
+  await h.runner.idle()
+  t.same(h.node.subscriptions().map((s) => s.method).sort(), subscriptionsBefore, 'every subscription renewed')
+
+  const logsEvents = h.queue.events.filter((e) => e.watchId === logs.id)
+  t.same(logsEvents.map((e) => (e.data.value as { signature: string }).signature), [SIGS[1], SIGS[2], SIGS[4]],
+    'the gap is delivered oldest first, once, and only what mentions the account')
+  const { body } = await h.webhookBody(gapEnd.id)
+  t.same(body.data, {
+    watchId: logs.id, chain: 'sol', sequence: 3, slot: 103,
+    value: { signature: SIGS[4], err: null, logs: ['Program log: tx 4'] },
+  }, 'a recovered transaction reads like its logsNotification')
+  t.equal(gapEnd.id, webhookId(logs.id, ['sol', 'solana.logs', 103, SIGS[4]!]), 'with the id the notification would have had')
+
+  t.same((await h.webhookBody(accountEvent.id)).body.data.value, changed, 'the account changed while away: its state is delivered')
+  t.equal((await h.metrics.wsReconnects.get()).values[0]?.value, 1)
+
+  // Another cut with nothing new: nothing is delivered again.
+  const accountReads = h.node.httpRequests.filter((r) => r.method === 'getAccountInfo').length
+  h.node.dropConnections()
+  await h.node.waitForSubscription('logsSubscribe')
+  await h.node.waitForHttpRequest('getAccountInfo', (_, index) => index >= 0 &&
+    h.node.httpRequests.filter((r) => r.method === 'getAccountInfo').length > accountReads)
+  await h.node.waitForHttpRequest('getSignaturesForAddress', (r) => (r.params?.[1] as { until?: string }).until === SIGS[4])
+  await h.runner.idle()
+  t.equal(h.queue.events.length, 4, 'an unchanged account and an empty gap deliver nothing')
+})
+
+t.test('a restart fills the logs gap from the signature kept in Redis', async (t) => {
+  const h = await harness(t)
+  h.node.addTransaction({ signature: SIGS[0]!, slot: 10, accountKeys: [MENTIONED], logs: [] })
+  const logs = await h.addWatch('solana.logs', { mentions: [MENTIONED] })
+  h.runner.start([logs])
+  await h.node.waitForHttpRequest('getSignaturesForAddress')
+  await h.runner.idle()
+  await h.runner.close()
+
+  h.node.addTransaction({ signature: SIGS[1]!, slot: 11, accountKeys: [MENTIONED], logs: ['Program log: while down'] })
+  const restarted = new SolanaChainRunner({
+    chain: { id: 'sol', type: 'solana', ws: [h.node.wsUrl], http: [h.node.httpUrl], confirmations: 0, blockTimeMs: 400, commitment: 'confirmed' },
+    redis: h.redis, keys: h.keys, watchStore: h.store, deliveryQueue: h.queue, metrics: h.metrics, logger: pino({ level: 'silent' }),
+  })
+  t.teardown(() => restarted.close())
+  restarted.start([logs])
+  const recovered = await h.queue.waitFor((e) => e.watchId === logs.id)
+  t.same(recovered.data, { slot: 11, value: { signature: SIGS[1], err: null, logs: ['Program log: while down'] } })
+  t.equal(h.queue.events.length, 1, 'what was seen before the restart is not sent again')
+})
+
+t.test('unknown subscription ids and malformed messages are skipped without a crash', async (t) => {
+  const h = await harness(t, { http: false })
+  const account = await h.addWatch('solana.account', { account: ACCOUNT })
+  h.runner.start([account])
+  const sub = await h.node.waitForSubscription('accountSubscribe')
+
+  h.node.sendRaw('{"jsonrpc":"2.0","method":"accountNotification","params":')
+  h.node.sendRaw(JSON.stringify({ ...solanaFixture('account-notification'), params: { ...solanaFixture('account-notification').params, subscription: 999_999 } }))
+  h.node.sendRaw(JSON.stringify({ jsonrpc: '2.0', method: 'accountNotification', params: { result: { context: { slot: 'soon' } }, subscription: sub.id } }))
+  h.node.sendRaw(JSON.stringify({ jsonrpc: '2.0', method: 'accountNotification', params: { result: 'nonsense', subscription: sub.id } }))
+  h.node.sendRaw('[1, "two", null]')
+  h.node.sendRaw(JSON.stringify({ jsonrpc: '2.0', id: 424242, result: 1 }))
+  h.node.notify(sub, { context: { slot: 7 }, value: result('account-notification').value })
+
+  const event = await h.queue.waitFor((e) => e.watchId === account.id)
+  await h.runner.idle()
+  t.equal(event.data.slot, 7, 'the next good notification is delivered')
+  t.equal(h.queue.events.length, 1, 'nothing else was')
+  t.equal(h.node.connections, 1, 'on the same connection')
+  t.ok(h.runner.status().connected)
+})
+
+t.test('a signature watch fires once, completes, and its ended subscription is not unsubscribed or renewed', async (t) => {
+  const h = await harness(t, { http: false })
+  const signature = await h.addWatch('solana.signature', { signature: SIGNATURE })
+  const account = await h.addWatch('solana.account', { account: ACCOUNT })
+  h.runner.start([signature, account])
+  const sub = await h.node.waitForSubscription('signatureSubscribe')
+  t.same(sub.params, [SIGNATURE, { commitment: 'confirmed' }])
+
+  h.node.notify(sub, result('signature-notification-received'))
+  h.node.notify(sub, result('signature-notification'))
+  const event = await h.queue.waitFor((e) => e.watchId === signature.id)
+  await h.runner.idle()
+  t.same(event.data, { slot: 5207624, value: { err: null } })
+  t.equal(h.queue.events.length, 1, 'the receivedSignature notice is not an event')
+  t.equal((await h.store.get(signature.id))?.status, 'completed')
+  t.equal(h.node.subscriptions('signatureSubscribe').length, 0, 'the node ended it')
+  t.equal(h.node.requests.filter((r) => r.method === 'signatureUnsubscribe').length, 0, 'and was not asked to')
+
+  h.node.dropConnections()
+  await h.node.waitForSubscription('accountSubscribe')
+  t.equal(h.node.requests.filter((r) => r.method === 'signatureSubscribe').length, 1, 'not renewed after a reconnect')
+})
