@@ -3,6 +3,7 @@ import type { ApiRoutes } from '../src/api/app.js'
 import { adminSecurity, errorResponses, idParams } from '../src/api/schemas.js'
 import { API_KEY_PREFIX_LENGTH } from '../src/domain/ids.js'
 import { tenantNotFound } from '../src/storage/tenant-store.js'
+import { deleteWatch } from './watches.js'
 
 const tenantIdParams = idParams('id', 'ten')
 
@@ -71,9 +72,8 @@ export const adminTenantRoutes: ApiRoutes = async (app, { deps }) => {
     const tenantId = request.params.id
     if (!(await deps.tenants.get(tenantId))) throw tenantNotFound()
     await deps.tenants.revokeAllApiKeys(tenantId)
-    // Deleting each watch announces it on the change feed, so subscribers stop matching it.
     const watches = await deps.watches.getMany(await deps.watches.idsOfTenant(tenantId))
-    for (const watch of watches) await deps.watches.delete(watch)
+    for (const watch of watches) await deleteWatch(deps, watch)
     await deps.tenants.delete(tenantId)
     request.log.info({ tenantId, watches: watches.length }, 'tenant deleted')
     return reply.code(204).send()

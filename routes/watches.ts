@@ -1,5 +1,5 @@
 /** Watches (SPEC §3, §4), behind a tenant API key: CRUD, secrets, address lists. */
-import type { ApiRoutes } from '../src/api/app.js'
+import type { ApiDeps, ApiRoutes } from '../src/api/app.js'
 import {
   cursorQuery, errorResponses, limitQuery, tenantSecurity, watchIdParams, watchSchema, watchStatsSchema,
 } from '../src/api/schemas.js'
@@ -78,6 +78,15 @@ interface ListQuery { chain?: string; type?: WatchType; status?: WatchStatus; li
 
 function toCount(text: string | undefined): number {
   return text !== undefined && /^[0-9]+$/.test(text) ? Number(text) : 0
+}
+
+/**
+ * Removes the watch (the change feed tells subscribers to stop matching it), then cancels its
+ * queued deliveries. Returns how many were cancelled.
+ */
+export async function deleteWatch(deps: ApiDeps, watch: Watch): Promise<number> {
+  await deps.watches.delete(watch)
+  return deps.deliveryQueue.cancelWatch(watch.id)
 }
 
 export const watchRoutes: ApiRoutes = async (app, { config, deps }) => {
@@ -211,8 +220,8 @@ export const watchRoutes: ApiRoutes = async (app, { config, deps }) => {
     },
   }, async (request, reply) => {
     const watch = await deps.watches.getForTenant(request.tenantId, request.params.id)
-    await deps.watches.delete(watch)
-    request.log.info({ watchId: watch.id }, 'watch deleted')
+    const cancelled = await deleteWatch(deps, watch)
+    request.log.info({ watchId: watch.id, cancelled }, 'watch deleted')
     return reply.code(204).send()
   })
 
