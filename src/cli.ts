@@ -5,6 +5,7 @@
 import { ConfigError, loadConfig, type Config } from './config/config.js'
 import { createLogger, type Logger } from './logger.js'
 import { runDev } from './dev/dev.js'
+import { startApi } from './api/server.js'
 
 export interface RunningRole {
   readonly name: string
@@ -27,7 +28,7 @@ function notLanded(role: string): RoleStarter {
 type RoleName = 'api' | 'subscriber' | 'worker'
 
 const ROLES: Record<RoleName, RoleStarter> = {
-  api: notLanded('api'),
+  api: (config, logger) => startApi(config, logger),
   subscriber: notLanded('subscriber'),
   worker: notLanded('worker'),
 }
