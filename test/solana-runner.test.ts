@@ -311,3 +311,22 @@ t.test('a signature watch fires once, completes, and its ended subscription is n
   await h.node.waitForSubscription('accountSubscribe')
   t.equal(h.node.requests.filter((r) => r.method === 'signatureSubscribe').length, 1, 'not renewed after a reconnect')
 })
+
+t.test('a signature confirmed while no connection listened is found with getSignatureStatuses', async (t) => {
+  const h = await harness(t)
+  h.node.addTransaction({ signature: SIGNATURE, slot: 48, accountKeys: [MENTIONED], logs: [], confirmationStatus: 'confirmed' })
+  const confirmed = await h.addWatch('solana.signature', { signature: SIGNATURE })
+  const finalized = await h.addWatch('solana.signature', { signature: SIGNATURE }, { commitment: 'finalized' })
+  h.runner.start([confirmed, finalized])
+
+  const event = await h.queue.waitFor((e) => e.watchId === confirmed.id)
+  t.equal(event.id, webhookId(confirmed.id, ['sol', 'solana.signature', 48, SIGNATURE]), 'the id its notification would have had')
+  t.same(event.data, { slot: 48, value: { err: null } })
+  const unsubscribe = await h.node.waitForRequest('signatureUnsubscribe')
+  await h.runner.idle()
+  t.equal((await h.store.get(confirmed.id))?.status, 'completed')
+  t.equal((await h.store.get(finalized.id))?.status, 'active', 'not yet at its commitment: still waiting')
+  t.same(h.node.subscriptions('signatureSubscribe').map((s) => s.id).includes(unsubscribe.params?.[0] as number), false,
+    'the node, which had not ended it, was told to')
+  t.same(h.node.subscriptions('signatureSubscribe').map((s) => s.params[1]), [{ commitment: 'finalized' }])
+})

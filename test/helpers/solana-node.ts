@@ -2,7 +2,7 @@
  * A Solana node for the tests, written from the Solana RPC documentation (solana.com/docs/rpc):
  * the PubSub WebSocket methods blockhook uses (account, program, logs, signature and slot
  * subscriptions and their unsubscribe calls) and the HTTP methods of gap recovery
- * (getSignaturesForAddress, getTransaction, getAccountInfo), on one port.
+ * (getSignaturesForAddress, getTransaction, getAccountInfo, getSignatureStatuses), on one port.
  *
  * What it keeps of the documented protocol: integer subscription ids; `<method>Notification`
  * messages `{"jsonrpc":"2.0","method":…,"params":{"result":…,"subscription":N}}` whose result is
@@ -54,6 +54,8 @@ export interface LedgerTransaction {
   logs: string[]
   err?: unknown
   blockTime?: number | null
+  /** Where the cluster is with it (getSignatureStatuses); finalized unless said otherwise. */
+  confirmationStatus?: 'processed' | 'confirmed' | 'finalized'
 }
 
 /** The `{context: {slot}, value}` of a notification. */
@@ -379,6 +381,23 @@ export class FakeSolanaNode {
         result.transaction.signatures = [tx.signature]
         result.transaction.message.accountKeys = tx.accountKeys
         return { jsonrpc: '2.0', result, id }
+      }
+      case 'getSignatureStatuses': {
+        const signatures = params[0]
+        if (!Array.isArray(signatures) || signatures.length > 256 || !signatures.every((sig) => isBase58Of(sig, 64))) {
+          return this.#error(id, -32602, 'Invalid params: expected up to 256 signatures')
+        }
+        const example = solanaFixture('get-signature-statuses').result
+        const value = signatures.map((sig) => {
+          const tx = this.#transactions.find((t) => t.signature === sig)
+          if (!tx) return null
+          const status = tx.confirmationStatus ?? 'finalized'
+          return {
+            ...example.value[0], slot: tx.slot, err: tx.err ?? null, status: tx.err ? { Err: tx.err } : { Ok: null },
+            confirmations: status === 'finalized' ? null : 1, confirmationStatus: status,
+          }
+        })
+        return { jsonrpc: '2.0', result: { context: example.context, value }, id }
       }
       case 'getAccountInfo': {
         if (!isBase58Of(params[0], 32)) return this.#error(id, -32602, 'Invalid param: Invalid')

@@ -3,8 +3,9 @@
  * for `logsSubscribe` with `mentions`, the transactions that mention the account since the last
  * signature delivered are read back with getSignaturesForAddress (paging back to that signature)
  * and getTransaction; for `accountSubscribe`, the account is read once with getAccountInfo and
- * delivered only if it differs from the last state delivered. What to resume from is kept per
- * subscription in Redis (`keys.solanaGapMarkers`).
+ * delivered only if it differs from the last state delivered; for `signatureSubscribe`, whose
+ * one notification may have been sent while away, the status is read with getSignatureStatuses.
+ * What to resume from is kept per subscription in Redis (`keys.solanaGapMarkers`).
  */
 import type { Redis } from 'ioredis'
 import type { Commitment } from '../../config/config.js'
@@ -122,6 +123,27 @@ export async function readAccount(rpc: SolanaRpc, sub: SolanaSubscription): Prom
   return { slot: slot as number, value: result.value }
 }
 
+const COMMITMENT_RANK: Record<Commitment, number> = { processed: 0, confirmed: 1, finalized: 2 }
+
+/**
+ * The signatureNotification a signature watch missed while away, if the transaction has reached
+ * the watch's commitment: `{err}` at the transaction's slot, as the node would have sent it.
+ */
+export async function missedSignatureNotification(rpc: SolanaRpc, signature: string, commitment: Commitment): Promise<SolanaNotification | undefined> {
+  const result = await rpc.call<{ value?: unknown }>('getSignatureStatuses', [[signature], { searchTransactionHistory: true }])
+  if (!Array.isArray(result?.value) || result.value.length !== 1) {
+    throw new RpcError('BH_RPC_BAD_RESPONSE', 'getSignatureStatuses: not {value: [status]}')
+  }
+  const status = result.value[0] as { slot?: unknown; err?: unknown; confirmationStatus?: unknown } | null
+  if (status === null) return undefined
+  const reached = COMMITMENT_RANK[status.confirmationStatus as Commitment]
+  if (!Number.isSafeInteger(status.slot) || reached === undefined) {
+    throw new RpcError('BH_RPC_BAD_RESPONSE', 'getSignatureStatuses: status without slot or confirmationStatus')
+  }
+  if (reached < COMMITMENT_RANK[commitment]) return undefined
+  return { slot: status.slot as number, value: { err: status.err ?? null } }
+}
+
 /** Equal states, equal hashes, whatever the field order. */
 export function accountStateHash(value: unknown): string {
   return sha256Hex(canonicalJson(value))
@@ -143,6 +165,13 @@ export class GapMarkers {
 
   async set(sub: SolanaSubscription, marker: string): Promise<void> {
     await this.#redis.hset(this.#key, sha256Hex(sub.key), marker)
+  }
+
+  /** Drops the markers of every subscription not in `live` (watches deleted while no subscriber ran). */
+  async retainOnly(live: readonly SolanaSubscription[]): Promise<void> {
+    const keep = new Set(live.map((sub) => sha256Hex(sub.key)))
+    const stale = (await this.#redis.hkeys(this.#key)).filter((field) => !keep.has(field))
+    if (stale.length > 0) await this.#redis.hdel(this.#key, ...stale)
   }
 
   /** The subscription is gone: a later one with the same key starts afresh. */

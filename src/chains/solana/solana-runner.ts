@@ -18,7 +18,7 @@ import type { RedisKeys } from '../../storage/keys.js'
 import type { WatchStore } from '../../storage/watch-store.js'
 import { RpcSocket, type RpcSocketOptions, type RpcSubscription } from '../rpc-socket.js'
 import {
-  accountStateHash, GapMarkers, logsOfSignatures, newestSignature, readAccount, signaturesSince,
+  accountStateHash, GapMarkers, logsOfSignatures, missedSignatureNotification, newestSignature, readAccount, signaturesSince,
 } from './gap-recovery.js'
 import { SolanaHttpClient, type SolanaRpc } from './http-client.js'
 import { isRejection, matchedEvents, parseNotification, type SolanaNotification } from './notifications.js'
@@ -137,6 +137,8 @@ export class SolanaChainRunner {
     if (!this.#http) this.#log.warn('no http endpoint: logs and account gaps after a reconnect cannot be filled')
     this.#apply(this.#registry.put(HEAD_HOLDER, slotSubscription(this.#chain.commitment)))
     for (const watch of watches) this.upsert(watch)
+    const live = [...this.#open.values()].map((o) => o.subscription)
+    this.#queue.push(() => this.#markers.retainOnly(live))
     this.#socket.start()
   }
 
@@ -240,7 +242,9 @@ export class SolanaChainRunner {
     this.#metrics.chainHead.set({ chain: this.#chain.id }, slot)
   }
 
-  async #deliverNotification(subscription: SolanaSubscription, notification: SolanaNotification, firstSeenAt: number): Promise<void> {
+  async #deliverNotification(
+    subscription: SolanaSubscription, notification: SolanaNotification, firstSeenAt: number, endedByNode = true,
+  ): Promise<void> {
     const watches = this.#watchesOf(subscription)
     if (watches.length > 0) await this.#enqueue(subscription.eventType, matchedEvents(subscription.eventType, notification, watches, firstSeenAt))
     if (!this.#open.has(subscription.key)) return
@@ -249,13 +253,18 @@ export class SolanaChainRunner {
     } else if (subscription.method === 'accountSubscribe') {
       await this.#markers.set(subscription, accountStateHash(notification.value))
     } else if (subscription.method === 'signatureSubscribe') {
-      await this.#completeSignature(subscription)
+      await this.#completeSignature(subscription, endedByNode)
     }
   }
 
-  /** The node ended the subscription with its notification: forget it there, complete its watches. */
-  async #completeSignature(subscription: SolanaSubscription): Promise<void> {
-    this.#open.get(subscription.key)?.handle.forget()
+  /**
+   * A signature watch fires once: its watches become `completed`. A live notification ended the
+   * subscription on the node (nothing to unsubscribe); one recovered over http did not.
+   */
+  async #completeSignature(subscription: SolanaSubscription, endedByNode: boolean): Promise<void> {
+    const open = this.#open.get(subscription.key)
+    if (endedByNode) open?.handle.forget()
+    else void open?.handle.unsubscribe()
     this.#open.delete(subscription.key)
     for (const watchId of this.#registry.forget(subscription.key)) {
       this.#watches.delete(watchId)
@@ -281,7 +290,7 @@ export class SolanaChainRunner {
 
   #queueCatchUp(subscription: SolanaSubscription): void {
     if (!this.#http || this.#stopping.signal.aborted) return
-    if (!mentionedAccount(subscription) && subscription.method !== 'accountSubscribe') return
+    if (!mentionedAccount(subscription) && subscription.method !== 'accountSubscribe' && subscription.method !== 'signatureSubscribe') return
     this.#queue.push(() => this.#withRetries(subscription, (http) => this.#catchUp(http, subscription)))
   }
 
@@ -303,6 +312,12 @@ export class SolanaChainRunner {
   }
 
   async #catchUp(http: SolanaRpc, subscription: SolanaSubscription): Promise<void> {
+    if (subscription.method === 'signatureSubscribe') {
+      const [signature] = subscription.params as [string]
+      const missed = await missedSignatureNotification(http, signature, subscription.commitment)
+      if (missed) await this.#deliverNotification(subscription, missed, Date.now(), false)
+      return
+    }
     const marker = await this.#markers.get(subscription)
     const address = mentionedAccount(subscription)
     if (address) {
