@@ -30,3 +30,12 @@ export function signWebhook({ id, timestampSec, body, secrets }: WebhookToSign):
     .map((secret) => `v1,${createHmac('sha256', secretKey(secret)).update(signed, 'utf8').digest('base64')}`)
     .join(' ')
 }
+
+/** The Standard Webhooks headers of one attempt. */
+export function webhookHeaders(webhook: WebhookToSign): Record<string, string> {
+  return {
+    'webhook-id': webhook.id,
+    'webhook-timestamp': String(webhook.timestampSec),
+    'webhook-signature': signWebhook(webhook),
+  }
+}

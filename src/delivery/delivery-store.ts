@@ -1,0 +1,264 @@
+/**
+ * Delivery records in Redis and every change of their status, each one Lua script so the record,
+ * the watch's pending set and the watch's stats move together. Status changes only leave
+ * `pending` (or return to it on a replay or a manual retry), so a worker finishing an attempt
+ * after the delivery was cancelled records the attempt but does not resurrect it.
+ *
+ * Stats (`keys.watchStats`): `matched` and `delivered`/`failed` count events and final outcomes,
+ * `pending` is how many are pending now. They are touched only while the watch exists, so a late
+ * write cannot recreate a deleted watch's stats.
+ */
+import type { Redis } from 'ioredis'
+import { BlockhookError } from '../domain/errors.js'
+import type { RedisKeys } from '../storage/keys.js'
+import { recordFromHash, type DeliveryAttempt, type DeliveryRecord, type DeliveryStatus, type MatchedEvent } from './delivery-record.js'
+
+/** Attempts kept on one record (replays and manual retries add more); the oldest go first. */
+export const MAX_ATTEMPTS_KEPT = 50
+export const MAX_LIST_LIMIT = 100
+
+export const deliveryNotFound = () => new BlockhookError('BH_DELIVERY_NOT_FOUND', 'delivery not found', 404)
+
+/** KEYS: record, sequence, log, stats, pending set, watch. ARGV[11]: replay job id or ''. */
+const STORE_RECORD = `
+local status = redis.call('HGET', KEYS[1], 'status')
+if status then
+  if ARGV[11] == '' or status == 'pending' then return {status, redis.call('HGET', KEYS[1], 'jobId') or ARGV[1]} end
+  redis.call('HSET', KEYS[1], 'status', 'pending', 'nextAttemptAt', '', 'jobId', ARGV[11])
+  redis.call('PERSIST', KEYS[1])
+  redis.call('SADD', KEYS[5], ARGV[1])
+  if redis.call('EXISTS', KEYS[6]) == 1 then redis.call('HINCRBY', KEYS[4], 'pending', 1) end
+  return {'replayed', ARGV[11]}
+end
+local jobId = ARGV[11]
+if jobId == '' then jobId = ARGV[1] end
+local sequence = redis.call('INCR', KEYS[2])
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'watchId', ARGV[2], 'tenantId', ARGV[3], 'chain', ARGV[4],
+  'type', ARGV[5], 'timestamp', ARGV[6], 'data', ARGV[7], 'firstSeenAt', ARGV[8], 'createdAt', ARGV[9],
+  'sequence', sequence, 'status', 'pending', 'attempts', '[]', 'nextAttemptAt', '', 'jobId', jobId)
+redis.call('ZADD', KEYS[3], ARGV[10], ARGV[1])
+redis.call('SADD', KEYS[5], ARGV[1])
+redis.call('HINCRBY', KEYS[4], 'matched', 1)
+redis.call('HINCRBY', KEYS[4], 'pending', 1)
+return {'new', jobId}`
+
+/** KEYS: record, pending set, stats, watch. Returns the status it had. */
+const REQUEUE_FAILED = `
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= 'failed' then return status or false end
+redis.call('HSET', KEYS[1], 'status', 'pending', 'nextAttemptAt', '', 'jobId', ARGV[2])
+redis.call('PERSIST', KEYS[1])
+redis.call('SADD', KEYS[2], ARGV[1])
+if redis.call('EXISTS', KEYS[4]) == 1 then redis.call('HINCRBY', KEYS[3], 'pending', 1) end
+return 'failed'`
+
+/** KEYS: record, pending set, stats, watch. Returns the job id to remove, or false if not pending. */
+const CANCEL_PENDING = `
+redis.call('SREM', KEYS[2], ARGV[1])
+if redis.call('HGET', KEYS[1], 'status') ~= 'pending' then return false end
+redis.call('HSET', KEYS[1], 'status', 'cancelled', 'nextAttemptAt', '')
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if redis.call('EXISTS', KEYS[4]) == 1 then redis.call('HINCRBY', KEYS[3], 'pending', -1) end
+return redis.call('HGET', KEYS[1], 'jobId') or ARGV[1]`
+
+/**
+ * Appends an attempt and applies its outcome (`delivered`, `retrying`, `failed`) to a pending
+ * record. KEYS: record, pending set, stats, watch, failing-since, log. ARGV: id, attempt JSON,
+ * outcome, nextAttemptAt, now ms, retention ms, max attempts kept, failing-since TTL ms.
+ * Returns {status after, failing-since ms or false}.
+ */
+const RECORD_ATTEMPT = `
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return {false, false} end
+local attempts = cjson.decode(redis.call('HGET', KEYS[1], 'attempts') or '[]')
+table.insert(attempts, cjson.decode(ARGV[2]))
+while #attempts > tonumber(ARGV[7]) do table.remove(attempts, 1) end
+redis.call('HSET', KEYS[1], 'attempts', cjson.encode(attempts))
+if status ~= 'pending' then return {status, false} end
+local watchExists = redis.call('EXISTS', KEYS[4]) == 1
+local outcome = ARGV[3]
+if outcome == 'delivered' then
+  redis.call('DEL', KEYS[5])
+else
+  redis.call('SET', KEYS[5], ARGV[5], 'NX')
+  redis.call('PEXPIRE', KEYS[5], ARGV[8])
+end
+if outcome == 'retrying' then
+  redis.call('HSET', KEYS[1], 'nextAttemptAt', ARGV[4])
+  return {status, redis.call('GET', KEYS[5])}
+end
+redis.call('HSET', KEYS[1], 'status', outcome, 'nextAttemptAt', '')
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+redis.call('SREM', KEYS[2], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', tonumber(ARGV[5]) - tonumber(ARGV[6]))
+if watchExists then
+  redis.call('HINCRBY', KEYS[3], 'pending', -1)
+  redis.call('HINCRBY', KEYS[3], outcome, 1)
+  if outcome == 'delivered' then redis.call('HSET', KEYS[3], 'lastDeliveredAt', cjson.decode(ARGV[2]).at) end
+end
+return {outcome, redis.call('GET', KEYS[5])}`
+
+export type AttemptOutcome = 'delivered' | 'retrying' | 'failed'
+
+export interface StoredRecord {
+  outcome: 'new' | 'replayed' | DeliveryStatus
+  jobId: string
+}
+
+export interface DeliveryListQuery {
+  status?: DeliveryStatus
+  limit: number
+  cursor?: string
+}
+
+/** Position in a watch's log, newest first: the score reached and how many of that score were passed. */
+interface LogPosition {
+  score: number
+  passed: number
+}
+
+function encodeCursor(position: LogPosition): string {
+  return Buffer.from(`${position.score}:${position.passed}`).toString('base64url')
+}
+
+function decodeCursor(cursor: string): LogPosition {
+  const [score, passed] = Buffer.from(cursor, 'base64url').toString('utf8').split(':').map(Number)
+  if (!Number.isSafeInteger(score) || !Number.isSafeInteger(passed) || passed! < 0) {
+    throw new BlockhookError('BH_INVALID_CURSOR', 'querystring/cursor is not a cursor this API returned', 400)
+  }
+  return { score: score!, passed: passed! }
+}
+
+export class DeliveryStore {
+  readonly #redis: Redis
+  readonly #keys: RedisKeys
+  readonly #retentionMs: number
+
+  constructor(redis: Redis, keys: RedisKeys, retentionMs: number) {
+    this.#redis = redis
+    this.#keys = keys
+    this.#retentionMs = retentionMs
+  }
+
+  /** Stores each event once (see delivery-queue.ts); with `replayJobIds`, finished records go back to pending. */
+  async storeMatched(events: readonly MatchedEvent[], replayJobIds: readonly string[] | undefined, nowMs: number): Promise<StoredRecord[]> {
+    const k = this.#keys
+    const pipeline = this.#redis.pipeline()
+    events.forEach((e, i) => {
+      pipeline.eval(
+        STORE_RECORD, 6,
+        k.delivery(e.id), k.watchSequence(e.watchId), k.watchDeliveries(e.watchId), k.watchStats(e.watchId),
+        k.watchPendingDeliveries(e.watchId), k.watch(e.watchId),
+        e.id, e.watchId, e.tenantId, e.chain, e.type, e.timestamp, JSON.stringify(e.data),
+        e.firstSeenAt, new Date(nowMs).toISOString(), nowMs, replayJobIds?.[i] ?? '',
+      )
+    })
+    return ((await pipeline.exec()) ?? []).map(([err, reply]) => {
+      if (err) throw err
+      const [outcome, jobId] = reply as [StoredRecord['outcome'], string]
+      return { outcome, jobId }
+    })
+  }
+
+  /** failed → pending under `jobId`. Returns the status it had, undefined when there is no record. */
+  async requeueFailed(deliveryId: string, watchId: string, jobId: string): Promise<DeliveryStatus | undefined> {
+    const k = this.#keys
+    const previous = (await this.#redis.eval(
+      REQUEUE_FAILED, 4, k.delivery(deliveryId), k.watchPendingDeliveries(watchId), k.watchStats(watchId), k.watch(watchId),
+      deliveryId, jobId,
+    )) as DeliveryStatus | null
+    return previous ?? undefined
+  }
+
+  /** pending → cancelled; returns the job id to remove from the queue, undefined if it was not pending. */
+  async cancel(deliveryIds: readonly string[], watchId: string): Promise<string[]> {
+    const k = this.#keys
+    const pipeline = this.#redis.pipeline()
+    for (const id of deliveryIds) {
+      pipeline.eval(
+        CANCEL_PENDING, 4, k.delivery(id), k.watchPendingDeliveries(watchId), k.watchStats(watchId), k.watch(watchId),
+        id, this.#retentionMs,
+      )
+    }
+    return ((await pipeline.exec()) ?? []).flatMap(([err, jobId]) => {
+      if (err) throw err
+      return typeof jobId === 'string' ? [jobId] : []
+    })
+  }
+
+  /** Pages through the ids of a watch's pending deliveries. */
+  async scanPending(watchId: string, cursor: string): Promise<[next: string, ids: string[]]> {
+    return this.#redis.sscan(this.#keys.watchPendingDeliveries(watchId), cursor, 'COUNT', 500)
+  }
+
+  /**
+   * Records an attempt; for a pending record also its outcome. Returns the status after, and
+   * since when (Unix ms) the watch's deliveries have been failing, if they are.
+   */
+  async recordAttempt(
+    record: Pick<DeliveryRecord, 'id' | 'watchId'>,
+    attempt: DeliveryAttempt,
+    outcome: AttemptOutcome,
+    nextAttemptAt: string | null,
+    failingSinceTtlMs: number,
+    nowMs: number,
+  ): Promise<{ status: DeliveryStatus | undefined; failingSinceMs: number | undefined }> {
+    const k = this.#keys
+    const [status, failingSince] = (await this.#redis.eval(
+      RECORD_ATTEMPT, 6,
+      k.delivery(record.id), k.watchPendingDeliveries(record.watchId), k.watchStats(record.watchId), k.watch(record.watchId),
+      k.watchFailingSince(record.watchId), k.watchDeliveries(record.watchId),
+      record.id, JSON.stringify(attempt), outcome, nextAttemptAt ?? '', nowMs, this.#retentionMs, MAX_ATTEMPTS_KEPT,
+      failingSinceTtlMs,
+    )) as [DeliveryStatus | null, string | null]
+    return { status: status ?? undefined, failingSinceMs: failingSince === null ? undefined : Number(failingSince) }
+  }
+
+  async get(deliveryId: string): Promise<DeliveryRecord | undefined> {
+    return recordFromHash(await this.#redis.hgetall(this.#keys.delivery(deliveryId)))
+  }
+
+  /** Another tenant's delivery reads as not found. */
+  async getForTenant(tenantId: string, deliveryId: string): Promise<DeliveryRecord> {
+    const record = await this.get(deliveryId)
+    if (!record || record.tenantId !== tenantId) throw deliveryNotFound()
+    return record
+  }
+
+  /**
+   * A watch's deliveries, newest first. Records past their retention are gone and skipped. The
+   * cursor is a position (score, how many of that score were passed), stable while new
+   * deliveries arrive, since they sort before it.
+   */
+  async listByWatch(watchId: string, query: DeliveryListQuery): Promise<{ items: DeliveryRecord[]; nextCursor: string | null }> {
+    const key = this.#keys.watchDeliveries(watchId)
+    const limit = Math.min(Math.max(query.limit, 1), MAX_LIST_LIMIT)
+    const items: DeliveryRecord[] = []
+    let position = query.cursor ? decodeCursor(query.cursor) : undefined
+    const page = Math.max(limit, MAX_LIST_LIMIT)
+    for (;;) {
+      const max = position ? String(position.score) : '+inf'
+      const reply = await this.#redis.zrevrangebyscore(key, max, '-inf', 'WITHSCORES', 'LIMIT', position?.passed ?? 0, page)
+      if (reply.length === 0) return { items, nextCursor: null }
+      const entries: { id: string; score: number }[] = []
+      for (let i = 0; i + 1 < reply.length; i += 2) entries.push({ id: reply[i]!, score: Number(reply[i + 1]) })
+      const pipeline = this.#redis.pipeline()
+      for (const { id } of entries) pipeline.hgetall(this.#keys.delivery(id))
+      const hashes = ((await pipeline.exec()) ?? []).map(([err, hash]) => {
+        if (err) throw err
+        return hash as Record<string, string>
+      })
+      for (const [i, { score }] of entries.entries()) {
+        position = { score, passed: position && position.score === score ? position.passed + 1 : 1 }
+        const record = recordFromHash(hashes[i]!)
+        if (!record || (query.status && record.status !== query.status)) continue
+        items.push(record)
+        if (items.length === limit) {
+          const more = i + 1 < entries.length || entries.length === page
+          return { items, nextCursor: more ? encodeCursor(position) : null }
+        }
+      }
+      if (entries.length < page) return { items, nextCursor: null }
+    }
+  }
+}

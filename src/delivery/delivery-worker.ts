@@ -1,0 +1,243 @@
+/**
+ * The BullMQ worker that turns a queued delivery id into a signed POST (SPEC §5).
+ *
+ * One job is one attempt: the processor reads the record and the watch (the URL as it is now),
+ * takes a per-URL slot, signs the stored body, posts it and records the attempt. A failed attempt
+ * that may be retried throws `RetryScheduled`, whose delay (from the retry policy, decided and
+ * recorded here) the custom backoff hands back to BullMQ, so `nextAttemptAt` on the record is
+ * exactly when BullMQ runs the job again. Waiting that is not an attempt (URL at its cap, watch
+ * paused, shutdown) moves the job to delayed without spending one.
+ *
+ * Watch states at delivery time: deleted → the delivery is `cancelled`; paused → postponed and
+ * checked again every 30 s (nothing is dropped while a user pauses); disabled → the delivery
+ * `failed` without a request (after re-enabling, POST /deliveries/:id/retry sends it);
+ * active and completed (a one-shot watch that fired) → sent.
+ */
+import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq'
+import type { Redis } from 'ioredis'
+import type { Config } from '../config/config.js'
+import { BlockhookError } from '../domain/errors.js'
+import { redactUrl } from '../domain/redact.js'
+import type { Watch } from '../domain/watch-types.js'
+import type { Logger } from '../logger.js'
+import type { Metrics } from '../metrics.js'
+import type { RedisKeys } from '../storage/keys.js'
+import type { WatchStore } from '../storage/watch-store.js'
+import { DeliveryError } from './delivery-error.js'
+import { DELIVERY_QUEUE, RETRY_BACKOFF, type DeliveryJobData, type DeliveryQueue } from './delivery-queue.js'
+import { renderWebhookBody, type DeliveryAttempt, type DeliveryRecord } from './delivery-record.js'
+import type { AttemptOutcome } from './delivery-store.js'
+import { PostAbortedError, type WebhookHttpClient } from './http-client.js'
+import { nextRetryDelayMs } from './retry-policy.js'
+import { webhookHeaders } from './signing.js'
+import { UrlSlots } from './url-slots.js'
+
+/** How often a paused watch's queued deliveries look again. */
+export const PAUSED_RECHECK_MS = 30_000
+/** A job over its URL's cap waits this long, plus up to as much again (spread so they do not return together). */
+export const OVER_CAP_DELAY_MS = 250
+/** A slot's lease outlasts the request timeout by this much (signing, recording). */
+const LEASE_MARGIN_MS = 5_000
+/** SIGTERM: in-flight requests get this long to finish, then go back to the queue (SPEC §1: exit within 10 s). */
+const CLOSE_GRACE_MS = 6_000
+/** A job may be recovered from a crashed worker this many times before BullMQ fails it. */
+const MAX_STALLED_COUNT = 5
+
+/** A failed attempt with another one scheduled: BullMQ retries it after `delayMs` (see the backoff). */
+export class RetryScheduled extends Error {
+  readonly delayMs: number
+
+  constructor(cause: DeliveryError, delayMs: number) {
+    super(cause.message, { cause })
+    this.name = 'RetryScheduled'
+    this.delayMs = delayMs
+  }
+}
+
+export interface DeliveryWorkerDeps {
+  config: Config
+  logger: Logger
+  /** Commands; BullMQ duplicates it for its blocking reads. */
+  redis: Redis
+  keys: RedisKeys
+  watches: WatchStore
+  deliveryQueue: DeliveryQueue
+  httpClient: WebhookHttpClient
+  metrics: Metrics
+  random?: () => number
+  now?: () => number
+}
+
+/** Timings; tests shorten them (e.g. so a killed worker's job is recovered within seconds). */
+export interface DeliveryWorkerTuning {
+  lockDurationMs?: number
+  stalledIntervalMs?: number
+  closeGraceMs?: number
+  pausedRecheckMs?: number
+}
+
+export class DeliveryWorker {
+  readonly worker: Worker<DeliveryJobData>
+  readonly #deps: DeliveryWorkerDeps
+  readonly #slots: UrlSlots
+  readonly #random: () => number
+  readonly #now: () => number
+  readonly #closeGraceMs: number
+  readonly #pausedRecheckMs: number
+  #closing: Promise<void> | undefined
+
+  constructor(deps: DeliveryWorkerDeps, tuning: DeliveryWorkerTuning = {}) {
+    const { config, redis, keys } = deps
+    this.#deps = deps
+    this.#random = deps.random ?? Math.random
+    this.#now = deps.now ?? Date.now
+    this.#closeGraceMs = tuning.closeGraceMs ?? CLOSE_GRACE_MS
+    this.#pausedRecheckMs = tuning.pausedRecheckMs ?? PAUSED_RECHECK_MS
+    this.#slots = new UrlSlots(redis, keys, config.delivery.maxConcurrencyPerUrl, config.delivery.timeoutMs + LEASE_MARGIN_MS)
+    this.worker = new Worker<DeliveryJobData>(
+      DELIVERY_QUEUE,
+      (job, token, signal) => this.#process(job, token, signal),
+      {
+        connection: redis,
+        prefix: keys.queuePrefix,
+        concurrency: config.delivery.concurrency,
+        maxStalledCount: MAX_STALLED_COUNT,
+        ...(tuning.lockDurationMs ? { lockDuration: tuning.lockDurationMs } : {}),
+        ...(tuning.stalledIntervalMs ? { stalledInterval: tuning.stalledIntervalMs } : {}),
+        settings: {
+          backoffStrategy: (_attemptsMade, type, err) => {
+            if (type === RETRY_BACKOFF && err instanceof RetryScheduled) return err.delayMs
+            // Not a failure this worker classified (e.g. Redis went away mid-job): the first step.
+            return config.delivery.retryScheduleMs[0] ?? 0
+          },
+        },
+      },
+    )
+    this.worker.on('error', (err) => deps.logger.error({ err }, 'delivery worker error'))
+  }
+
+  /** Stops taking jobs, lets in-flight requests finish for a while, then returns the rest to the queue. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      const grace = setTimeout(() => this.worker.cancelAllJobs('shutting down'), this.#closeGraceMs)
+      try {
+        await this.worker.close()
+      } finally {
+        clearTimeout(grace)
+      }
+    })()
+    return this.#closing
+  }
+
+  async #process(job: Job<DeliveryJobData>, token: string | undefined, signal: AbortSignal | undefined): Promise<string> {
+    const { deliveryQueue, watches } = this.#deps
+    const record = await deliveryQueue.store.get(job.data.deliveryId)
+    if (!record || record.status !== 'pending') return `skipped: ${record?.status ?? 'no record'}`
+    const watch = await watches.get(record.watchId)
+    if (!watch) {
+      await deliveryQueue.store.cancel([record.id], record.watchId)
+      this.#deps.metrics.deliveries.inc({ outcome: 'cancelled' })
+      return 'cancelled: the watch was deleted'
+    }
+    if (watch.status === 'paused') return this.#postpone(job, token, this.#pausedRecheckMs)
+    if (watch.status === 'disabled') {
+      const error = new DeliveryError('BH_DELIVERY_STATUS', `the watch is disabled (${watch.disabledReason ?? 'by blockhook'})`, { retryable: false })
+      await this.#finishAttempt(job, record, watch, { statusCode: null, durationMs: 0, error, response: null })
+      throw new UnrecoverableError(error.message)
+    }
+
+    const slot = await this.#slots.acquire(watch.url, this.#now())
+    if (!slot) return this.#postpone(job, token, OVER_CAP_DELAY_MS * (1 + this.#random()))
+    // The slot is held until the attempt is recorded, so after a 410 no other job reaches the URL
+    // before its queued deliveries are cancelled.
+    try {
+      let result
+      try {
+        const secrets = await watches.signingSecrets(watch.id, this.#now())
+        const body = renderWebhookBody(record)
+        const timestampSec = Math.floor(this.#now() / 1000)
+        result = await this.#deps.httpClient.post(
+          { url: watch.url, headers: webhookHeaders({ id: record.id, timestampSec, body, secrets }), body },
+          signal,
+        )
+      } catch (err) {
+        if (err instanceof PostAbortedError) return await this.#postpone(job, token, 0)
+        if (err instanceof BlockhookError && err.code === 'BH_WATCH_NOT_FOUND') {
+          await deliveryQueue.store.cancel([record.id], record.watchId)
+          return 'cancelled: the watch was deleted'
+        }
+        throw err
+      }
+      return await this.#finishAttempt(job, record, watch, result)
+    } finally {
+      await slot.release()
+    }
+  }
+
+  /** Records the attempt and its consequences; throws to make BullMQ retry or fail the job. */
+  async #finishAttempt(
+    job: Job<DeliveryJobData>,
+    record: DeliveryRecord,
+    watch: Watch,
+    result: { statusCode: number | null; durationMs: number; error: DeliveryError | undefined; response: string | null },
+  ): Promise<string> {
+    const { config, deliveryQueue, metrics, logger } = this.#deps
+    const nowMs = this.#now()
+    const { error } = result
+    const delayMs = error
+      ? nextRetryDelayMs({ attemptsMade: job.attemptsMade + 1, retryScheduleMs: config.delivery.retryScheduleMs, error, random: this.#random })
+      : undefined
+    const outcome: AttemptOutcome = !error ? 'delivered' : delayMs !== undefined ? 'retrying' : 'failed'
+    const attempt: DeliveryAttempt = {
+      at: new Date(nowMs).toISOString(),
+      statusCode: result.statusCode,
+      durationMs: result.durationMs,
+      error: error ? `${error.code}: ${error.message}` : null,
+      ...(result.response ? { response: result.response } : {}),
+    }
+    const nextAttemptAt = delayMs !== undefined ? new Date(nowMs + delayMs).toISOString() : null
+    const { failingSinceMs } = await deliveryQueue.store.recordAttempt(
+      record, attempt, outcome, nextAttemptAt, config.delivery.disableAfterMs, nowMs,
+    )
+
+    metrics.deliveries.inc({ outcome })
+    if (result.statusCode !== null) metrics.deliveryDuration.observe(result.durationMs / 1000)
+    // A replay or manual retry re-sends an old event; its age is not delivery latency.
+    if (!error && job.id === record.id) metrics.eventToDelivery.observe(Math.max(0, nowMs - record.firstSeenAt) / 1000)
+
+    if (!error) return 'delivered'
+    logger.info(
+      { deliveryId: record.id, watchId: watch.id, url: redactUrl(watch.url), statusCode: result.statusCode, code: error.code, outcome, nextAttemptAt },
+      'delivery attempt failed',
+    )
+    if (error.code === 'BH_DELIVERY_GONE') {
+      // Cancel first: a job starting in between then finds its record cancelled, not the watch disabled.
+      await deliveryQueue.cancelWatch(watch.id)
+      await this.#disable(watch, 'the URL answered 410 Gone')
+    } else if (failingSinceMs !== undefined && nowMs - failingSinceMs >= config.delivery.disableAfterMs) {
+      await this.#disable(watch, `every delivery failed since ${new Date(failingSinceMs).toISOString()}`)
+    }
+    if (delayMs !== undefined) throw new RetryScheduled(error, delayMs)
+    throw new UnrecoverableError(attempt.error ?? error.message)
+  }
+
+  async #disable(watch: Watch, reason: string): Promise<void> {
+    try {
+      await this.#deps.watches.update(watch.id, (current) => {
+        if (current.status !== 'active') throw new BlockhookError('BH_WATCH_NOT_ACTIVE', 'already not active', 409)
+        return { ...current, status: 'disabled', disabledReason: reason, updatedAt: new Date(this.#now()).toISOString() }
+      })
+      this.#deps.logger.warn({ watchId: watch.id, reason }, 'watch disabled')
+    } catch (err) {
+      // Deleted or already paused/disabled meanwhile: nothing left to disable.
+      if (err instanceof BlockhookError && (err.code === 'BH_WATCH_NOT_ACTIVE' || err.code === 'BH_WATCH_NOT_FOUND')) return
+      throw err
+    }
+  }
+
+  /** Back to the queue after `delayMs` without spending an attempt. */
+  async #postpone(job: Job<DeliveryJobData>, token: string | undefined, delayMs: number): Promise<never> {
+    await job.moveToDelayed(this.#now() + delayMs, token)
+    throw new DelayedError()
+  }
+}

@@ -1,0 +1,44 @@
+/**
+ * At most `maxConcurrencyPerUrl` requests in flight to one URL across every worker process
+ * (SPEC §5). Each request holds a lease in a Redis sorted set scored by its expiry, so a worker
+ * killed mid-request frees its slot when the lease runs out instead of leaking it.
+ */
+import { createHash, randomBytes } from 'node:crypto'
+import type { Redis } from 'ioredis'
+import type { RedisKeys } from '../storage/keys.js'
+
+/** KEYS: the URL's lease set. ARGV: now ms, lease expiry ms, cap, token, key TTL ms. */
+const ACQUIRE = `
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1`
+
+export interface UrlSlot {
+  release(): Promise<void>
+}
+
+export class UrlSlots {
+  readonly #redis: Redis
+  readonly #keys: RedisKeys
+  readonly #cap: number
+  readonly #leaseMs: number
+
+  /** `leaseMs` must outlast the longest request (its timeout) plus the work around it. */
+  constructor(redis: Redis, keys: RedisKeys, cap: number, leaseMs: number) {
+    this.#redis = redis
+    this.#keys = keys
+    this.#cap = cap
+    this.#leaseMs = leaseMs
+  }
+
+  /** A slot, or undefined when the URL already has `cap` requests in flight. */
+  async acquire(url: string, nowMs = Date.now()): Promise<UrlSlot | undefined> {
+    const key = this.#keys.urlInFlight(createHash('sha256').update(url).digest('hex').slice(0, 32))
+    const token = randomBytes(9).toString('base64url')
+    const got = await this.#redis.eval(ACQUIRE, 1, key, nowMs, nowMs + this.#leaseMs, this.#cap, token, this.#leaseMs)
+    if (got !== 1) return undefined
+    return { release: async () => { await this.#redis.zrem(key, token) } }
+  }
+}
