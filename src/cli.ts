@@ -4,6 +4,7 @@
  */
 import { ConfigError, loadConfig, type Config } from './config/config.js'
 import { createLogger, type Logger } from './logger.js'
+import { startWorker } from '../workers/delivery-worker.js'
 import { runDev } from './dev/dev.js'
 import { startApi } from './api/server.js'
 
@@ -30,7 +31,7 @@ type RoleName = 'api' | 'subscriber' | 'worker'
 const ROLES: Record<RoleName, RoleStarter> = {
   api: (config, logger) => startApi(config, logger),
   subscriber: notLanded('subscriber'),
-  worker: notLanded('worker'),
+  worker: (config, logger) => startWorker(config, logger),
 }
 
 async function startRoles(names: readonly RoleName[], config: Config, logger: Logger): Promise<RunningRole[]> {
