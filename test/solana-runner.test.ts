@@ -16,6 +16,7 @@ import type { Watch } from '../src/domain/watch-types.js'
 import type { Commitment } from '../src/config/config.js'
 import { createMetrics } from '../src/metrics.js'
 import { SolanaChainRunner } from '../src/chains/solana/solana-runner.js'
+import { ChainStatusPublisher } from '../src/subscriber/chain-status.js'
 import type { SolanaWatch } from '../src/chains/solana/subscriptions.js'
 import { startRedis } from './helpers/processes.js'
 import { testConfig } from './helpers/config.js'
@@ -72,9 +73,12 @@ async function harness(t: Test, options: { http?: boolean } = {}) {
   const store = new WatchStore(redis, keys, new SecretBox(undefined))
   const queue = new ObservedDeliveryQueue(redis, keys, config.delivery)
   const metrics = createMetrics()
+  const logger = pino({ level: 'silent' })
+  const statusPublisher = new ChainStatusPublisher(redis, keys.chainStatus('sol'),
+    { type: 'solana', connected: false, endpoint: '', reconnects: 0, subscriptions: 0 }, logger)
   const runner = new SolanaChainRunner({
     chain: config.chains[0]!, redis, keys, watchStore: store, deliveryQueue: queue, metrics,
-    logger: pino({ level: 'silent' }),
+    logger, statusPublisher,
     socket: { backoffInitialMs: 10, backoffMaxMs: 50, requestTimeoutMs: 5_000 },
     gapRetryDelaysMs: [20, 100],
   })
@@ -102,7 +106,13 @@ async function harness(t: Test, options: { http?: boolean } = {}) {
     return { record, body: JSON.parse(renderWebhookBody(record)) as { type: string; data: Record<string, unknown> } }
   }
 
-  return { node, store, queue, runner, metrics, redis, keys, addWatch, webhookBody }
+  /** The chain's /admin/status entry as stored in Redis. */
+  async function chainStatus() {
+    await statusPublisher.flush()
+    return redis.hgetall(keys.chainStatus('sol'))
+  }
+
+  return { node, store, queue, runner, metrics, redis, keys, addWatch, webhookBody, chainStatus }
 }
 
 const result = (fixture: string) => solanaFixture(fixture).params.result
@@ -152,6 +162,7 @@ t.test('each watch type goes end to end from a node notification to a queued del
   }
   t.equal(h.node.subscriptions('slotSubscribe').length, 1, 'the slot watch shares the runner\'s own head subscription')
   t.same((await h.metrics.chainHead.get()).values.map((v) => v.value), [76])
+  t.match(await h.chainStatus(), { type: 'solana', connected: 'true', headNumber: '76', reconnects: '0' })
   const matched = (await h.metrics.eventsMatched.get()).values.reduce((n, v) => n + v.value, 0)
   t.equal(matched, 5)
 })
@@ -234,6 +245,9 @@ t.test('a cut connection renews every subscription and fills the logs and accoun
 
   t.same((await h.webhookBody(accountEvent.id)).body.data.value, changed, 'the account changed while away: its state is delivered')
   t.equal((await h.metrics.wsReconnects.get()).values[0]?.value, 1)
+  t.same(await h.chainStatus(), {
+    type: 'solana', connected: 'true', endpoint: h.node.wsUrl, reconnects: '1', subscriptions: '3',
+  }, '/admin/status: the slot watch shares the head subscription, no slot seen yet')
 
   // Another cut with nothing new: nothing is delivered again.
   const accountReads = h.node.httpRequests.filter((r) => r.method === 'getAccountInfo').length

@@ -16,6 +16,7 @@ import type { EventType, Watch } from '../../domain/watch-types.js'
 import type { Metrics } from '../../metrics.js'
 import type { RedisKeys } from '../../storage/keys.js'
 import type { WatchStore } from '../../storage/watch-store.js'
+import type { ChainStatusPublisher } from '../../subscriber/chain-status.js'
 import { RpcSocket, type RpcSocketOptions, type RpcSubscription } from '../rpc-socket.js'
 import {
   accountStateHash, GapMarkers, logsOfSignatures, missedSignatureNotification, newestSignature, readAccount, signaturesSince,
@@ -41,6 +42,8 @@ export interface SolanaRunnerOptions {
   http?: SolanaRpc
   /** Delays between the attempts of one gap recovery. */
   gapRetryDelaysMs?: readonly number[]
+  /** Where /admin/status reads this chain from (written by the subscriber holding the lease). */
+  statusPublisher?: ChainStatusPublisher
 }
 
 export interface SolanaChainStatus {
@@ -98,6 +101,7 @@ export class SolanaChainRunner {
   readonly #http: SolanaRpc | undefined
   readonly #markers: GapMarkers
   readonly #gapRetryDelaysMs: readonly number[]
+  readonly #statusPublisher: ChainStatusPublisher | undefined
   readonly #registry = new SubscriptionRegistry()
   readonly #open = new Map<string, OpenSubscription>()
   readonly #watches = new Map<string, SolanaWatch>()
@@ -124,10 +128,15 @@ export class SolanaChainRunner {
       (chain.http.length > 0 ? new SolanaHttpClient({ endpoints: chain.http, logger: this.#log }) : undefined)
     this.#markers = new GapMarkers(options.redis, options.keys, chain.id)
     this.#gapRetryDelaysMs = options.gapRetryDelaysMs ?? DEFAULT_GAP_RETRY_DELAYS_MS
+    this.#statusPublisher = options.statusPublisher
     this.#queue = new SerialQueue((err) => this.#log.error({ err }, 'solana task failed'))
-    this.#socket.on('connected', () => this.#catchUpAll())
+    this.#socket.on('connected', () => {
+      this.#publishStatus()
+      this.#catchUpAll()
+    })
     this.#socket.on('disconnected', ({ reason }) => {
       this.#metrics.wsReconnects.inc({ chain: chain.id })
+      this.#publishStatus()
       this.#log.warn({ reason }, 'solana connection lost; subscriptions will be renewed and gaps filled')
     })
   }
@@ -177,6 +186,16 @@ export class SolanaChainRunner {
     }
   }
 
+  #publishStatus(): void {
+    if (!this.#statusPublisher) return
+    const { connected, endpoint, head, lastHeadAt, reconnects, subscriptions } = this.status()
+    this.#statusPublisher.update({
+      type: 'solana', connected, endpoint, reconnects, subscriptions,
+      ...(head ? { headNumber: head.number } : {}),
+      ...(lastHeadAt ? { lastHeadAt } : {}),
+    })
+  }
+
   /** Resolves once every notification and gap recovery queued so far is processed. */
   idle(): Promise<void> {
     return this.#queue.idle()
@@ -211,6 +230,7 @@ export class SolanaChainRunner {
       // Opened on a live connection: no `connected` event will follow to start its history.
       if (connectedAlready) void handle.ready.then(() => this.#queueCatchUp(subscription))
     }
+    if (changes.open.length + changes.close.length > 0) this.#publishStatus()
   }
 
   #watchesOf(subscription: SolanaSubscription): SolanaWatch[] {
@@ -240,6 +260,7 @@ export class SolanaChainRunner {
     if (this.#head && this.#head.slot >= slot) return
     this.#head = { slot, at }
     this.#metrics.chainHead.set({ chain: this.#chain.id }, slot)
+    this.#publishStatus()
   }
 
   async #deliverNotification(
@@ -266,6 +287,7 @@ export class SolanaChainRunner {
     if (endedByNode) open?.handle.forget()
     else void open?.handle.unsubscribe()
     this.#open.delete(subscription.key)
+    this.#publishStatus()
     for (const watchId of this.#registry.forget(subscription.key)) {
       this.#watches.delete(watchId)
       try {
