@@ -107,6 +107,7 @@ t.test('a missing pong closes a stalled connection and reconnects', async (t) =>
 
 t.test('the watchdog reconnects when no head is touched in time', async (t) => {
   const s = socket(t, [anvil.wsUrl], { watchdogMs: 100 })
+  s.subscribe(NEW_HEADS, () => undefined)
   await new Promise<void>((resolve) => s.on('reconnected', () => resolve()))
   t.ok(s.reconnects >= 1)
 })

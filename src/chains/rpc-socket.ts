@@ -197,7 +197,8 @@ export class RpcSocket {
 
   /** Resets the watchdog: the caller saw the liveness it expects (a head). */
   touch(): void {
-    if (!this.#open || this.#options.watchdogMs === undefined) return
+    // Without a subscription no head is expected (a standby), so there is nothing to watch.
+    if (!this.#open || this.#options.watchdogMs === undefined || this.#subscriptions.size === 0) return
     clearTimeout(this.#watchdogTimer)
     this.#watchdogTimer = setTimeout(() => {
       this.#log.warn({ endpoint: this.endpoint, watchdogMs: this.#options.watchdogMs }, 'no head for too long, switching endpoint')
@@ -224,13 +225,19 @@ export class RpcSocket {
     const ready = new Promise<void>((resolve) => { markReady = resolve })
     const entry: SubscriptionEntry = { request, onNotification, serverId: undefined, markReady, closed: false }
     this.#subscriptions.add(entry)
-    if (this.#open && this.#ws) void this.#establish(this.#ws, entry)
+    if (this.#open && this.#ws) {
+      void this.#establish(this.#ws, entry).catch((err: unknown) => {
+        this.#log.warn({ err, method: request.method }, 'subscription refused; retried on the next connection')
+      })
+      if (this.#subscriptions.size === 1) this.touch()
+    }
     return {
       ready,
       unsubscribe: async () => {
         if (entry.closed) return
         entry.closed = true
         this.#subscriptions.delete(entry)
+        if (this.#subscriptions.size === 0) clearTimeout(this.#watchdogTimer)
         const serverId = entry.serverId
         if (serverId === undefined) return
         this.#byServerId.delete(serverId)

@@ -1,0 +1,68 @@
+/**
+ * The chain's entry of /admin/status (SPEC §3), written by the subscriber that leads the chain to
+ * the hash `keys.chainStatus(chain)`: type, connected ('true'/'false'), endpoint (scheme and host
+ * only), headNumber, headHash, lastHeadAt (ISO), reconnects, subscriptions. Heads arrive often,
+ * so writes are coalesced to at most one per interval.
+ */
+import type { Redis } from 'ioredis'
+import type { Logger } from 'pino'
+
+export interface ChainStatus {
+  type: string
+  connected: boolean
+  endpoint: string
+  headNumber?: number
+  headHash?: string
+  lastHeadAt?: string
+  reconnects: number
+  subscriptions: number
+}
+
+const WRITE_INTERVAL_MS = 500
+
+export class ChainStatusPublisher {
+  readonly #redis: Redis
+  readonly #key: string
+  readonly #log: Logger
+  #status: ChainStatus
+  #timer: NodeJS.Timeout | undefined
+  #writing: Promise<void> = Promise.resolve()
+
+  constructor(redis: Redis, key: string, initial: ChainStatus, logger: Logger) {
+    this.#redis = redis
+    this.#key = key
+    this.#status = initial
+    this.#log = logger
+  }
+
+  update(change: Partial<ChainStatus>): void {
+    this.#status = { ...this.#status, ...change }
+    if (this.#timer) return
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined
+      void this.flush()
+    }, WRITE_INTERVAL_MS)
+    this.#timer.unref()
+  }
+
+  /** Writes now; resolves when written (errors are logged: status is best effort). */
+  flush(): Promise<void> {
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    const s = this.#status
+    const fields: Record<string, string> = {
+      type: s.type,
+      connected: String(s.connected),
+      endpoint: s.endpoint,
+      reconnects: String(s.reconnects),
+      subscriptions: String(s.subscriptions),
+    }
+    if (s.headNumber !== undefined) fields.headNumber = String(s.headNumber)
+    if (s.headHash !== undefined) fields.headHash = s.headHash
+    if (s.lastHeadAt !== undefined) fields.lastHeadAt = s.lastHeadAt
+    this.#writing = this.#writing
+      .then(() => this.#redis.hset(this.#key, fields))
+      .then(() => undefined, (err: unknown) => this.#log.warn({ err }, 'could not write the chain status'))
+    return this.#writing
+  }
+}
