@@ -40,6 +40,8 @@ export interface RpcSocketOptions {
   maxPayloadBytes?: number
   /** Injected for tests of the jitter. */
   random?: () => number
+  /** Parses a text frame; JSON.parse by default (Solana keeps u64 values exact with its own). */
+  parseMessage?: (text: string) => unknown
 }
 
 export interface SubscribeRequest {
@@ -147,7 +149,7 @@ export class RpcSocket {
 
   constructor(options: RpcSocketOptions) {
     if (options.endpoints.length === 0) throw new BlockhookError('BH_RPC_NO_ENDPOINT', `${options.name}: no endpoint`)
-    this.#options = { ...DEFAULTS, random: Math.random, watchdogMs: undefined, ...options }
+    this.#options = { ...DEFAULTS, random: Math.random, parseMessage: JSON.parse, watchdogMs: undefined, ...options }
     this.#log = options.logger.child({ rpc: options.name })
   }
 
@@ -422,7 +424,7 @@ export class RpcSocket {
     }
     let message: unknown
     try {
-      message = JSON.parse(data.toString())
+      message = this.#options.parseMessage(data.toString())
     } catch {
       this.#log.warn({ bytes: rawLength(data) }, 'malformed JSON frame skipped')
       return
