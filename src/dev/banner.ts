@@ -4,9 +4,11 @@
  * read the API URL, the key and the RPC URL from them.
  */
 
-/** anvil's second default account: examples/send-transfers.ts sends ETH and tokens to it. */
+/** anvil's second default account: the demo watch and examples/send-transfers.ts send ETH and tokens to it. */
 export const DEMO_RECIPIENT = '0x70997970C51812dc3A010C7d01b50e0d17dc79C8'
-export const DEMO_RECEIVER_URL = 'http://127.0.0.1:4000/webhooks'
+/** keccak256("Transfer(address,address,uint256)"): ERC-20 and ERC-721 transfers. */
+const TRANSFER_TOPIC = '0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef'
+const TRANSFER_EVENT = 'event Transfer(address indexed from, address indexed to, uint256 value)'
 
 export interface DevBannerInfo {
   apiUrl: string
@@ -19,14 +21,15 @@ export interface DevBannerInfo {
   /** Already redacted. */
   redis: string
   redisStarted: boolean
+  inboxUrl: string
 }
 
 export function devBanner(info: DevBannerInfo): string {
   const watch = JSON.stringify({
     chain: info.chainId,
-    type: 'evm.address_activity',
-    filter: { addresses: [DEMO_RECIPIENT] },
-    url: DEMO_RECEIVER_URL,
+    type: 'evm.logs',
+    filter: { topics: [TRANSFER_TOPIC], abi: [TRANSFER_EVENT] },
+    url: info.inboxUrl,
   })
   return `
 blockhook dev is running. Ctrl-C stops it and everything it started.
@@ -37,20 +40,20 @@ blockhook dev is running. Ctrl-C stops it and everything it started.
   API key      ${info.apiKey}
   chain        ${info.chainId}   RPC ${info.rpcUrl}   WebSocket ${info.wsUrl}   (anvil, a block a second)
   Redis        ${info.redis}   (${info.redisStarted ? 'private, started by blockhook dev, discarded on exit' : 'found at REDIS_URL; this run\'s keys are removed on exit'})
+  inbox        ${info.inboxUrl}   (verifies and prints every webhook sent to it, below)
 
-1. Register a watch (webhooks to a receiver on 127.0.0.1:4000):
+Try it, in a second terminal:
 
+  # a watch on every ERC-20 Transfer log, decoded, delivered to the inbox
   curl -sS -X POST ${info.apiUrl}/watches \\
     -H 'authorization: Bearer ${info.apiKey}' -H 'content-type: application/json' \\
     -d '${watch}'
 
-2. In a second terminal, run a receiver that verifies and prints every webhook:
-
-  BLOCKHOOK_API_URL=${info.apiUrl} BLOCKHOOK_API_KEY=${info.apiKey} npx tsx examples/receiver.ts
-
-3. In a third terminal, send ETH and ERC-20 transfers on the chain:
-
+  # ETH and ERC-20 transfers on the chain: evm.log and evm.activity webhooks appear below
   npx tsx examples/send-transfers.ts --rpc ${info.rpcUrl}
+
+  # your own receiver (for watches whose url is http://127.0.0.1:4000/webhooks)
+  BLOCKHOOK_API_URL=${info.apiUrl} BLOCKHOOK_API_KEY=${info.apiKey} npx tsx examples/receiver.ts
 
 `
 }

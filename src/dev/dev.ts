@@ -15,7 +15,11 @@ import { createLogger, type Logger } from '../logger.js'
 import { redisKeys } from '../storage/keys.js'
 import { createRedis } from '../storage/redis.js'
 import { TenantStore } from '../storage/tenant-store.js'
+import { SecretBox } from '../storage/secret-box.js'
+import { WatchStore } from '../storage/watch-store.js'
 import { devBanner } from './banner.js'
+import { runDemo } from './demo.js'
+import { startInbox } from './inbox.js'
 import { ChildProcessError, freePort, startAnvil, startRedisServer } from './child-processes.js'
 import { probeRedis } from './redis-probe.js'
 
@@ -128,12 +132,17 @@ export async function runDev(options: DevOptions): Promise<void> {
 
     const redis = createRedis(config.redisUrl, 'dev')
     parts.push({ name: 'dev redis connection', close: async () => void (await redis.quit()) })
-    const { tenant, apiKey } = await new TenantStore(redis, redisKeys(config.redisPrefix)).create('demo')
+    const keys = redisKeys(config.redisPrefix)
+    const { tenant, apiKey } = await new TenantStore(redis, keys).create('demo')
+    // Before the roles, so it closes after the worker: no delivery in flight finds it gone.
+    const inbox = await startInbox(new WatchStore(redis, keys, new SecretBox(config.encryptionKey)), write)
+    parts.push({ name: 'inbox', close: () => inbox.close() })
 
     parts.push(...await options.startRoles(config, logger))
 
+    const apiUrl = `http://127.0.0.1:${config.port}`
     write(devBanner({
-      apiUrl: `http://127.0.0.1:${config.port}`,
+      apiUrl,
       adminToken: config.adminToken,
       tenantId: tenant.id,
       apiKey,
@@ -142,7 +151,13 @@ export async function runDev(options: DevOptions): Promise<void> {
       wsUrl: anvil.wsUrl,
       redis: redactUrl(config.redisUrl),
       redisStarted: !probe.ok,
+      inboxUrl: inbox.url,
     }))
+
+    const demo = new AbortController()
+    parts.push({ name: 'demo', close: async () => demo.abort() })
+    runDemo({ apiUrl, apiKey, chainId: CHAIN_ID, rpcUrl: anvil.url, inbox, write, signal: demo.signal })
+      .catch((err: unknown) => { if (!demo.signal.aborted) write(`demo: ${(err as Error).message}\n`) })
   } catch (err) {
     logger.error({ err }, 'blockhook dev could not start')
     for (const part of [...parts].reverse()) {
