@@ -281,6 +281,20 @@ t.test('a restart fills the logs gap from the signature kept in Redis', async (t
   t.equal(h.queue.events.length, 1, 'what was seen before the restart is not sent again')
 })
 
+t.test('u64 values the node sends reach the webhook exact, as decimal strings', async (t) => {
+  const h = await harness(t, { http: false })
+  const account = await h.addWatch('solana.account', { account: ACCOUNT })
+  h.runner.start([account])
+  const sub = await h.node.waitForSubscription('accountSubscribe')
+  // As a node sends a rent-exempt account: JSON.parse would turn its rentEpoch into 18446744073709552000.
+  h.node.sendRaw(`{"jsonrpc":"2.0","method":"accountNotification","params":{"result":{"context":{"slot":9},"value":` +
+    `{"data":["","base64"],"executable":false,"lamports":18446744073709551000,"owner":"${PROGRAM}",` +
+    `"rentEpoch":18446744073709551615,"space":0}},"subscription":${sub.id}}}`)
+  const event = await h.queue.waitFor((e) => e.watchId === account.id)
+  const { body } = await h.webhookBody(event.id)
+  t.match(body.data.value, { lamports: '18446744073709551000', rentEpoch: '18446744073709551615', space: 0 })
+})
+
 t.test('unknown subscription ids and malformed messages are skipped without a crash', async (t) => {
   const h = await harness(t, { http: false })
   const account = await h.addWatch('solana.account', { account: ACCOUNT })

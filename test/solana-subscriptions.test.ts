@@ -5,6 +5,7 @@ import {
   slotSubscription, subscriptionOf, SubscriptionRegistry, type SolanaWatch,
 } from '../src/chains/solana/subscriptions.js'
 import { isRejection, matchedEvents, parseNotification, type SolanaNotification } from '../src/chains/solana/notifications.js'
+import { parseSolanaJson } from '../src/chains/solana/json.js'
 import { solanaFixture } from './helpers/solana-node.js'
 
 const ACCOUNT = 'CM78CPUeXjn8o3yroDHxUtKsZZgoy4GPkPPXfouKNH12'
@@ -121,4 +122,18 @@ t.test('events carry {slot, value} as sent and ids named by watch and event', as
   const recovered = matchedEvents('solana.logs', { ...n, blockTime: 1_763_747_336 }, [a], 1)[0]!
   t.equal(recovered.id, events[0]!.id, 'a recovered transaction has the id its notification would have had')
   t.equal(recovered.timestamp, '2025-11-21T17:48:56.000Z')
+})
+
+t.test('u64 values beyond 2^53 parse to their exact decimal string; everything else as JSON.parse does', async (t) => {
+  const text = '{"rentEpoch":18446744073709551615,"safe":9007199254740991,"unsafe":9007199254740993,' +
+    '"negative":-18446744073709551615,"float":1.5e300,"list":[12345678901234567890, 1],' +
+    '"inString":"18446744073709551615","escaped":"a\\"18446744073709551615\\"b","after":18446744073709551616}'
+  t.same(parseSolanaJson(text), {
+    rentEpoch: '18446744073709551615', safe: 9007199254740991, unsafe: '9007199254740993',
+    negative: '-18446744073709551615', float: 1.5e300, list: ['12345678901234567890', 1],
+    inString: '18446744073709551615', escaped: 'a"18446744073709551615"b', after: '18446744073709551616',
+  })
+  const plain = JSON.stringify(solanaFixture('program-notification'))
+  t.same(parseSolanaJson(plain), JSON.parse(plain))
+  t.throws(() => parseSolanaJson('{"a":18446744073709551615'), SyntaxError, 'malformed text still fails to parse')
 })

@@ -6,6 +6,7 @@
 import type { Logger } from 'pino'
 import { redactUrl } from '../../domain/redact.js'
 import { RpcError } from '../rpc-socket.js'
+import { parseSolanaJson } from './json.js'
 
 export interface SolanaRpc {
   call<T>(method: string, params: readonly unknown[]): Promise<T>
@@ -93,7 +94,7 @@ export class SolanaHttpClient implements SolanaRpc {
     if (!response.ok) throw new RpcError('BH_RPC_HTTP', `${method}: HTTP ${response.status}`)
     let body: { result?: unknown; error?: { code?: unknown; message?: unknown; data?: unknown } }
     try {
-      body = JSON.parse(text) as typeof body
+      body = parseSolanaJson(text) as typeof body
     } catch {
       throw new RpcError('BH_RPC_BAD_RESPONSE', `${method}: answer is not JSON`)
     }

@@ -22,6 +22,7 @@ import {
   accountStateHash, GapMarkers, logsOfSignatures, missedSignatureNotification, newestSignature, readAccount, signaturesSince,
 } from './gap-recovery.js'
 import { SolanaHttpClient, type SolanaRpc } from './http-client.js'
+import { parseSolanaJson } from './json.js'
 import { isRejection, matchedEvents, parseNotification, type SolanaNotification } from './notifications.js'
 import {
   isSolanaWatch, mentionedAccount, slotSubscription, subscriptionOf, SubscriptionRegistry,
@@ -119,6 +120,7 @@ export class SolanaChainRunner {
     this.#log = logger.child({ chain: chain.id })
     this.#socket = new RpcSocket({
       watchdogMs: Math.max(3 * chain.blockTimeMs, MIN_WATCHDOG_MS),
+      parseMessage: parseSolanaJson,
       ...options.socket,
       name: chain.id,
       endpoints: chain.ws,
