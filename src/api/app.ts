@@ -21,6 +21,7 @@ import { adminStatusRoutes } from '../../routes/admin-status.js'
 import { adminTenantRoutes } from '../../routes/admin-tenants.js'
 import { healthRoutes } from '../../routes/health.js'
 import { watchRoutes } from '../../routes/watches.js'
+import { deliveryRoutes } from '../../routes/deliveries.js'
 import { adminAuth, tenantAuth } from './auth.js'
 import { errorBody, RetryLaterError, toErrorBody } from './errors.js'
 import { RateLimiter } from './rate-limit.js'
@@ -127,6 +128,7 @@ export async function buildApi(config: Config, deps: ApiDeps): Promise<FastifyIn
   await app.register(async function tenantScope(scope) {
     scope.addHook('onRequest', tenantAuth(deps.tenants, rateLimiter))
     await scope.register(watchRoutes, context)
+    await scope.register(deliveryRoutes, context)
   })
 
   await app.register(async function adminScope(scope) {
