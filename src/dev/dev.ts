@@ -119,6 +119,8 @@ export async function runDev(options: DevOptions): Promise<void> {
       REDIS_URL: redisUrl,
       BLOCKHOOK_ALLOW_PRIVATE_URLS: 'true',
       BLOCKHOOK_ADMIN_TOKEN: env.BLOCKHOOK_ADMIN_TOKEN || randomBytes(24).toString('base64url'),
+      // Secrets sealed at rest in dev too, under a key that lives as long as this run's data.
+      BLOCKHOOK_ENCRYPTION_KEY: env.BLOCKHOOK_ENCRYPTION_KEY || randomBytes(32).toString('base64'),
     }, {
       chains: [{
         id: CHAIN_ID, type: 'evm', ws: [anvil.wsUrl], http: [anvil.url],
