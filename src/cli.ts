@@ -5,6 +5,7 @@
 import { ConfigError, loadConfig, type Config } from './config/config.js'
 import { createLogger, type Logger } from './logger.js'
 import { startWorker } from '../workers/delivery-worker.js'
+import { startSubscriber } from '../workers/subscriber.js'
 import { runDev } from './dev/dev.js'
 import { startApi } from './api/server.js'
 
@@ -30,7 +31,7 @@ type RoleName = 'api' | 'subscriber' | 'worker'
 
 const ROLES: Record<RoleName, RoleStarter> = {
   api: (config, logger) => startApi(config, logger),
-  subscriber: notLanded('subscriber'),
+  subscriber: (config, logger) => startSubscriber(config, logger),
   worker: (config, logger) => startWorker(config, logger),
 }
 

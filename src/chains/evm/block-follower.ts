@@ -1,0 +1,331 @@
+/**
+ * The block follower: an explicit state machine over the chain (STYLE §10, after ponder's
+ * sync-realtime). `wake()` (a head, a reconnect, a timer) runs one `sync`, never two at once.
+ *
+ * State: `cursor` = the last block whose ready events are all queued, and `window` = the recent
+ * blocks up to the cursor, each with its matches, linked by parent hash.
+ *
+ * Each sync reads the head, then handles the blocks after the cursor in chunks, in order, with one
+ * of three cases per block:
+ * - `extend`: its parent is the cursor: match it, queue the events that are ready (confirmations
+ *   0, and older blocks' events now deep enough), push it on the window;
+ * - `reorg`: its parent is not the cursor (or the cursor is no longer canonical): pop window
+ *   blocks until one is canonical again (the common ancestor), queueing `*.removed` for every
+ *   event of a dropped block that was delivered, then go on from the ancestor;
+ * - `finalize`: blocks deeper than the window (max confirmations + a margin) leave it.
+ *
+ * Invariants: the cursor saved in Redis moves only after the events up to it are queued; queueing
+ * is idempotent (the `webhook-id` is the job id), so any failure resets to the saved cursor and
+ * does the work again. A confirmations-N event is queued only when its block is N deep (head -
+ * number >= N) and still in the window, so it never reaches a watch from a dropped block.
+ */
+import type { Logger } from 'pino'
+import type { MatchedEvent } from '../../delivery/delivery-record.js'
+import { BlockhookError } from '../../domain/errors.js'
+import type { Cursor } from '../../subscriber/cursor-store.js'
+import { isRpcError } from '../rpc-socket.js'
+import type { EvmNode } from './evm-node.js'
+import { removedEvent } from './payloads.js'
+import { hexToNumber, type RpcBlock } from './rpc-types.js'
+import type { BlockData, EvmMatch, EvmWatchIndex } from './watch-index.js'
+
+export type { Cursor }
+
+export interface CursorStore {
+  load(): Promise<Cursor | undefined>
+  /** Throws BH_LEASE_LOST when this process no longer holds the chain. */
+  save(cursor: Cursor): Promise<void>
+}
+
+export interface FollowerDeps {
+  chain: string
+  node: EvmNode
+  index: EvmWatchIndex
+  cursors: CursorStore
+  /** Queues events durably; resolves only once they are. */
+  emit(events: MatchedEvent[]): Promise<void>
+  /** Which of these `webhook-id`s were queued before (their record exists). */
+  wereEmitted(ids: readonly string[]): Promise<boolean[]>
+  logger: Logger
+  /** Called once when a cursor write finds the lease gone: the follower has stopped. */
+  onLeaseLost(): void
+  onHead?(head: Cursor): void
+  now?: () => number
+  /** Blocks handled per chunk of a catch-up (one queue write and one cursor write per chunk). */
+  chunkBlocks?: number
+  fetchConcurrency?: number
+  /** Blocks kept beyond the deepest confirmations, for walking back on a reorg. */
+  reorgMarginBlocks?: number
+}
+
+interface WindowBlock {
+  number: number
+  hash: string
+  parentHash: string
+  matches: EvmMatch[]
+  /** Matches still waiting for their confirmations. */
+  waiting: EvmMatch[]
+}
+
+const RETRY_INITIAL_MS = 500
+const RETRY_MAX_MS = 15_000
+
+export class BlockFollower {
+  readonly #d: Required<Omit<FollowerDeps, 'onHead'>> & Pick<FollowerDeps, 'onHead'>
+  readonly #log: Logger
+  #cursor: Cursor | undefined
+  #window: WindowBlock[] = []
+  #initialized = false
+  #running: Promise<void> | undefined
+  #again = false
+  #stopped = false
+  #failures = 0
+  #retryTimer: NodeJS.Timeout | undefined
+
+  constructor(deps: FollowerDeps) {
+    this.#d = { now: Date.now, chunkBlocks: 50, fetchConcurrency: 8, reorgMarginBlocks: 16, ...deps }
+    this.#log = deps.logger
+  }
+
+  get cursor(): Cursor | undefined {
+    return this.#cursor
+  }
+
+  /** Something may have happened on the chain: sync now, or right after the sync under way. */
+  wake(): void {
+    if (this.#stopped) return
+    if (this.#running) {
+      this.#again = true
+      return
+    }
+    clearTimeout(this.#retryTimer)
+    this.#running = this.#run().finally(() => {
+      this.#running = undefined
+      if (this.#again && !this.#stopped) {
+        this.#again = false
+        this.wake()
+      }
+    })
+  }
+
+  /** Resolves once no sync is running and none will start. */
+  async stop(): Promise<void> {
+    this.#stopped = true
+    clearTimeout(this.#retryTimer)
+    await this.#running
+  }
+
+  /** Resolves when the sync under way (if any) and those it asked for are done. For tests and shutdown. */
+  async idle(): Promise<void> {
+    while (this.#running) await this.#running
+  }
+
+  async #run(): Promise<void> {
+    try {
+      await this.#sync()
+      this.#failures = 0
+    } catch (err) {
+      if (err instanceof BlockhookError && err.code === 'BH_LEASE_LOST') {
+        this.#stopped = true
+        this.#log.warn('lease lost while writing the cursor, stopping')
+        this.#d.onLeaseLost()
+        return
+      }
+      // Back to the saved cursor: whatever was matched but not saved is done again (idempotently).
+      this.#initialized = false
+      this.#failures++
+      const delayMs = Math.min(RETRY_MAX_MS, RETRY_INITIAL_MS * 2 ** (this.#failures - 1))
+      const level = isRpcError(err, 'BH_RPC_DISCONNECTED') ? 'info' : 'warn'
+      this.#log[level]({ err, delayMs }, 'block sync failed, retrying from the saved cursor')
+      if (!this.#stopped) {
+        this.#retryTimer = setTimeout(() => this.wake(), delayMs)
+        this.#retryTimer.unref()
+      }
+    }
+  }
+
+  #windowSize(): number {
+    return this.#d.index.maxConfirmations() + this.#d.reorgMarginBlocks
+  }
+
+  // --- init: the saved cursor and the window behind it ------------------------------------------
+
+  async #init(): Promise<void> {
+    const saved = await this.#d.cursors.load()
+    this.#window = []
+    if (!saved) {
+      // First start: begin at the head, i.e. with the head block itself.
+      const head = await this.#d.node.header('latest')
+      if (!head) throw new BlockhookError('BH_NODE_BAD_ANSWER', 'the node has no latest block')
+      this.#cursor = { number: hexToNumber(head.number) - 1, hash: head.parentHash }
+      this.#log.info({ head: hexToNumber(head.number) }, 'no cursor yet: starting at the head')
+    } else {
+      this.#cursor = saved
+      await this.#rebuildWindow(saved)
+      this.#log.info({ cursor: saved.number, window: this.#window.length }, 'resuming from the saved cursor')
+    }
+    this.#initialized = true
+  }
+
+  /**
+   * Re-reads the blocks behind the cursor by parent hash (so even a branch the node has since
+   * dropped) and re-matches them: this restores what a reorg must retract and the events still
+   * waiting for confirmations, which were not queued before the restart.
+   */
+  async #rebuildWindow(cursor: Cursor): Promise<void> {
+    const blocks: RpcBlock[] = []
+    let hash = cursor.hash
+    for (let i = 0; i < this.#windowSize(); i++) {
+      const block = await this.#d.node.blockByHash(hash)
+      if (!block) break
+      blocks.unshift(block)
+      if (hexToNumber(block.number) === 0) break
+      hash = block.parentHash
+    }
+    const datas = await this.#mapBounded(blocks, (block) => this.#complete(block))
+    for (const data of datas) {
+      const number = hexToNumber(data.block.number)
+      const matches = this.#d.index.matchBlock(data, this.#d.now())
+      const depth = cursor.number - number
+      this.#window.push({
+        number, hash: data.block.hash, parentHash: data.block.parentHash, matches,
+        waiting: matches.filter((m) => m.confirmations > depth),
+      })
+    }
+  }
+
+  // --- sync ---------------------------------------------------------------------------------------
+
+  async #sync(): Promise<void> {
+    if (!this.#initialized) await this.#init()
+    for (;;) {
+      if (this.#stopped) return
+      const head = await this.#d.node.header('latest')
+      if (!head) return
+      const headNumber = hexToNumber(head.number)
+      this.#d.onHead?.({ number: headNumber, hash: head.hash })
+      const cursor = this.#cursor!
+      if (cursor.number >= headNumber) {
+        if (cursor.number === headNumber && head.hash === cursor.hash) return
+        const canonical = cursor.number === headNumber ? head : await this.#d.node.header(cursor.number)
+        if (canonical?.hash === cursor.hash) return
+        await this.#reorg()
+        continue
+      }
+      const to = Math.min(headNumber, cursor.number + this.#d.chunkBlocks)
+      const numbers = Array.from({ length: to - cursor.number }, (_, i) => cursor.number + 1 + i)
+      const datas = await this.#mapBounded(numbers, async (n) => {
+        const block = await this.#d.node.blockByNumber(n)
+        return block ? this.#complete(block) : undefined
+      })
+      const events: MatchedEvent[] = []
+      let reorged = false
+      for (const data of datas) {
+        if (!data) break // the head moved back under us: the next pass sees it
+        if (data.block.parentHash !== this.#cursor!.hash) {
+          reorged = true
+          break
+        }
+        events.push(...this.#extend(data))
+      }
+      await this.#flush(events)
+      if (reorged) await this.#reorg()
+    }
+  }
+
+  #complete(block: RpcBlock): Promise<BlockData> {
+    return readBlockData(this.#d.node, this.#d.index, block)
+  }
+
+  /** Case `extend`; returns the events now ready. Updates the in-memory cursor only. */
+  #extend(data: BlockData): MatchedEvent[] {
+    const number = hexToNumber(data.block.number)
+    const matches = this.#d.index.matchBlock(data, this.#d.now())
+    const ready = matches.filter((m) => m.confirmations === 0).map((m) => m.event)
+    const waiting = matches.filter((m) => m.confirmations > 0)
+    this.#window.push({ number, hash: data.block.hash, parentHash: data.block.parentHash, matches, waiting })
+    this.#cursor = { number, hash: data.block.hash }
+    for (const block of this.#window) {
+      if (block.waiting.length === 0) continue
+      const depth = number - block.number
+      block.waiting = block.waiting.filter((m) => {
+        if (m.confirmations > depth) return true
+        // Only while the watch is still active: a paused or deleted watch gets nothing late.
+        if (this.#d.index.get(m.event.watchId)) ready.push(m.event)
+        return false
+      })
+    }
+    // Case `finalize`.
+    const keep = this.#windowSize()
+    while (this.#window.length > 0 && this.#window[0]!.number <= number - keep) this.#window.shift()
+    return ready
+  }
+
+  async #flush(events: MatchedEvent[]): Promise<void> {
+    const cursor = this.#cursor!
+    if (events.length > 0) await this.#d.emit(events)
+    await this.#d.cursors.save(cursor)
+  }
+
+  /** Case `reorg`: walk back to the common ancestor, retracting what dropped blocks delivered. */
+  async #reorg(): Promise<void> {
+    const dropped: WindowBlock[] = []
+    let ancestorFound = false
+    while (this.#window.length > 0) {
+      const tip = this.#window[this.#window.length - 1]!
+      const canonical = await this.#d.node.header(tip.number)
+      if (canonical?.hash === tip.hash) {
+        ancestorFound = true
+        break
+      }
+      dropped.push(tip)
+      this.#window.pop()
+      this.#cursor = { number: tip.number - 1, hash: tip.parentHash }
+    }
+    if (!ancestorFound) {
+      // Deeper than the blocks kept: nothing left to retract from; continue on the canonical chain.
+      const at = this.#cursor!.number
+      const canonical = await this.#d.node.header(at)
+      if (!canonical) throw new BlockhookError('BH_NODE_BAD_ANSWER', `the node has no block ${at} after a reorg`)
+      this.#log.error({ at, dropped: dropped.length }, 'reorg deeper than the blocks kept: older events cannot be retracted')
+      this.#cursor = { number: at, hash: canonical.hash }
+    }
+    const candidates = dropped.flatMap((b) => b.matches.map((m) => m.event))
+    const emitted = candidates.length > 0 ? await this.#d.wereEmitted(candidates.map((e) => e.id)) : []
+    const now = this.#d.now()
+    const removals = candidates
+      .filter((_, i) => emitted[i])
+      .map((e) => removedEvent(e, now))
+      .filter((e): e is MatchedEvent => e !== undefined)
+    this.#log.warn({ dropped: dropped.map((b) => b.number), retracted: removals.length, ancestor: this.#cursor!.number }, 'reorg')
+    await this.#flush(removals)
+  }
+
+  #mapBounded<T, R>(items: readonly T[], fn: (item: T) => Promise<R>): Promise<R[]> {
+    return mapBounded(items, this.#d.fetchConcurrency, fn)
+  }
+}
+
+/** Reads what matching needs beside the block: its logs, and receipts only if a watch needs them. */
+export async function readBlockData(node: EvmNode, index: EvmWatchIndex, block: RpcBlock): Promise<BlockData> {
+  const needing = index.transactionsNeedingReceipts(block)
+  const [logs, receipts] = await Promise.all([
+    node.logsOf(block.hash),
+    needing.length > 0 ? node.receipts(block.hash, needing) : Promise.resolve(undefined),
+  ])
+  return { block, logs, ...(receipts ? { receipts } : {}) }
+}
+
+/** Maps with at most `concurrency` calls in flight, keeping order. */
+export async function mapBounded<T, R>(items: readonly T[], concurrency: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length)
+  let next = 0
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++
+      results[i] = await fn(items[i]!)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker))
+  return results
+}

@@ -1,0 +1,196 @@
+/**
+ * An EVM chain in the subscriber (the `evm` ChainDriver): one RpcSocket to the chain's nodes,
+ * and, while this process holds the chain's lease, the watch indexes fed by the change feed, the
+ * block follower woken by `newHeads` and by every (re)connection, pending transactions, replays,
+ * the chain's status entry and metrics.
+ */
+import type { Redis } from 'ioredis'
+import type { Logger } from 'pino'
+import type { ChainConfig } from '../../config/config.js'
+import type { DeliveryQueue } from '../../delivery/delivery-queue.js'
+import type { MatchedEvent } from '../../delivery/delivery-record.js'
+import type { Metrics } from '../../metrics.js'
+import type { RedisKeys } from '../../storage/keys.js'
+import type { WatchStore } from '../../storage/watch-store.js'
+import type { ChainDriver } from '../../subscriber/chain-runner.js'
+import { ChainStatusPublisher } from '../../subscriber/chain-status.js'
+import { RedisCursorStore } from '../../subscriber/cursor-store.js'
+import type { ChainLease } from '../../subscriber/lease.js'
+import { WatchSet } from '../../subscriber/watch-set.js'
+import { RpcSocket, type RpcSocketOptions, type RpcSubscription } from '../rpc-socket.js'
+import { BlockFollower, type FollowerDeps } from './block-follower.js'
+import { EvmNode } from './evm-node.js'
+import { PendingTransactions } from './pending-transactions.js'
+import { ReplayConsumer } from './replays.js'
+import { parseHead } from './rpc-types.js'
+import { EvmWatchIndex } from './watch-index.js'
+
+export interface EvmChainDeps {
+  chain: ChainConfig
+  redis: Redis
+  keys: RedisKeys
+  store: WatchStore
+  deliveryQueue: DeliveryQueue
+  metrics: Metrics
+  logger: Logger
+  /** Overrides for tests (small watchdog, ping, backoff). */
+  socket?: Partial<RpcSocketOptions>
+  follower?: Pick<FollowerDeps, 'chunkBlocks' | 'fetchConcurrency' | 'reorgMarginBlocks'>
+}
+
+/** SPEC §6: no head for 3 × blockTimeMs, and at least 30 s, means the node is stuck. */
+export function watchdogMsFor(chain: ChainConfig): number {
+  return Math.max(30_000, 3 * chain.blockTimeMs)
+}
+
+interface Leadership {
+  index: EvmWatchIndex
+  reader: Redis
+  replayReader: Redis
+  watchSet: WatchSet
+  follower: BlockFollower
+  pending: PendingTransactions
+  replays: ReplayConsumer
+  heads: RpcSubscription
+}
+
+export class EvmChain implements ChainDriver {
+  readonly chainId: string
+  readonly socket: RpcSocket
+  readonly #d: EvmChainDeps
+  readonly #node: EvmNode
+  readonly #log: Logger
+  readonly #status: ChainStatusPublisher
+  #leadership: Leadership | undefined
+
+  constructor(deps: EvmChainDeps) {
+    this.#d = deps
+    this.chainId = deps.chain.id
+    this.#log = deps.logger.child({ chain: deps.chain.id })
+    this.socket = new RpcSocket({
+      name: deps.chain.id, endpoints: deps.chain.ws, logger: this.#log, watchdogMs: watchdogMsFor(deps.chain), ...deps.socket,
+    })
+    this.#node = new EvmNode(this.socket, this.#log)
+    this.#status = new ChainStatusPublisher(deps.redis, deps.keys.chainStatus(deps.chain.id), {
+      type: 'evm', connected: false, endpoint: this.socket.endpoint, reconnects: 0, subscriptions: 0,
+    }, this.#log)
+    this.socket.on('disconnected', () => {
+      this.#d.metrics.wsReconnects.inc({ chain: this.chainId })
+      if (this.#leadership) this.#status.update(this.#connectionStatus())
+    })
+    this.socket.on('connected', () => {
+      if (!this.#leadership) return
+      this.#status.update(this.#connectionStatus())
+      // A resubscription is not continuity: catch up from the cursor.
+      this.#leadership.follower.wake()
+    })
+  }
+
+  /** The leader's watch set, for tests that await a change (undefined on a standby). */
+  get watchSet(): WatchSet | undefined {
+    return this.#leadership?.watchSet
+  }
+
+  get follower(): BlockFollower | undefined {
+    return this.#leadership?.follower
+  }
+
+  start(): void {
+    this.socket.start()
+  }
+
+  notReadyReason(): string | undefined {
+    return this.socket.connected ? undefined : `chain ${this.chainId}: no connection to a node (${this.socket.endpoint})`
+  }
+
+  #connectionStatus() {
+    return {
+      connected: this.socket.connected,
+      endpoint: this.socket.endpoint,
+      reconnects: this.socket.reconnects,
+      subscriptions: this.socket.subscriptionCount,
+    }
+  }
+
+  async lead(lease: ChainLease, onLeaseLost: () => void): Promise<void> {
+    const { chain, redis, keys, store } = this.#d
+    const index = new EvmWatchIndex(chain.id, chain.confirmations)
+    const emit = (events: MatchedEvent[]) => this.#emit(events)
+    const pending = new PendingTransactions({ socket: this.socket, node: this.#node, index, emit, logger: this.#log })
+    const reader = redis.duplicate()
+    const watchSet = new WatchSet({
+      store, reader, chain: chain.id, chainType: 'evm', logger: this.#log,
+      sink: {
+        upsert: (watch) => { index.upsert(watch); pending.sync() },
+        remove: (watchId) => { index.remove(watchId); pending.sync() },
+      },
+    })
+    const follower = new BlockFollower({
+      chain: chain.id, node: this.#node, index, logger: this.#log, emit,
+      cursors: new RedisCursorStore(redis, keys.chainCursor(chain.id), lease),
+      wereEmitted: async (ids) => {
+        const results = (await ids.reduce((p, id) => p.exists(keys.delivery(id)), redis.pipeline()).exec()) ?? []
+        return results.map(([err, n]) => { if (err) throw err; return n === 1 })
+      },
+      onLeaseLost,
+      onHead: (head) => {
+        this.#d.metrics.chainHead.set({ chain: chain.id }, head.number)
+        this.#status.update({ headNumber: head.number, headHash: head.hash, lastHeadAt: new Date().toISOString() })
+      },
+      ...this.#d.follower,
+    })
+    const replayReader = redis.duplicate()
+    const replays = new ReplayConsumer({
+      chain: chain.id, defaultConfirmations: chain.confirmations, reader: replayReader, redis,
+      streamKey: keys.chainReplays(chain.id), cursorKey: keys.chainCursor(chain.id), store, node: this.#node,
+      cursor: () => follower.cursor,
+      enqueue: async (events, replayId) => { await this.#d.deliveryQueue.enqueue(events, { replayId }) },
+      logger: this.#log,
+    })
+    this.#leadership = {
+      index, reader, replayReader, watchSet, follower, pending, replays,
+      heads: this.socket.subscribe(
+        { method: 'eth_subscribe', params: ['newHeads'], unsubscribeMethod: 'eth_unsubscribe' },
+        (result) => this.#onHead(result),
+      ),
+    }
+    await watchSet.start()
+    replays.start()
+    this.#status.update(this.#connectionStatus())
+    await this.#status.flush()
+    follower.wake()
+  }
+
+  /** `newHeads` only wakes the follower, which reads the chain itself. */
+  #onHead(result: unknown): void {
+    const head = parseHead(result)
+    if (!head) {
+      this.#log.warn('newHeads notification of unknown shape skipped')
+      return
+    }
+    this.socket.touch()
+    this.#leadership?.follower.wake()
+  }
+
+  async #emit(events: MatchedEvent[]): Promise<void> {
+    await this.#d.deliveryQueue.enqueue(events)
+    for (const e of events) this.#d.metrics.eventsMatched.inc({ chain: this.chainId, type: e.type })
+  }
+
+  async stopLeading(): Promise<void> {
+    const l = this.#leadership
+    if (!l) return
+    this.#leadership = undefined
+    await l.heads.unsubscribe()
+    await Promise.all([l.pending.stop(), l.follower.stop(), l.watchSet.stop(), l.replays.stop()])
+    l.reader.disconnect()
+    l.replayReader.disconnect()
+    this.#status.update({ connected: false })
+    await this.#status.flush()
+  }
+
+  async close(): Promise<void> {
+    await this.stopLeading()
+    await this.socket.close()
+  }
+}

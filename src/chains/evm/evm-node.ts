@@ -1,0 +1,98 @@
+/**
+ * The EVM JSON-RPC calls the subscriber makes, over the chain's one RpcSocket, with every answer
+ * checked (rpc-types.ts). A malformed answer is an error with a code: the follower retries the
+ * block rather than skip it, because skipping would lose its events.
+ */
+import type { Logger } from 'pino'
+import { BlockhookError } from '../../domain/errors.js'
+import { isRpcError, type RpcSocket } from '../rpc-socket.js'
+import { parseBlock, parseHead, parseLog, parseReceipt, parseTransaction, type RpcBlock, type RpcHead, type RpcLog, type RpcReceipt, type RpcTransaction } from './rpc-types.js'
+
+export interface BlockHeaderRef extends RpcHead { parentHash: string }
+
+const badAnswer = (what: string) => new BlockhookError('BH_NODE_BAD_ANSWER', `the node sent a malformed ${what}`)
+const toHex = (n: number) => `0x${n.toString(16)}`
+
+export class EvmNode {
+  readonly #socket: RpcSocket
+  readonly #log: Logger
+  /** Cleared on the first "method not found": the node lacks eth_getBlockReceipts. */
+  #blockReceipts = true
+
+  constructor(socket: RpcSocket, logger: Logger) {
+    this.#socket = socket
+    this.#log = logger
+  }
+
+  /** A header by number or tag, or undefined when the node has no such block (yet, or any more). */
+  async header(block: number | 'latest'): Promise<BlockHeaderRef | undefined> {
+    const raw = await this.#socket.request('eth_getBlockByNumber', [typeof block === 'number' ? toHex(block) : block, false])
+    if (raw === null) return undefined
+    const head = parseHead(raw)
+    const parentHash = (raw as { parentHash?: unknown }).parentHash
+    if (!head || typeof parentHash !== 'string') throw badAnswer('block header')
+    return { ...head, parentHash }
+  }
+
+  async blockByNumber(number: number): Promise<RpcBlock | undefined> {
+    return this.#block(await this.#socket.request('eth_getBlockByNumber', [toHex(number), true]))
+  }
+
+  async blockByHash(hash: string): Promise<RpcBlock | undefined> {
+    return this.#block(await this.#socket.request('eth_getBlockByHash', [hash, true]))
+  }
+
+  #block(raw: unknown): RpcBlock | undefined {
+    if (raw === null) return undefined
+    const block = parseBlock(raw)
+    if (!block) throw badAnswer('block')
+    return block
+  }
+
+  /** The block's logs, by its hash (so they belong to exactly that block, whatever reorgs). */
+  async logsOf(blockHash: string): Promise<RpcLog[]> {
+    const raw = await this.#socket.request('eth_getLogs', [{ blockHash }])
+    if (!Array.isArray(raw)) throw badAnswer('log list')
+    const logs: RpcLog[] = []
+    for (const item of raw) {
+      const log = parseLog(item)
+      if (!log) throw badAnswer('log')
+      if (log.blockHash.toLowerCase() !== blockHash.toLowerCase()) throw badAnswer('log (of another block)')
+      logs.push(log)
+    }
+    return logs
+  }
+
+  /** Receipts of `txHashes` in the block: one eth_getBlockReceipts, or one call per transaction. */
+  async receipts(blockHash: string, txHashes: readonly string[]): Promise<Map<string, RpcReceipt>> {
+    const byHash = new Map<string, RpcReceipt>()
+    if (txHashes.length === 0) return byHash
+    if (this.#blockReceipts) {
+      try {
+        const raw = await this.#socket.request('eth_getBlockReceipts', [blockHash])
+        if (!Array.isArray(raw)) throw badAnswer('receipt list')
+        for (const item of raw) {
+          const receipt = parseReceipt(item)
+          if (!receipt) throw badAnswer('receipt')
+          byHash.set(receipt.transactionHash, receipt)
+        }
+        return byHash
+      } catch (err) {
+        if (!isRpcError(err, 'BH_RPC_ERROR') || (err.rpcCode !== -32601 && err.rpcCode !== -32602)) throw err
+        this.#log.info('the node has no eth_getBlockReceipts, reading receipts one by one')
+        this.#blockReceipts = false
+      }
+    }
+    await Promise.all(txHashes.map(async (hash) => {
+      const receipt = parseReceipt(await this.#socket.request('eth_getTransactionReceipt', [hash]))
+      if (!receipt) throw badAnswer('receipt')
+      byHash.set(hash, receipt)
+    }))
+    return byHash
+  }
+
+  async transaction(hash: string): Promise<RpcTransaction | undefined> {
+    const raw = await this.#socket.request('eth_getTransactionByHash', [hash])
+    return raw === null ? undefined : parseTransaction(raw)
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * Replays (POST /watches/:id/replay, SPEC §3): requests arrive on the chain's replay stream; the
+ * leader scans the range again for that one watch and queues every match with the replayId, so
+ * each goes out again under the `webhook-id` it had. Only blocks already confirmed for the watch
+ * are scanned (newer ones are still ahead of the follower, which delivers them normally).
+ * The position in the stream is kept beside the cursor, so a new leader goes on from there.
+ */
+import type { Redis } from 'ioredis'
+import type { Logger } from 'pino'
+import type { MatchedEvent } from '../../delivery/delivery-record.js'
+import { parseReplayRequest, type ReplayRequest } from '../../delivery/replay-requests.js'
+import type { WatchStore } from '../../storage/watch-store.js'
+import { mapBounded, readBlockData, type Cursor } from './block-follower.js'
+import type { EvmNode } from './evm-node.js'
+import { EvmWatchIndex } from './watch-index.js'
+
+const POSITION_FIELD = 'replayPosition'
+const CHUNK_BLOCKS = 50
+const FETCH_CONCURRENCY = 4
+
+export interface ReplayDeps {
+  chain: string
+  defaultConfirmations: number
+  /** A connection of its own (XREAD BLOCK). */
+  reader: Redis
+  redis: Redis
+  streamKey: string
+  /** The cursor hash, where the stream position is kept too. */
+  cursorKey: string
+  store: WatchStore
+  node: EvmNode
+  cursor(): Cursor | undefined
+  enqueue(events: MatchedEvent[], replayId: string): Promise<void>
+  logger: Logger
+}
+
+export class ReplayConsumer {
+  readonly #d: ReplayDeps
+  readonly #abort = new AbortController()
+  #loop: Promise<void> | undefined
+
+  constructor(deps: ReplayDeps) {
+    this.#d = deps
+  }
+
+  start(): void {
+    this.#loop = this.#run()
+  }
+
+  async stop(): Promise<void> {
+    this.#abort.abort()
+    await this.#loop
+  }
+
+  async #run(): Promise<void> {
+    let position = (await this.#d.redis.hget(this.#d.cursorKey, POSITION_FIELD).catch(() => null)) ?? '0-0'
+    while (!this.#abort.signal.aborted) {
+      try {
+        const reply = (await this.#d.reader.xread('COUNT', 10, 'BLOCK', 500, 'STREAMS', this.#d.streamKey, position)) as
+          | [string, [string, string[]][]][] | null
+        for (const [id, fields] of reply?.[0]?.[1] ?? []) {
+          if (this.#abort.signal.aborted) return
+          const request = parseReplayRequest(fields)
+          if (request) await this.#replay(request)
+          else this.#d.logger.warn({ entry: id }, 'malformed replay request skipped')
+          position = id
+          await this.#d.redis.hset(this.#d.cursorKey, POSITION_FIELD, position)
+        }
+      } catch (err) {
+        if (this.#abort.signal.aborted) return
+        this.#d.logger.warn({ err }, 'replay failed, retrying')
+        await new Promise((resolve) => setTimeout(resolve, 1000).unref())
+      }
+    }
+  }
+
+  async #replay(request: ReplayRequest): Promise<void> {
+    const watch = await this.#d.store.get(request.watchId)
+    if (!watch || watch.chain !== this.#d.chain) {
+      this.#d.logger.info({ replayId: request.replayId }, 'replay of a watch that is gone, skipped')
+      return
+    }
+    const index = new EvmWatchIndex(this.#d.chain, this.#d.defaultConfirmations)
+    // Replayed whatever the watch's status now: the user asked for this range explicitly.
+    index.upsert({ ...watch, status: 'active' })
+    const cursor = this.#d.cursor()
+    const confirmedTo = cursor ? cursor.number - index.confirmationsOf(watch) : -1
+    const toBlock = Math.min(request.toBlock, confirmedTo)
+    let queued = 0
+    for (let from = request.fromBlock; from <= toBlock && !this.#abort.signal.aborted; from += CHUNK_BLOCKS) {
+      const numbers = Array.from({ length: Math.min(CHUNK_BLOCKS, toBlock - from + 1) }, (_, i) => from + i)
+      const datas = await mapBounded(numbers, FETCH_CONCURRENCY, async (n) => {
+        const block = await this.#d.node.blockByNumber(n)
+        return block ? readBlockData(this.#d.node, index, block) : undefined
+      })
+      const events = datas.flatMap((data) => (data ? index.matchBlock(data, Date.now()).map((m) => m.event) : []))
+      if (events.length > 0) await this.#d.enqueue(events, request.replayId)
+      queued += events.length
+    }
+    this.#d.logger.info({ replayId: request.replayId, watchId: watch.id, fromBlock: request.fromBlock, toBlock, queued }, 'replay done')
+  }
+}

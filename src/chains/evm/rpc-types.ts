@@ -1,0 +1,88 @@
+/**
+ * The node's objects as blockhook reads them. Each parser checks only the fields blockhook relies
+ * on and returns the node's object unchanged (payloads pass it on as the node sent it, SPEC §5),
+ * or undefined for an unknown shape, which the caller logs and skips.
+ */
+export interface RpcLog {
+  address: string
+  topics: string[]
+  data: string
+  blockNumber: string
+  blockHash: string
+  transactionHash: string
+  transactionIndex: string
+  logIndex: string
+  removed?: boolean
+}
+
+export interface RpcTransaction {
+  hash: string
+  from: string
+  to: string | null
+  input: string
+  value: string
+  [field: string]: unknown
+}
+
+export interface RpcBlock {
+  number: string
+  hash: string
+  parentHash: string
+  timestamp: string
+  transactions: RpcTransaction[]
+  [field: string]: unknown
+}
+
+export interface RpcReceipt {
+  transactionHash: string
+  status?: string
+  gasUsed: string
+  contractAddress: string | null
+  [field: string]: unknown
+}
+
+/** The `newHeads` notification: only its number and hash are used, to wake the follower. */
+export interface RpcHead { number: string; hash: string }
+
+const HEX = /^0x[0-9a-fA-F]*$/
+const HASH = /^0x[0-9a-fA-F]{64}$/
+const ADDRESS = /^0x[0-9a-fA-F]{40}$/
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
+const isHex = (v: unknown): v is string => typeof v === 'string' && HEX.test(v) && v.length > 2
+const isHash = (v: unknown): v is string => typeof v === 'string' && HASH.test(v)
+const isAddress = (v: unknown): v is string => typeof v === 'string' && ADDRESS.test(v)
+
+export function parseHead(v: unknown): RpcHead | undefined {
+  return isObject(v) && isHex(v.number) && isHash(v.hash) ? (v as unknown as RpcHead) : undefined
+}
+
+export function parseTransaction(v: unknown): RpcTransaction | undefined {
+  if (!isObject(v) || !isHash(v.hash) || !isAddress(v.from)) return undefined
+  if (v.to !== null && v.to !== undefined && !isAddress(v.to)) return undefined
+  if (typeof v.input !== 'string' || !isHex(v.value)) return undefined
+  return v as RpcTransaction
+}
+
+/** A block read with full transactions; undefined also when any transaction is malformed. */
+export function parseBlock(v: unknown): RpcBlock | undefined {
+  if (!isObject(v) || !isHex(v.number) || !isHash(v.hash) || !isHash(v.parentHash) || !isHex(v.timestamp)) return undefined
+  if (!Array.isArray(v.transactions) || !v.transactions.every((tx) => parseTransaction(tx) !== undefined)) return undefined
+  return v as unknown as RpcBlock
+}
+
+export function parseLog(v: unknown): RpcLog | undefined {
+  if (!isObject(v) || !isAddress(v.address) || !Array.isArray(v.topics) || !v.topics.every(isHash)) return undefined
+  if (typeof v.data !== 'string' || !isHex(v.logIndex) || !isHash(v.transactionHash) || !isHash(v.blockHash)) return undefined
+  if (!isHex(v.blockNumber) || !isHex(v.transactionIndex)) return undefined
+  return v as unknown as RpcLog
+}
+
+export function parseReceipt(v: unknown): RpcReceipt | undefined {
+  if (!isObject(v) || !isHash(v.transactionHash) || !isHex(v.gasUsed)) return undefined
+  if (v.status !== undefined && !isHex(v.status)) return undefined
+  return v as unknown as RpcReceipt
+}
+
+export const hexToNumber = (hex: string): number => Number.parseInt(hex, 16)
+export const hexToDecimal = (hex: string): string => BigInt(hex).toString(10)

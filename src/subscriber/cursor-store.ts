@@ -1,0 +1,41 @@
+/**
+ * A chain's cursor `(number, hash)` in Redis (for Solana: the slot, hash empty). The write is
+ * fenced by the lease: only its holder moves the cursor, so a paused process that lost the lease
+ * cannot move it back behind the new holder.
+ */
+import type { Redis } from 'ioredis'
+import { BlockhookError } from '../domain/errors.js'
+import type { ChainLease } from './lease.js'
+
+export interface Cursor { number: number; hash: string }
+
+const FENCED_SAVE = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[2], 'number', ARGV[2], 'hash', ARGV[3])
+return 1`
+
+export const leaseLost = () => new BlockhookError('BH_LEASE_LOST', 'this process no longer holds the chain lease')
+
+export class RedisCursorStore {
+  readonly #redis: Redis
+  readonly #key: string
+  readonly #lease: ChainLease
+
+  constructor(redis: Redis, key: string, lease: ChainLease) {
+    this.#redis = redis
+    this.#key = key
+    this.#lease = lease
+  }
+
+  async load(): Promise<Cursor | undefined> {
+    const stored = await this.#redis.hgetall(this.#key)
+    const number = Number(stored.number)
+    if (stored.number === undefined || !Number.isSafeInteger(number) || number < 0) return undefined
+    return { number, hash: stored.hash ?? '' }
+  }
+
+  async save(cursor: Cursor): Promise<void> {
+    const saved = await this.#redis.eval(FENCED_SAVE, 2, this.#lease.key, this.#key, this.#lease.owner, cursor.number, cursor.hash)
+    if (saved !== 1) throw leaseLost()
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * One subscriber per chain: a lease in Redis (SET NX PX), renewed by its holder while alive.
+ * A standby polls; when the holder dies its lease expires and the standby takes it, within
+ * ttl + poll interval (10 s + 2 s by default, under SPEC §6's 15 s). Cursor writes check the
+ * lease in the same script (cursor-store.ts), so a holder that lost it cannot move the cursor.
+ */
+import type { Redis } from 'ioredis'
+
+const RENEW = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0`
+
+const RELEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0`
+
+export class ChainLease {
+  readonly #redis: Redis
+  readonly key: string
+  readonly owner: string
+  readonly ttlMs: number
+
+  constructor(redis: Redis, key: string, owner: string, ttlMs: number) {
+    this.#redis = redis
+    this.key = key
+    this.owner = owner
+    this.ttlMs = ttlMs
+  }
+
+  /** Takes the lease if free, or renews it if already ours. */
+  async acquire(): Promise<boolean> {
+    const taken = await this.#redis.set(this.key, this.owner, 'PX', this.ttlMs, 'NX')
+    return taken === 'OK' || (await this.renew())
+  }
+
+  async renew(): Promise<boolean> {
+    return (await this.#redis.eval(RENEW, 1, this.key, this.owner, this.ttlMs)) === 1
+  }
+
+  async release(): Promise<void> {
+    await this.#redis.eval(RELEASE, 1, this.key, this.owner)
+  }
+}

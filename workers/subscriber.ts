@@ -1,0 +1,107 @@
+/**
+ * The `subscriber` role: one ChainRunner per configured chain, each with the node connection of
+ * its chain type and the per-chain lease that makes one process the chain's active subscriber
+ * (SPEC §6). `close()` (SIGTERM) stops every chain (the cursor is saved as each chunk is queued),
+ * frees their leases for a standby at once, then closes the queue producer, metrics and Redis.
+ */
+import { randomBytes } from 'node:crypto'
+import { hostname } from 'node:os'
+import type { Redis } from 'ioredis'
+import type { EvmChainDeps } from '../src/chains/evm/evm-chain.js'
+import { EvmChain } from '../src/chains/evm/evm-chain.js'
+import type { RunningRole } from '../src/cli.js'
+import type { ChainConfig, ChainType, Config } from '../src/config/config.js'
+import { DeliveryQueue } from '../src/delivery/delivery-queue.js'
+import type { Logger } from '../src/logger.js'
+import { createMetrics, MetricsPublisher, type Metrics } from '../src/metrics.js'
+import { ChainRunner, DEFAULT_LEASE_TIMING, type ChainDriver, type LeaseTiming } from '../src/subscriber/chain-runner.js'
+import { ChainLease } from '../src/subscriber/lease.js'
+import { redisKeys, type RedisKeys } from '../src/storage/keys.js'
+import { createRedis } from '../src/storage/redis.js'
+import { SecretBox } from '../src/storage/secret-box.js'
+import { WatchStore } from '../src/storage/watch-store.js'
+
+export interface SubscriberRoleOptions {
+  /** Shared with the other roles of the process (`blockhook all`); its own otherwise. */
+  metrics?: Metrics
+  lease?: LeaseTiming
+  /** EVM tuning for tests: small watchdog, ping and backoff, small chunks. */
+  evm?: Pick<EvmChainDeps, 'socket' | 'follower'>
+}
+
+export interface RunningSubscriber extends RunningRole {
+  /** Undefined when every chain this process leads or stands by for has a live node connection. */
+  notReadyReason(): string | undefined
+  readonly chains: ReadonlyMap<string, ChainRunner>
+}
+
+/** What a chain driver is built from. */
+interface DriverContext {
+  config: Config
+  redis: Redis
+  keys: RedisKeys
+  store: WatchStore
+  deliveryQueue: DeliveryQueue
+  metrics: Metrics
+  logger: Logger
+  options: SubscriberRoleOptions
+}
+
+/**
+ * One driver per chain type. The Solana subscriber plugs in here: it returns its ChainDriver
+ * (`src/subscriber/chain-runner.ts`) built from the same context.
+ */
+const DRIVERS: Record<ChainType, (chain: ChainConfig, ctx: DriverContext) => ChainDriver | undefined> = {
+  evm: (chain, ctx) => new EvmChain({
+    chain, redis: ctx.redis, keys: ctx.keys, store: ctx.store, deliveryQueue: ctx.deliveryQueue,
+    metrics: ctx.metrics, logger: ctx.logger, ...ctx.options.evm,
+  }),
+  solana: () => undefined,
+}
+
+export async function startSubscriber(config: Config, logger: Logger, options: SubscriberRoleOptions = {}): Promise<RunningSubscriber> {
+  const redis = createRedis(config.redisUrl, 'subscriber')
+  const keys = redisKeys(config.redisPrefix)
+  const metrics = options.metrics ?? createMetrics()
+  const publisher = options.metrics ? undefined : new MetricsPublisher(redis, keys.queuePrefix, metrics)
+  const deliveryQueue = new DeliveryQueue(redis, keys, config.delivery)
+  const store = new WatchStore(redis, keys, new SecretBox(config.encryptionKey))
+  const timing = options.lease ?? DEFAULT_LEASE_TIMING
+  const owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`
+  const ctx: DriverContext = { config, redis, keys, store, deliveryQueue, metrics, logger, options }
+
+  const chains = new Map<string, ChainRunner>()
+  for (const chain of config.chains) {
+    const chainLogger = logger.child({ chain: chain.id })
+    const driver = DRIVERS[chain.type](chain, { ...ctx, logger: chainLogger })
+    if (!driver) {
+      chainLogger.warn({ type: chain.type }, 'no subscriber for this chain type in this version, skipped')
+      continue
+    }
+    const lease = new ChainLease(redis, keys.chainLease(chain.id), owner, timing.ttlMs)
+    chains.set(chain.id, new ChainRunner(driver, lease, timing.pollMs, chainLogger))
+  }
+  for (const runner of chains.values()) runner.start()
+  publisher?.start((err) => logger.warn({ err }, 'could not publish metrics'))
+  logger.info({ chains: [...chains.keys()], owner }, 'subscriber started')
+
+  let closing: Promise<void> | undefined
+  return {
+    name: 'subscriber',
+    chains,
+    notReadyReason: () => {
+      const reasons = [...chains.values()].map((r) => r.driver.notReadyReason()).filter((r) => r !== undefined)
+      return reasons.length > 0 ? reasons.join('; ') : undefined
+    },
+    close: () => {
+      closing ??= (async () => {
+        await Promise.all([...chains.values()].map((runner) =>
+          runner.close().catch((err: unknown) => logger.error({ err, chain: runner.driver.chainId }, 'error while closing a chain'))))
+        await deliveryQueue.close()
+        await publisher?.stop().catch((err: unknown) => logger.warn({ err }, 'could not remove the metrics snapshot'))
+        await redis.quit()
+      })()
+      return closing
+    },
+  }
+}
