@@ -137,7 +137,7 @@ t.test('no API key or webhook secret is stored in plain text', async (t) => {
       if (type === 'string') dump.push((await deps.redis.get(key)) ?? '')
       if (type === 'hash') dump.push(JSON.stringify(await deps.redis.hgetall(key)))
       if (type === 'set') dump.push(JSON.stringify(await deps.redis.smembers(key)))
-      if (type === 'zset') dump.push(JSON.stringify(await deps.redis.zrange(key, 0, -1)))
+      if (type === 'zset') dump.push(JSON.stringify(await deps.redis.zrange(key, '0', '-1')))
       if (type === 'stream') dump.push(JSON.stringify(await deps.redis.xrange(key, '-', '+')))
     }
   } while (cursor !== '0')
