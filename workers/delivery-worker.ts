@@ -27,6 +27,7 @@ export interface WorkerRoleOptions {
 
 export async function startWorker(config: Config, logger: Logger, options: WorkerRoleOptions = {}): Promise<RunningRole> {
   const redis = createRedis(config.redisUrl, 'worker')
+  redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection error'))
   const keys = redisKeys(config.redisPrefix)
   const metrics = options.metrics ?? createMetrics()
   const publisher = options.metrics ? undefined : new MetricsPublisher(redis, keys.queuePrefix, metrics)

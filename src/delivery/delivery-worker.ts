@@ -39,7 +39,7 @@ export const OVER_CAP_DELAY_MS = 250
 /** A slot's lease outlasts the request timeout by this much (signing, recording). */
 const LEASE_MARGIN_MS = 5_000
 /** SIGTERM: in-flight requests get this long to finish, then go back to the queue (SPEC §1: exit within 10 s). */
-const CLOSE_GRACE_MS = 6_000
+const CLOSE_GRACE_MS = 4_000
 /** A job may be recovered from a crashed worker this many times before BullMQ fails it. */
 const MAX_STALLED_COUNT = 5
 

@@ -31,8 +31,8 @@ export interface ReceivedWebhook {
   at: number
 }
 
-/** What the receiver answers: a status (with headers and body), or `hang` to never answer. */
-export type Answer = { status: number; headers?: Record<string, string>; body?: string } | 'hang'
+/** What the receiver answers: a status (with headers and body; once `after` resolves, if given), or `hang` to never answer. */
+export type Answer = { status: number; headers?: Record<string, string>; body?: string; after?: Promise<void> } | 'hang'
 
 export interface Receiver {
   url: string
@@ -61,8 +61,10 @@ export async function startReceiver(t: Test, answer: (request: ReceivedWebhook, 
         receiver.peakOpen = Math.max(receiver.peakOpen, hanging.size)
         res.on('close', () => { hanging.delete(res); receiver.open = hanging.size })
       } else {
-        res.writeHead(reply.status, reply.headers)
-        res.end(reply.body ?? '')
+        void (reply.after ?? Promise.resolve()).then(() => {
+          res.writeHead(reply.status, reply.headers)
+          res.end(reply.body ?? '')
+        })
       }
       for (const waiter of waiters.filter((w) => receiver.received.length >= w.count)) {
         waiters.splice(waiters.indexOf(waiter), 1)
@@ -98,6 +100,8 @@ export interface DeliverySetupOptions {
   tuning?: DeliveryWorkerTuning
   /** Start the worker now (default) or leave it to the test. */
   startWorker?: boolean
+  /** A key prefix of the test's choosing (a worker process started through the CLI uses the default). */
+  redisPrefix?: string
 }
 
 export async function setupDelivery(t: Test, redisUrl: string, options: DeliverySetupOptions = {}) {
@@ -105,6 +109,7 @@ export async function setupDelivery(t: Test, redisUrl: string, options: Delivery
     redisUrl,
     allowPrivateUrls: options.allowPrivateUrls ?? true,
     file: { chains: [{ id: 'eth', type: 'evm', ws: ['ws://127.0.0.1:1'] }], delivery: options.delivery ?? {} },
+    ...(options.redisPrefix ? { redisPrefix: options.redisPrefix } : {}),
   })
   const redis = createRedis(config.redisUrl, 'test-delivery')
   const keys = redisKeys(config.redisPrefix)
