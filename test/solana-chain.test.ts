@@ -1,5 +1,5 @@
 /**
- * The Solana chain runner end to end: a documented-protocol node (test/helpers/solana-node.ts)
+ * The Solana chain (driver and leader) end to end: a documented-protocol node (test/helpers/solana-node.ts)
  * sends notifications, and what the test looks at is what blockhook stored and queued in a real
  * Redis: delivery records, their webhook bodies, BullMQ jobs, watch status.
  */
@@ -15,8 +15,8 @@ import { newId, newWebhookSecret, webhookId } from '../src/domain/ids.js'
 import type { Watch } from '../src/domain/watch-types.js'
 import type { Commitment } from '../src/config/config.js'
 import { createMetrics } from '../src/metrics.js'
-import { SolanaChainRunner } from '../src/chains/solana/solana-runner.js'
-import { ChainStatusPublisher } from '../src/subscriber/chain-status.js'
+import { SolanaChain } from '../src/chains/solana/solana-chain.js'
+import { ChainLease } from '../src/subscriber/lease.js'
 import type { SolanaWatch } from '../src/chains/solana/subscriptions.js'
 import { startRedis } from './helpers/processes.js'
 import { testConfig } from './helpers/config.js'
@@ -32,7 +32,7 @@ const SIGS = Array.from({ length: 6 }, (_, i) => `5h6xBEauJ3PK6SWCZ1PGjBvj8vDdWG
 const redisServer = await startRedis()
 t.teardown(() => redisServer.stop())
 
-/** Lets a test await what the runner queues instead of sleeping. */
+/** Lets a test await what the subscriber queues instead of sleeping. */
 class ObservedDeliveryQueue extends DeliveryQueue {
   readonly events: MatchedEvent[] = []
   readonly #waiters: { match: (e: MatchedEvent) => boolean; resolve: (e: MatchedEvent) => void }[] = []
@@ -73,21 +73,28 @@ async function harness(t: Test, options: { http?: boolean } = {}) {
   const store = new WatchStore(redis, keys, new SecretBox(undefined))
   const queue = new ObservedDeliveryQueue(redis, keys, config.delivery)
   const metrics = createMetrics()
-  const logger = pino({ level: 'silent' })
-  const statusPublisher = new ChainStatusPublisher(redis, keys.chainStatus('sol'),
-    { type: 'solana', connected: false, endpoint: '', reconnects: 0, subscriptions: 0 }, logger)
-  const runner = new SolanaChainRunner({
-    chain: config.chains[0]!, redis, keys, watchStore: store, deliveryQueue: queue, metrics,
-    logger, statusPublisher,
-    socket: { backoffInitialMs: 10, backoffMaxMs: 50, requestTimeoutMs: 5_000 },
-    gapRetryDelaysMs: [20, 100],
-  })
+  const lease = new ChainLease(redis, keys.chainLease('sol'), 'test-subscriber', 60_000)
+  const chains: SolanaChain[] = []
   t.teardown(async () => {
-    await runner.close()
+    for (const chain of chains) await chain.close()
     await queue.close()
     await node.stop()
     redis.disconnect()
   })
+
+  /** A subscriber process for the chain: connects, takes the lease, leads. */
+  async function startChain(): Promise<SolanaChain> {
+    const chain = new SolanaChain({
+      chain: config.chains[0]!, redis, keys, store, deliveryQueue: queue, metrics, logger: pino({ level: 'silent' }),
+      socket: { backoffInitialMs: 10, backoffMaxMs: 50, requestTimeoutMs: 5_000 },
+      gapRetryDelaysMs: [20, 100],
+    })
+    chains.push(chain)
+    chain.start()
+    if (!(await lease.acquire())) throw new Error('lease taken')
+    await chain.lead(lease, () => t.fail('lease lost'))
+    return chain
+  }
 
   async function addWatch<T extends SolanaWatch['type']>(type: T, filter: unknown, extra: { commitment?: Commitment } = {}): Promise<SolanaWatch> {
     const now = new Date().toISOString()
@@ -99,6 +106,12 @@ async function harness(t: Test, options: { http?: boolean } = {}) {
     return watch
   }
 
+  /** Resolves once the leader has applied every watch change made so far. */
+  async function changesApplied(chain: SolanaChain): Promise<void> {
+    const [last] = await redis.xrevrange(keys.watchChanges, '+', '-', 'COUNT', 1)
+    if (last) await chain.watchSet!.whenApplied(last[0])
+  }
+
   /** The webhook body the worker would send for an event, as the receiver parses it. */
   async function webhookBody(id: string) {
     const record = await queue.store.get(id)
@@ -107,12 +120,12 @@ async function harness(t: Test, options: { http?: boolean } = {}) {
   }
 
   /** The chain's /admin/status entry as stored in Redis. */
-  async function chainStatus() {
-    await statusPublisher.flush()
+  async function chainStatus(chain: SolanaChain) {
+    await chain.status.flush()
     return redis.hgetall(keys.chainStatus('sol'))
   }
 
-  return { node, store, queue, runner, metrics, redis, keys, addWatch, webhookBody, chainStatus }
+  return { node, store, queue, metrics, redis, keys, startChain, addWatch, changesApplied, webhookBody, chainStatus }
 }
 
 const result = (fixture: string) => solanaFixture(fixture).params.result
@@ -124,9 +137,9 @@ t.test('each watch type goes end to end from a node notification to a queued del
   const logs = await h.addWatch('solana.logs', { all: true })
   const signature = await h.addWatch('solana.signature', { signature: SIGNATURE }, { commitment: 'finalized' })
   const slot = await h.addWatch('solana.slot', {})
-  // What getAccountInfo answers when the runner notes the account's state on its first start.
+  // What getAccountInfo answers when the leader notes the account's state on its first start.
   h.node.setAccount(ACCOUNT, { slot: 5199307, value: result('account-notification').value })
-  h.runner.start((await h.store.loadChain('sol')).watches)
+  const chain = await h.startChain()
 
   const cases = [
     { watch: account, method: 'accountSubscribe', fixture: 'account-notification', type: 'solana.account',
@@ -160,9 +173,9 @@ t.test('each watch type goes end to end from a node notification to a queued del
       `${c.type}: data is {slot, value} as the node sent it`)
     t.ok(await h.queue.queue.getJob(event.id), `${c.type}: a job is queued under the webhook-id`)
   }
-  t.equal(h.node.subscriptions('slotSubscribe').length, 1, 'the slot watch shares the runner\'s own head subscription')
+  t.equal(h.node.subscriptions('slotSubscribe').length, 1, 'the slot watch shares the leader\'s own head subscription')
   t.same((await h.metrics.chainHead.get()).values.map((v) => v.value), [76])
-  t.match(await h.chainStatus(), { type: 'solana', connected: 'true', headNumber: '76', reconnects: '0' })
+  t.match(await h.chainStatus(chain), { type: 'solana', connected: 'true', headNumber: '76', reconnects: '0' })
   const matched = (await h.metrics.eventsMatched.get()).values.reduce((n, v) => n + v.value, 0)
   t.equal(matched, 5)
 })
@@ -172,7 +185,7 @@ t.test('two watches on one account share one node subscription; the last one to 
   const first = await h.addWatch('solana.account', { account: ACCOUNT })
   const second = await h.addWatch('solana.account', { account: ACCOUNT, encoding: 'base64' })
   const finalized = await h.addWatch('solana.account', { account: ACCOUNT }, { commitment: 'finalized' })
-  h.runner.start([first, second, finalized])
+  const chain = await h.startChain()
 
   const confirmedSub = await h.node.waitForSubscription('accountSubscribe', (p) => (p[1] as { commitment: string }).commitment === 'confirmed')
   await h.node.waitForSubscription('accountSubscribe', (p) => (p[1] as { commitment: string }).commitment === 'finalized')
@@ -181,16 +194,19 @@ t.test('two watches on one account share one node subscription; the last one to 
   h.node.notify(confirmedSub, result('account-notification'))
   await h.queue.waitFor((e) => e.watchId === first.id)
   await h.queue.waitFor((e) => e.watchId === second.id)
-  await h.runner.idle()
+  await chain.leader!.idle()
   t.notOk(h.queue.events.some((e) => e.watchId === finalized.id), 'the other commitment heard nothing')
 
-  h.runner.remove(first.id)
+  await h.store.delete(first as Watch)
+  await h.changesApplied(chain)
   t.equal(h.node.requests.filter((r) => r.method === 'accountUnsubscribe').length, 0, 'still held by the second watch')
-  h.runner.upsert({ ...second, status: 'paused' } as Watch)
+  await h.store.update(second.id, (w) => ({ ...w, status: 'paused' }))
   const unsubscribe = await h.node.waitForRequest('accountUnsubscribe')
+  await h.changesApplied(chain)
   t.same(unsubscribe.params, [confirmedSub.id])
+  t.equal(h.node.requests.filter((r) => r.method === 'accountUnsubscribe').length, 1)
   t.same(h.node.subscriptions('accountSubscribe').map((s) => (s.params[1] as { commitment: string }).commitment), ['finalized'])
-  t.equal(h.runner.status().subscriptions, 2, 'the head and the finalized account subscription remain')
+  t.equal((await h.chainStatus(chain)).subscriptions, '2', 'the head and the finalized account subscription remain')
 })
 
 t.test('a cut connection renews every subscription and fills the logs and account gaps', async (t) => {
@@ -203,19 +219,19 @@ t.test('a cut connection renews every subscription and fills the logs and accoun
   const logs = await h.addWatch('solana.logs', { mentions: [MENTIONED] })
   const account = await h.addWatch('solana.account', { account: ACCOUNT })
   const slot = await h.addWatch('solana.slot', {})
-  h.runner.start([logs, account, slot])
+  const chain = await h.startChain()
 
   const logsSub = await h.node.waitForSubscription('logsSubscribe')
   t.same(logsSub.params, [{ mentions: [MENTIONED] }, { commitment: 'confirmed' }])
   // A first start begins at the head: the account's current state and newest signature are noted, not sent.
   await h.node.waitForHttpRequest('getAccountInfo')
-  await h.runner.idle()
+  await chain.leader!.idle()
   t.equal(h.queue.events.length, 0)
 
   h.node.addTransaction(tx(1, 101))
   h.node.notify(logsSub, { context: { slot: 101 }, value: { signature: SIGS[1], err: null, logs: ['Program log: tx 1'] } })
   await h.queue.waitFor((e) => (e.data.value as { signature?: string }).signature === SIGS[1])
-  await h.runner.idle()
+  await chain.leader!.idle()
   const subscriptionsBefore = h.node.subscriptions().map((s) => s.method).sort()
 
   h.node.dropConnections()
@@ -230,7 +246,7 @@ t.test('a cut connection renews every subscription and fills the logs and accoun
   t.not(renewed.id, logsSub.id, 'subscribed again, under a new id')
   const gapEnd = await h.queue.waitFor((e) => (e.data.value as { signature?: string }).signature === SIGS[4])
   const accountEvent = await h.queue.waitFor((e) => e.watchId === account.id)
-  await h.runner.idle()
+  await chain.leader!.idle()
   t.same(h.node.subscriptions().map((s) => s.method).sort(), subscriptionsBefore, 'every subscription renewed')
 
   const logsEvents = h.queue.events.filter((e) => e.watchId === logs.id)
@@ -245,7 +261,7 @@ t.test('a cut connection renews every subscription and fills the logs and accoun
 
   t.same((await h.webhookBody(accountEvent.id)).body.data.value, changed, 'the account changed while away: its state is delivered')
   t.equal((await h.metrics.wsReconnects.get()).values[0]?.value, 1)
-  t.same(await h.chainStatus(), {
+  t.same(await h.chainStatus(chain), {
     type: 'solana', connected: 'true', endpoint: h.node.wsUrl, reconnects: '1', subscriptions: '3',
   }, '/admin/status: the slot watch shares the head subscription, no slot seen yet')
 
@@ -256,7 +272,7 @@ t.test('a cut connection renews every subscription and fills the logs and accoun
   await h.node.waitForHttpRequest('getAccountInfo', (_, index) => index >= 0 &&
     h.node.httpRequests.filter((r) => r.method === 'getAccountInfo').length > accountReads)
   await h.node.waitForHttpRequest('getSignaturesForAddress', (r) => (r.params?.[1] as { until?: string }).until === SIGS[4])
-  await h.runner.idle()
+  await chain.leader!.idle()
   t.equal(h.queue.events.length, 4, 'an unchanged account and an empty gap deliver nothing')
 })
 
@@ -264,18 +280,13 @@ t.test('a restart fills the logs gap from the signature kept in Redis', async (t
   const h = await harness(t)
   h.node.addTransaction({ signature: SIGS[0]!, slot: 10, accountKeys: [MENTIONED], logs: [] })
   const logs = await h.addWatch('solana.logs', { mentions: [MENTIONED] })
-  h.runner.start([logs])
+  const chain = await h.startChain()
   await h.node.waitForHttpRequest('getSignaturesForAddress')
-  await h.runner.idle()
-  await h.runner.close()
+  await chain.leader!.idle()
+  await chain.close()
 
   h.node.addTransaction({ signature: SIGS[1]!, slot: 11, accountKeys: [MENTIONED], logs: ['Program log: while down'] })
-  const restarted = new SolanaChainRunner({
-    chain: { id: 'sol', type: 'solana', ws: [h.node.wsUrl], http: [h.node.httpUrl], confirmations: 0, blockTimeMs: 400, commitment: 'confirmed' },
-    redis: h.redis, keys: h.keys, watchStore: h.store, deliveryQueue: h.queue, metrics: h.metrics, logger: pino({ level: 'silent' }),
-  })
-  t.teardown(() => restarted.close())
-  restarted.start([logs])
+  await h.startChain()
   const recovered = await h.queue.waitFor((e) => e.watchId === logs.id)
   t.same(recovered.data, { slot: 11, value: { signature: SIGS[1], err: null, logs: ['Program log: while down'] } })
   t.equal(h.queue.events.length, 1, 'what was seen before the restart is not sent again')
@@ -284,7 +295,7 @@ t.test('a restart fills the logs gap from the signature kept in Redis', async (t
 t.test('u64 values the node sends reach the webhook exact, as decimal strings', async (t) => {
   const h = await harness(t, { http: false })
   const account = await h.addWatch('solana.account', { account: ACCOUNT })
-  h.runner.start([account])
+  const chain = await h.startChain()
   const sub = await h.node.waitForSubscription('accountSubscribe')
   // As a node sends a rent-exempt account: JSON.parse would turn its rentEpoch into 18446744073709552000.
   h.node.sendRaw(`{"jsonrpc":"2.0","method":"accountNotification","params":{"result":{"context":{"slot":9},"value":` +
@@ -298,7 +309,7 @@ t.test('u64 values the node sends reach the webhook exact, as decimal strings', 
 t.test('unknown subscription ids and malformed messages are skipped without a crash', async (t) => {
   const h = await harness(t, { http: false })
   const account = await h.addWatch('solana.account', { account: ACCOUNT })
-  h.runner.start([account])
+  const chain = await h.startChain()
   const sub = await h.node.waitForSubscription('accountSubscribe')
 
   h.node.sendRaw('{"jsonrpc":"2.0","method":"accountNotification","params":')
@@ -310,25 +321,25 @@ t.test('unknown subscription ids and malformed messages are skipped without a cr
   h.node.notify(sub, { context: { slot: 7 }, value: result('account-notification').value })
 
   const event = await h.queue.waitFor((e) => e.watchId === account.id)
-  await h.runner.idle()
+  await chain.leader!.idle()
   t.equal(event.data.slot, 7, 'the next good notification is delivered')
   t.equal(h.queue.events.length, 1, 'nothing else was')
   t.equal(h.node.connections, 1, 'on the same connection')
-  t.ok(h.runner.status().connected)
+  t.equal((await h.chainStatus(chain)).connected, 'true')
 })
 
 t.test('a signature watch fires once, completes, and its ended subscription is not unsubscribed or renewed', async (t) => {
   const h = await harness(t, { http: false })
   const signature = await h.addWatch('solana.signature', { signature: SIGNATURE })
   const account = await h.addWatch('solana.account', { account: ACCOUNT })
-  h.runner.start([signature, account])
+  const chain = await h.startChain()
   const sub = await h.node.waitForSubscription('signatureSubscribe')
   t.same(sub.params, [SIGNATURE, { commitment: 'confirmed' }])
 
   h.node.notify(sub, result('signature-notification-received'))
   h.node.notify(sub, result('signature-notification'))
   const event = await h.queue.waitFor((e) => e.watchId === signature.id)
-  await h.runner.idle()
+  await chain.leader!.idle()
   t.same(event.data, { slot: 5207624, value: { err: null } })
   t.equal(h.queue.events.length, 1, 'the receivedSignature notice is not an event')
   t.equal((await h.store.get(signature.id))?.status, 'completed')
@@ -336,7 +347,9 @@ t.test('a signature watch fires once, completes, and its ended subscription is n
   t.equal(h.node.requests.filter((r) => r.method === 'signatureUnsubscribe').length, 0, 'and was not asked to')
 
   h.node.dropConnections()
-  await h.node.waitForSubscription('accountSubscribe')
+  // Subscriptions are replayed in one batch, the head last: once it is back, the batch is done.
+  await h.node.waitForSubscription('slotSubscribe')
+  t.equal(h.node.subscriptions('accountSubscribe').length, 1)
   t.equal(h.node.requests.filter((r) => r.method === 'signatureSubscribe').length, 1, 'not renewed after a reconnect')
 })
 
@@ -345,13 +358,13 @@ t.test('a signature confirmed while no connection listened is found with getSign
   h.node.addTransaction({ signature: SIGNATURE, slot: 48, accountKeys: [MENTIONED], logs: [], confirmationStatus: 'confirmed' })
   const confirmed = await h.addWatch('solana.signature', { signature: SIGNATURE })
   const finalized = await h.addWatch('solana.signature', { signature: SIGNATURE }, { commitment: 'finalized' })
-  h.runner.start([confirmed, finalized])
+  const chain = await h.startChain()
 
   const event = await h.queue.waitFor((e) => e.watchId === confirmed.id)
   t.equal(event.id, webhookId(confirmed.id, ['sol', 'solana.signature', 48, SIGNATURE]), 'the id its notification would have had')
   t.same(event.data, { slot: 48, value: { err: null } })
   const unsubscribe = await h.node.waitForRequest('signatureUnsubscribe')
-  await h.runner.idle()
+  await chain.leader!.idle()
   t.equal((await h.store.get(confirmed.id))?.status, 'completed')
   t.equal((await h.store.get(finalized.id))?.status, 'active', 'not yet at its commitment: still waiting')
   t.same(h.node.subscriptions('signatureSubscribe').map((s) => s.id).includes(unsubscribe.params?.[0] as number), false,

@@ -1,0 +1,305 @@
+/**
+ * What a Solana chain does while this process holds its lease: it is the sink of the chain's
+ * watch set, keeps one node subscription per distinct request however many watches share it,
+ * turns notifications into MatchedEvents on the delivery queue, and after every (re)connection
+ * fills the gap from the chain's `http` endpoint.
+ *
+ * Everything that touches Redis runs through one serial queue, so events reach the delivery
+ * queue in the order the node sent them and a gap is delivered before what came after it.
+ */
+import type { Logger } from 'pino'
+import type { ChainConfig } from '../../config/config.js'
+import type { MatchedEvent } from '../../delivery/delivery-record.js'
+import type { DeliveryQueue } from '../../delivery/delivery-queue.js'
+import type { EventType, Watch } from '../../domain/watch-types.js'
+import type { Metrics } from '../../metrics.js'
+import type { WatchStore } from '../../storage/watch-store.js'
+import type { WatchSink } from '../../subscriber/watch-set.js'
+import type { RpcSocket, RpcSubscription } from '../rpc-socket.js'
+import {
+  accountStateHash, type GapMarkers, logsOfSignatures, missedSignatureNotification, newestSignature, readAccount,
+  signaturesSince,
+} from './gap-recovery.js'
+import type { SolanaRpc } from './http-client.js'
+import { isRejection, matchedEvents, parseNotification, type SolanaNotification } from './notifications.js'
+import {
+  isSolanaWatch, mentionedAccount, slotSubscription, subscriptionOf, SubscriptionRegistry,
+  type SolanaSubscription, type SolanaWatch, type SubscriptionChanges,
+} from './subscriptions.js'
+
+export interface SolanaLeaderDeps {
+  chain: ChainConfig
+  socket: RpcSocket
+  /** Gap recovery client; without one, gaps are not filled (logged at start). */
+  http: SolanaRpc | undefined
+  markers: GapMarkers
+  store: WatchStore
+  deliveryQueue: DeliveryQueue
+  metrics: Metrics
+  logger: Logger
+  /** Delays between the attempts of one gap recovery. */
+  gapRetryDelaysMs: readonly number[]
+  /** A slot notification: the chain head moved. */
+  onHead: (slot: number) => void
+  onSubscriptionsChanged: () => void
+  /** A fenced write found the lease gone. */
+  onLeaseLost: () => void
+}
+
+/** The leader's own holder of the slot subscription: the chain head and the watchdog's pulse. */
+const HEAD_HOLDER = 'head'
+/** Tasks waiting for Redis; beyond this the node sends faster than Redis takes (logged, dropped). */
+const MAX_QUEUED_TASKS = 100_000
+
+interface OpenSubscription {
+  subscription: SolanaSubscription
+  handle: RpcSubscription
+}
+
+/** Runs async tasks one after another; a failing task is reported and the next one runs. */
+class SerialQueue {
+  #tail: Promise<void> = Promise.resolve()
+  #size = 0
+  readonly #onError: (err: unknown) => void
+
+  constructor(onError: (err: unknown) => void) {
+    this.#onError = onError
+  }
+
+  push(task: () => Promise<void>): boolean {
+    if (this.#size >= MAX_QUEUED_TASKS) return false
+    this.#size++
+    this.#tail = this.#tail.then(task).catch(this.#onError).finally(() => { this.#size-- })
+    return true
+  }
+
+  /** Resolves when every task pushed so far has run. */
+  idle(): Promise<void> {
+    return this.#tail
+  }
+}
+
+export class SolanaLeader implements WatchSink {
+  readonly #d: SolanaLeaderDeps
+  readonly #log: Logger
+  readonly #registry = new SubscriptionRegistry()
+  readonly #open = new Map<string, OpenSubscription>()
+  readonly #watches = new Map<string, SolanaWatch>()
+  readonly #queue: SerialQueue
+  readonly #stopping = new AbortController()
+
+  constructor(deps: SolanaLeaderDeps) {
+    this.#d = deps
+    this.#log = deps.logger
+    this.#queue = new SerialQueue((err) => {
+      if ((err as { code?: string }).code === 'BH_LEASE_LOST') deps.onLeaseLost()
+      else this.#log.error({ err }, 'solana task failed')
+    })
+  }
+
+  get subscriptionCount(): number {
+    return this.#open.size
+  }
+
+  /**
+   * Called once the watch set is loaded: subscribes the head, forgets the gap markers of
+   * subscriptions no watch needs any more, and fills the gaps now if already connected (else the
+   * `connected` event will).
+   */
+  begin(): void {
+    if (!this.#d.http) this.#log.warn('no http endpoint: logs, account and signature gaps after a reconnect cannot be filled')
+    this.#apply(this.#registry.put(HEAD_HOLDER, slotSubscription(this.#d.chain.commitment)))
+    const live = [...this.#open.values()].map((o) => o.subscription)
+    this.#queue.push(() => this.#d.markers.retainOnly(live))
+    if (this.#d.socket.connected) this.catchUpAll()
+  }
+
+  /** A watch of any status was created or changed: (re)subscribe it, or let it go if not active. */
+  upsert(watch: Watch): void {
+    if (!isSolanaWatch(watch) || watch.status !== 'active') {
+      this.remove(watch.id)
+      return
+    }
+    this.#watches.set(watch.id, watch)
+    this.#apply(this.#registry.put(watch.id, subscriptionOf(watch, this.#d.chain.commitment)))
+  }
+
+  remove(watchId: string): void {
+    this.#watches.delete(watchId)
+    this.#apply(this.#registry.remove(watchId))
+  }
+
+  /** Resolves once every notification and gap recovery queued so far is processed. */
+  idle(): Promise<void> {
+    return this.#queue.idle()
+  }
+
+  /**
+   * Stops leading: unsubscribes everything but keeps the gap markers (the next leader resumes
+   * from them), and lets queued work finish.
+   */
+  async stop(): Promise<void> {
+    this.#stopping.abort()
+    const open = [...this.#open.values()]
+    this.#open.clear()
+    await Promise.all(open.map(({ handle }) => handle.unsubscribe()))
+    await this.#queue.idle()
+  }
+
+  // --- subscriptions ----------------------------------------------------------------------------
+
+  #apply(changes: SubscriptionChanges): void {
+    if (this.#stopping.signal.aborted) return
+    for (const subscription of changes.close) {
+      const open = this.#open.get(subscription.key)
+      this.#open.delete(subscription.key)
+      void open?.handle.unsubscribe()
+      this.#queue.push(() => this.#d.markers.delete(subscription))
+    }
+    for (const subscription of changes.open) {
+      const connectedAlready = this.#d.socket.connected
+      const handle = this.#d.socket.subscribe(
+        { method: subscription.method, params: subscription.params, unsubscribeMethod: subscription.unsubscribeMethod },
+        (result) => this.#onNotification(subscription, result),
+      )
+      this.#open.set(subscription.key, { subscription, handle })
+      // Opened on a live connection: no `connected` event will follow to start its history.
+      if (connectedAlready) void handle.ready.then(() => this.#queueCatchUp(subscription))
+    }
+    if (changes.open.length + changes.close.length > 0) this.#d.onSubscriptionsChanged()
+  }
+
+  #watchesOf(subscription: SolanaSubscription): SolanaWatch[] {
+    return this.#registry.holdersOf(subscription.key)
+      .map((holder) => this.#watches.get(holder))
+      .filter((w): w is SolanaWatch => w !== undefined)
+  }
+
+  // --- notifications ----------------------------------------------------------------------------
+
+  #onNotification(subscription: SolanaSubscription, result: unknown): void {
+    if (this.#stopping.signal.aborted) return
+    const firstSeenAt = Date.now()
+    const notification = parseNotification(subscription.method, result)
+    if (isRejection(notification)) {
+      const level = notification.code === 'BH_SOLANA_NOT_TERMINAL' ? 'debug' : 'warn'
+      this.#log[level]({ method: subscription.method, code: notification.code, reason: notification.reason }, 'notification skipped')
+      return
+    }
+    if (subscription.method === 'slotSubscribe') this.#d.onHead(notification.slot)
+    const queued = this.#queue.push(() => this.#deliverNotification(subscription, notification, firstSeenAt))
+    if (!queued) this.#log.error({ method: subscription.method, slot: notification.slot }, 'too much queued, notification dropped')
+  }
+
+  async #deliverNotification(
+    subscription: SolanaSubscription, notification: SolanaNotification, firstSeenAt: number, endedByNode = true,
+  ): Promise<void> {
+    const watches = this.#watchesOf(subscription)
+    if (watches.length > 0) await this.#enqueue(subscription.eventType, matchedEvents(subscription.eventType, notification, watches, firstSeenAt))
+    if (!this.#open.has(subscription.key)) return
+    if (mentionedAccount(subscription)) {
+      await this.#d.markers.set(subscription, (notification.value as { signature: string }).signature)
+    } else if (subscription.method === 'accountSubscribe') {
+      await this.#d.markers.set(subscription, accountStateHash(notification.value))
+    } else if (subscription.method === 'signatureSubscribe') {
+      await this.#completeSignature(subscription, endedByNode)
+    }
+  }
+
+  /**
+   * A signature watch fires once: its watches become `completed`. A live notification ended the
+   * subscription on the node (nothing to unsubscribe); one recovered over http did not.
+   */
+  async #completeSignature(subscription: SolanaSubscription, endedByNode: boolean): Promise<void> {
+    const open = this.#open.get(subscription.key)
+    if (endedByNode) open?.handle.forget()
+    else void open?.handle.unsubscribe()
+    this.#open.delete(subscription.key)
+    this.#d.onSubscriptionsChanged()
+    for (const watchId of this.#registry.forget(subscription.key)) {
+      this.#watches.delete(watchId)
+      try {
+        await this.#d.store.update(watchId, (w) => ({ ...w, status: 'completed', updatedAt: new Date().toISOString() }))
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'BH_WATCH_NOT_FOUND') throw err
+      }
+    }
+  }
+
+  async #enqueue(type: EventType, events: readonly MatchedEvent[]): Promise<void> {
+    if (events.length === 0) return
+    const added = await this.#d.deliveryQueue.enqueue(events)
+    if (added > 0) this.#d.metrics.eventsMatched.inc({ chain: this.#d.chain.id, type }, added)
+  }
+
+  // --- gap recovery -----------------------------------------------------------------------------
+
+  /** After every (re)connection: a resubscription is not continuity. */
+  catchUpAll(): void {
+    for (const { subscription } of this.#open.values()) this.#queueCatchUp(subscription)
+  }
+
+  #queueCatchUp(subscription: SolanaSubscription): void {
+    if (!this.#d.http || this.#stopping.signal.aborted) return
+    const recoverable = mentionedAccount(subscription) !== undefined ||
+      subscription.method === 'accountSubscribe' || subscription.method === 'signatureSubscribe'
+    if (!recoverable) return
+    const http = this.#d.http
+    this.#queue.push(() => this.#withRetries(subscription, () => this.#catchUp(http, subscription)))
+  }
+
+  async #withRetries(subscription: SolanaSubscription, attempt: () => Promise<void>): Promise<void> {
+    for (let i = 0; ; i++) {
+      if (!this.#open.has(subscription.key) || this.#stopping.signal.aborted) return
+      try {
+        return await attempt()
+      } catch (err) {
+        if ((err as { code?: string }).code === 'BH_LEASE_LOST') throw err
+        const delayMs = this.#d.gapRetryDelaysMs[i]
+        this.#log.warn({ err, method: subscription.method, retryInMs: delayMs }, 'gap recovery failed')
+        if (delayMs === undefined) return
+        await new Promise((resolve) => {
+          const timer = setTimeout(resolve, delayMs)
+          this.#stopping.signal.addEventListener('abort', () => { clearTimeout(timer); resolve(undefined) }, { once: true })
+        })
+      }
+    }
+  }
+
+  async #catchUp(http: SolanaRpc, subscription: SolanaSubscription): Promise<void> {
+    if (subscription.method === 'signatureSubscribe') {
+      const [signature] = subscription.params as [string]
+      const missed = await missedSignatureNotification(http, signature, subscription.commitment)
+      if (missed) await this.#deliverNotification(subscription, missed, Date.now(), false)
+      return
+    }
+    const { markers } = this.#d
+    const marker = await markers.get(subscription)
+    const address = mentionedAccount(subscription)
+    if (address) {
+      // A first subscription starts at the head: its history begins with the newest signature.
+      if (!marker) {
+        const newest = await newestSignature(http, address, subscription.commitment)
+        if (newest) await markers.set(subscription, newest)
+        return
+      }
+      const { signatures, complete } = await signaturesSince(http, address, marker, subscription.commitment)
+      if (!complete) this.#log.warn({ recovered: signatures.length }, 'logs gap deeper than recovery reads, oldest part left out')
+      if (signatures.length === 0) return
+      const notifications = await logsOfSignatures(http, signatures, subscription.commitment)
+      const firstSeenAt = Date.now()
+      const watches = this.#watchesOf(subscription)
+      await this.#enqueue(subscription.eventType, notifications.flatMap((n) => matchedEvents(subscription.eventType, n, watches, firstSeenAt)))
+      await markers.set(subscription, signatures[signatures.length - 1]!.signature)
+      this.#log.info({ transactions: signatures.length }, 'logs gap filled')
+      return
+    }
+    const account = await readAccount(http, subscription)
+    const state = accountStateHash(account.value)
+    if (marker !== undefined && marker !== state) {
+      await this.#enqueue(subscription.eventType, matchedEvents(subscription.eventType, account, this.#watchesOf(subscription), Date.now()))
+      this.#log.info({ slot: account.slot }, 'account changed during the gap, delivered')
+    }
+    await markers.set(subscription, state)
+  }
+}
