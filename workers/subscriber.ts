@@ -9,6 +9,7 @@ import { hostname } from 'node:os'
 import type { Redis } from 'ioredis'
 import type { EvmChainDeps } from '../src/chains/evm/evm-chain.js'
 import { EvmChain } from '../src/chains/evm/evm-chain.js'
+import { SolanaChain, type SolanaChainDeps } from '../src/chains/solana/solana-chain.js'
 import type { RunningRole } from '../src/cli.js'
 import type { ChainConfig, ChainType, Config } from '../src/config/config.js'
 import { DeliveryQueue } from '../src/delivery/delivery-queue.js'
@@ -27,6 +28,8 @@ export interface SubscriberRoleOptions {
   lease?: LeaseTiming
   /** EVM tuning for tests: small watchdog, ping and backoff, small chunks. */
   evm?: Pick<EvmChainDeps, 'socket' | 'follower'>
+  /** Solana tuning for tests: small backoff and gap-recovery retry delays. */
+  solana?: Pick<SolanaChainDeps, 'socket' | 'gapRetryDelaysMs'>
 }
 
 export interface RunningSubscriber extends RunningRole {
@@ -56,7 +59,10 @@ const DRIVERS: Record<ChainType, (chain: ChainConfig, ctx: DriverContext) => Cha
     chain, redis: ctx.redis, keys: ctx.keys, store: ctx.store, deliveryQueue: ctx.deliveryQueue,
     metrics: ctx.metrics, logger: ctx.logger, ...ctx.options.evm,
   }),
-  solana: () => undefined,
+  solana: (chain, ctx) => new SolanaChain({
+    chain, redis: ctx.redis, keys: ctx.keys, store: ctx.store, deliveryQueue: ctx.deliveryQueue,
+    metrics: ctx.metrics, logger: ctx.logger, ...ctx.options.solana,
+  }),
 }
 
 export async function startSubscriber(config: Config, logger: Logger, options: SubscriberRoleOptions = {}): Promise<RunningSubscriber> {
