@@ -1,0 +1,54 @@
+import t from 'tap'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { freePort, startRedis } from './helpers/processes.js'
+import { runCli } from './helpers/spawn-cli.js'
+
+const TOKEN = 'an-admin-token-of-at-least-32-characters'
+
+t.test('without a known command it prints the usage and exits 2', async (t) => {
+  const { code, stderr } = await runCli(['serve'], {}).exited
+  t.equal(code, 2)
+  t.match(stderr, /^usage: blockhook <all\|api\|subscriber\|worker\|dev>/)
+})
+
+t.test('blockhook api serves the API from a config file and exits 0 on SIGTERM', async (t) => {
+  const redis = await startRedis()
+  t.teardown(() => redis.stop())
+  const dir = mkdtempSync(join(tmpdir(), 'blockhook-cli-'))
+  const configPath = join(dir, 'blockhook.config.json')
+  writeFileSync(configPath, JSON.stringify({ chains: [{ id: 'eth', type: 'evm', ws: ['wss://node.example/key'] }] }))
+  const port = await freePort()
+  const run = runCli(['api'], {
+    BLOCKHOOK_CONFIG: configPath, BLOCKHOOK_ADMIN_TOKEN: TOKEN, REDIS_URL: redis.url, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info',
+  })
+  t.teardown(() => { if (run.child.exitCode === null) run.child.kill('SIGKILL') })
+
+  // Wait for the listening line rather than polling the port.
+  await new Promise<void>((resolve, reject) => {
+    const onData = () => { if (/Server listening/.test(run.output())) resolve() }
+    run.child.stdout!.on('data', onData)
+    run.exited.then(({ code }) => reject(new Error(`exited ${code} before listening:\n${run.output()}`)))
+  })
+  const base = `http://127.0.0.1:${port}`
+  t.equal((await fetch(`${base}/healthz`)).status, 200)
+  t.equal((await fetch(`${base}/readyz`)).status, 200)
+  const created = await fetch(`${base}/admin/tenants`, {
+    method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'cli' }),
+  })
+  t.equal(created.status, 201)
+  const { apiKey } = await created.json() as { apiKey: string }
+  const watch = await fetch(`${base}/watches`, {
+    method: 'POST', headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ chain: 'eth', type: 'evm.blocks', filter: {}, url: 'http://127.0.0.1/hook' }),
+  })
+  t.equal(watch.status, 400, 'private URLs are refused by default')
+
+  run.child.kill('SIGTERM')
+  const { code } = await run.exited
+  t.equal(code, 0, 'SIGTERM exits 0')
+  t.notMatch(run.output(), apiKey, 'the API key is never logged')
+  t.notMatch(run.output(), TOKEN, 'the admin token is never logged')
+  t.match(run.output(), /BLOCKHOOK_ENCRYPTION_KEY is not set/, 'a missing encryption key is warned about at start')
+})
