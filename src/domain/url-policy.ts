@@ -18,7 +18,6 @@ export type UrlRefusalCode =
   | 'BH_URL_SCHEME'
   | 'BH_URL_TOO_LONG'
   | 'BH_URL_CREDENTIALS'
-  | 'BH_URL_UNRESOLVABLE'
   | 'BH_URL_PRIVATE'
 
 export type UrlCheck =
@@ -103,7 +102,10 @@ export function checkUrlShape(text: string): UrlCheck {
   return { ok: true, url }
 }
 
-/** Decides whether `text` may be used as a webhook URL; the reason reads after the field name. */
+/**
+ * Decides whether `text` may be used as a webhook URL; the reason reads after the field name.
+ * Every address a name resolves to must pass, so a name with one private address is refused.
+ */
 export async function checkWebhookUrl(text: string, options: UrlPolicyOptions): Promise<UrlCheck> {
   const shape = checkUrlShape(text)
   if (!shape.ok || options.allowPrivateUrls) return shape
@@ -116,10 +118,11 @@ export async function checkWebhookUrl(text: string, options: UrlPolicyOptions): 
   let addresses: LookupAddress[]
   try {
     addresses = await resolveBounded(options.resolve ?? systemResolver, host)
-  } catch (err) {
-    return { ok: false, code: 'BH_URL_UNRESOLVABLE', reason: `host "${host}" does not resolve (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})` }
+  } catch {
+    // A name that does not resolve (yet, or from here) reaches nothing; refusing it would only
+    // make saving a watch depend on this process's DNS. Delivery checks what it resolves to then.
+    return shape
   }
-  if (addresses.length === 0) return { ok: false, code: 'BH_URL_UNRESOLVABLE', reason: `host "${host}" does not resolve` }
   const refused = addresses.find((a) => !isPublicAddress(a.address))
   if (refused) {
     return { ok: false, code: 'BH_URL_PRIVATE', reason: `host "${host}" resolves to a private or reserved address (${refused.address})` }
