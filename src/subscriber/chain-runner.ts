@@ -41,6 +41,8 @@ export class ChainRunner {
   #timer: NodeJS.Timeout | undefined
   #tick: Promise<void> = Promise.resolve()
   #closing: Promise<void> | undefined
+  #leadReady = false
+  readonly #leadWaiters = new Set<() => void>()
 
   constructor(driver: ChainDriver, lease: ChainLease, pollMs: number, logger: Logger) {
     this.driver = driver
@@ -51,6 +53,12 @@ export class ChainRunner {
 
   get leading(): boolean {
     return this.#leading
+  }
+
+  /** Resolves once this process leads the chain (its watches loaded, following started). */
+  whenLeading(): Promise<void> {
+    if (this.#leading && this.#leadReady) return Promise.resolve()
+    return new Promise((resolve) => this.#leadWaiters.add(resolve))
   }
 
   start(): void {
@@ -76,6 +84,9 @@ export class ChainRunner {
       this.#leading = true
       this.#log.info('took the chain lease: leading')
       await this.driver.lead(this.#lease, () => void this.#stepDown('lease lost on a cursor write'))
+      this.#leadReady = true
+      for (const resolve of this.#leadWaiters) resolve()
+      this.#leadWaiters.clear()
     } catch (err) {
       this.#log.warn({ err }, 'lease step failed')
       if (this.#leading) {
@@ -88,6 +99,7 @@ export class ChainRunner {
   async #stepDown(reason: string): Promise<void> {
     if (!this.#leading) return
     this.#leading = false
+    this.#leadReady = false
     this.#log.warn({ reason }, 'stepping down to standby')
     await this.driver.stopLeading()
   }

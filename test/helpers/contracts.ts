@@ -94,5 +94,7 @@ export async function deploy(clients: AnvilClients, name: ContractName, mine: ()
 
 export async function send(clients: AnvilClients, address: Address, name: ContractName, functionName: string, args: readonly unknown[]): Promise<Hash> {
   const { abi } = compiledTokens()[name]
-  return clients.wallet.writeContract({ address, abi, functionName, args, account: ACCOUNTS[0], chain: foundry } as never)
+  // A fixed gas limit: estimating against the latest block fails for a call that depends on a
+  // transaction still in the pool (a transfer after a mint), and anvil then reserves a whole block.
+  return clients.wallet.writeContract({ address, abi, functionName, args, account: ACCOUNTS[0], chain: foundry, gas: 500_000n } as never)
 }

@@ -81,6 +81,8 @@ export class BlockFollower {
   #stopped = false
   #failures = 0
   #retryTimer: NodeJS.Timeout | undefined
+  #saved: Cursor | undefined
+  readonly #waiters = new Set<{ number: number; resolve: (cursor: Cursor) => void }>()
 
   constructor(deps: FollowerDeps) {
     this.#d = { now: Date.now, chunkBlocks: 50, fetchConcurrency: 8, reorgMarginBlocks: 16, ...deps }
@@ -265,6 +267,19 @@ export class BlockFollower {
     const cursor = this.#cursor!
     if (events.length > 0) await this.#d.emit(events)
     await this.#d.cursors.save(cursor)
+    this.#saved = cursor
+    for (const waiter of this.#waiters) {
+      if (cursor.number >= waiter.number) {
+        this.#waiters.delete(waiter)
+        waiter.resolve(cursor)
+      }
+    }
+  }
+
+  /** Resolves once the saved cursor is at `number` or beyond (shutdown drains and tests await it). */
+  reached(number: number): Promise<Cursor> {
+    if (this.#saved && this.#saved.number >= number) return Promise.resolve(this.#saved)
+    return new Promise((resolve) => this.#waiters.add({ number, resolve }))
   }
 
   /** Case `reorg`: walk back to the common ancestor, retracting what dropped blocks delivered. */

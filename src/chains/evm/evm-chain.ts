@@ -95,6 +95,10 @@ export class EvmChain implements ChainDriver {
     return this.#leadership?.follower
   }
 
+  get pendingTransactions(): PendingTransactions | undefined {
+    return this.#leadership?.pending
+  }
+
   start(): void {
     this.socket.start()
   }

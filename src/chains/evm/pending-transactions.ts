@@ -49,8 +49,9 @@ export class PendingTransactions {
     }
   }
 
-  get subscribed(): boolean {
-    return this.#subscription !== undefined
+  /** Resolves once the node has accepted the subscription (at once when there is none). */
+  get ready(): Promise<void> {
+    return this.#subscription?.ready ?? Promise.resolve()
   }
 
   async stop(): Promise<void> {

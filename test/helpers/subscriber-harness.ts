@@ -1,0 +1,114 @@
+/**
+ * What the subscriber tests share: a subscriber role started against a real anvil (or a proxy or
+ * fake node in front of one) and a real Redis with a key prefix of its own, watches created in the
+ * store as the API would, blocks mined on demand, and the delivery records and BullMQ jobs read
+ * back from Redis (the delivery worker is not involved).
+ */
+import type { Test } from 'tap'
+import { pino } from 'pino'
+import type { Redis } from 'ioredis'
+import type { Config } from '../../src/config/config.js'
+import { recordFromHash, type DeliveryRecord } from '../../src/delivery/delivery-record.js'
+import { DELIVERY_QUEUE } from '../../src/delivery/delivery-queue.js'
+import type { Watch } from '../../src/domain/watch-types.js'
+import { newId } from '../../src/domain/ids.js'
+import { redisKeys, type RedisKeys } from '../../src/storage/keys.js'
+import { createRedis } from '../../src/storage/redis.js'
+import { SecretBox } from '../../src/storage/secret-box.js'
+import { WatchStore } from '../../src/storage/watch-store.js'
+import type { EvmChain } from '../../src/chains/evm/evm-chain.js'
+import { startSubscriber, type RunningSubscriber, type SubscriberRoleOptions } from '../../workers/subscriber.js'
+import { testConfig } from './config.js'
+
+export const CHAIN = 'local'
+
+export const FAST: SubscriberRoleOptions = {
+  lease: { ttlMs: 2_000, pollMs: 200 },
+  evm: { socket: { backoffInitialMs: 20, backoffMaxMs: 200 } },
+}
+
+export async function rpc<T = unknown>(httpUrl: string, method: string, params: unknown[] = []): Promise<T> {
+  const response = await fetch(httpUrl, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+  })
+  const body = (await response.json()) as { result?: T; error?: { message: string } }
+  if (body.error) throw new Error(`${method}: ${body.error.message}`)
+  return body.result as T
+}
+
+export interface Harness {
+  config: Config
+  redis: Redis
+  keys: RedisKeys
+  store: WatchStore
+  /** Creates an active watch (confirmations 0 unless given) and returns it with its feed position. */
+  createWatch(partial: Pick<Watch, 'type' | 'filter'> & Partial<Watch>): Promise<Watch>
+  startSubscriber(options?: SubscriberRoleOptions): Promise<RunningSubscriber>
+  /** The chain driver of a running subscriber, once it leads. */
+  leader(sub: RunningSubscriber): Promise<EvmChain>
+  /** Mines one block on the node (default the anvil this harness was given); returns its number. */
+  mine(): Promise<number>
+  /** Waits until `sub` has queued everything up to block `number`. */
+  caughtUp(sub: RunningSubscriber, number: number): Promise<void>
+  records(watchId: string): Promise<DeliveryRecord[]>
+  jobExists(id: string): Promise<boolean>
+  /** The feed position after the latest watch change (to await its application). */
+  feedPosition(): Promise<string>
+}
+
+export function harness(t: Test, redisUrl: string, nodes: { ws: string[]; http: string }, chain: Partial<Config['chains'][number]> = {}): Harness {
+  const config = testConfig({
+    redisUrl,
+    chains: [{ id: CHAIN, type: 'evm', ws: nodes.ws, http: [], confirmations: 0, blockTimeMs: 1_000, commitment: 'confirmed', ...chain }],
+  })
+  const redis = createRedis(config.redisUrl, 'test')
+  t.teardown(() => redis.disconnect())
+  const keys = redisKeys(config.redisPrefix)
+  const store = new WatchStore(redis, keys, new SecretBox(undefined))
+  const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' })
+
+  const h: Harness = {
+    config, redis, keys, store,
+    async createWatch(partial) {
+      const now = new Date().toISOString()
+      const watch = {
+        id: newId('wch'), tenantId: 'ten_test', chain: CHAIN, url: 'https://example.com/hook', status: 'active',
+        confirmations: 0, createdAt: now, updatedAt: now, ...partial,
+      } as Watch
+      await store.create(watch, 'whsec_dGVzdA==')
+      return watch
+    },
+    async startSubscriber(options = FAST) {
+      const sub = await startSubscriber(config, logger, options)
+      t.teardown(() => sub.close())
+      return sub
+    },
+    async leader(sub) {
+      const runner = sub.chains.get(CHAIN)!
+      await runner.whenLeading()
+      return runner.driver as EvmChain
+    },
+    async mine() {
+      await rpc(nodes.http, 'evm_mine')
+      return Number(await rpc<string>(nodes.http, 'eth_blockNumber'))
+    },
+    async caughtUp(sub, number) {
+      const chain = await h.leader(sub)
+      await chain.follower!.reached(number)
+    },
+    async records(watchId) {
+      const ids = await redis.zrange(keys.watchDeliveries(watchId), '0', '-1')
+      const records = await Promise.all(ids.map(async (id) => recordFromHash(await redis.hgetall(keys.delivery(id)))))
+      return records.filter((r): r is DeliveryRecord => r !== undefined).sort((a, b) => a.sequence - b.sequence)
+    },
+    async jobExists(id) {
+      return (await redis.exists(`${keys.queuePrefix}:${DELIVERY_QUEUE}:${id}`)) === 1
+    },
+    async feedPosition() {
+      const [last] = await redis.xrevrange(keys.watchChanges, '+', '-', 'COUNT', 1)
+      return last?.[0] ?? '0-0'
+    },
+  }
+  return h
+}
