@@ -1,0 +1,70 @@
+import t from 'tap'
+import type { Address } from 'viem'
+import { TRANSFER_TOPIC } from '../src/chains/evm/abi.js'
+import { startAnvil, startRedis } from './helpers/processes.js'
+import { ACCOUNTS, anvilClients, deploy, send } from './helpers/contracts.js'
+import { harness, rpc } from './helpers/subscriber-harness.js'
+
+const redisServer = await startRedis()
+const anvil = await startAnvil(['--no-mining'])
+t.teardown(async () => { await anvil.stop(); await redisServer.stop() })
+const clients = anvilClients(anvil.url)
+const BOB = '0x00000000000000000000000000000000000000b0' as Address
+const CAROL = '0x00000000000000000000000000000000000000c0' as Address
+const token = await deploy(clients, 'TestToken', async () => { await rpc(anvil.url, 'evm_mine') })
+await send(clients, token, 'TestToken', 'mint', [ACCOUNTS[0], 1_000_000n])
+await rpc(anvil.url, 'evm_mine')
+
+interface Log { transactionHash: string; removed: boolean }
+
+t.test('a reorg retracts what dropped blocks delivered; a confirmations-3 watch only ever sees the new branch', async (t) => {
+  const h = harness(t, redisServer.url, { ws: [anvil.wsUrl], http: anvil.url })
+  const filter = { address: token, topics: [TRANSFER_TOPIC] }
+  const instant = await h.createWatch({ type: 'evm.logs', filter })
+  const confirmed = await h.createWatch({ type: 'evm.logs', filter, confirmations: 3 })
+  const blocks = await h.createWatch({ type: 'evm.blocks', filter: {} })
+  const sub = await h.startSubscriber()
+  const start = await h.mine()
+  await h.caughtUp(sub, start)
+
+  const snapshot = await rpc<string>(anvil.url, 'evm_snapshot')
+  const dropped = await send(clients, token, 'TestToken', 'transfer', [BOB, 5n])
+  const droppedBlock = await h.mine()
+  await h.caughtUp(sub, droppedBlock)
+  const [first] = await h.records(instant.id)
+  t.equal((first!.data.log as Log).transactionHash, dropped)
+  t.same(await h.records(confirmed.id), [], 'not yet 3 deep')
+
+  t.equal(await rpc(anvil.url, 'evm_revert', [snapshot]), true)
+  const kept = await send(clients, token, 'TestToken', 'transfer', [CAROL, 7n])
+  const newBranch = await h.mine()
+  t.equal(newBranch, droppedBlock, 'the new block replaces the dropped one at the same height')
+  await h.caughtUp(sub, newBranch)
+  await h.mine()
+  await h.caughtUp(sub, await h.mine())
+  t.same(await h.records(confirmed.id), [], '2 deep: still waiting')
+  const head = await h.mine()
+  await h.caughtUp(sub, head)
+
+  const instantRecords = await h.records(instant.id)
+  t.same(instantRecords.map((r) => [r.type, (r.data.log as Log).transactionHash, (r.data.log as Log).removed]), [
+    ['evm.log', dropped, false],
+    ['evm.log.removed', dropped, true],
+    ['evm.log', kept, false],
+  ])
+  t.equal(instantRecords[1]!.data.retracts, first!.id, 'retracts names the webhook-id taken back')
+  t.equal(instantRecords[1]!.data.eventKey, first!.data.eventKey)
+  t.not(instantRecords[1]!.id, first!.id)
+  for (const record of instantRecords) t.ok(await h.jobExists(record.id))
+
+  const confirmedRecords = await h.records(confirmed.id)
+  t.same(confirmedRecords.map((r) => [r.type, (r.data.log as Log).transactionHash]), [['evm.log', kept]], 'never the dropped event')
+  t.equal(confirmedRecords[0]!.data.confirmations, 3)
+
+  const blockRecords = await h.records(blocks.id)
+  const removedBlocks = blockRecords.filter((r) => r.type === 'evm.block.removed')
+  t.equal(removedBlocks.length, 1)
+  t.equal((removedBlocks[0]!.data.block as { number: number }).number, droppedBlock)
+  const numbers = blockRecords.filter((r) => r.type === 'evm.block').map((r) => (r.data.block as { number: number }).number)
+  t.same(numbers, [start, droppedBlock, droppedBlock, droppedBlock + 1, droppedBlock + 2, droppedBlock + 3])
+})
