@@ -218,7 +218,7 @@ t.test('a cut connection renews every subscription and fills the logs and accoun
 
   const logs = await h.addWatch('solana.logs', { mentions: [MENTIONED] })
   const account = await h.addWatch('solana.account', { account: ACCOUNT })
-  const slot = await h.addWatch('solana.slot', {})
+  await h.addWatch('solana.slot', {})
   const chain = await h.startChain()
 
   const logsSub = await h.node.waitForSubscription('logsSubscribe')
@@ -295,7 +295,7 @@ t.test('a restart fills the logs gap from the signature kept in Redis', async (t
 t.test('u64 values the node sends reach the webhook exact, as decimal strings', async (t) => {
   const h = await harness(t, { http: false })
   const account = await h.addWatch('solana.account', { account: ACCOUNT })
-  const chain = await h.startChain()
+  await h.startChain()
   const sub = await h.node.waitForSubscription('accountSubscribe')
   // As a node sends a rent-exempt account: JSON.parse would turn its rentEpoch into 18446744073709552000.
   h.node.sendRaw(`{"jsonrpc":"2.0","method":"accountNotification","params":{"result":{"context":{"slot":9},"value":` +
@@ -331,7 +331,7 @@ t.test('unknown subscription ids and malformed messages are skipped without a cr
 t.test('a signature watch fires once, completes, and its ended subscription is not unsubscribed or renewed', async (t) => {
   const h = await harness(t, { http: false })
   const signature = await h.addWatch('solana.signature', { signature: SIGNATURE })
-  const account = await h.addWatch('solana.account', { account: ACCOUNT })
+  await h.addWatch('solana.account', { account: ACCOUNT })
   const chain = await h.startChain()
   const sub = await h.node.waitForSubscription('signatureSubscribe')
   t.same(sub.params, [SIGNATURE, { commitment: 'confirmed' }])
