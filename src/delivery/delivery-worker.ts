@@ -133,8 +133,15 @@ export class DeliveryWorker {
     const { deliveryQueue, watches } = this.#deps
     const record = await deliveryQueue.store.get(job.data.deliveryId)
     if (!record || record.status !== 'pending') return `skipped: ${record?.status ?? 'no record'}`
-    const watch = await watches.get(record.watchId)
-    if (!watch) {
+    // Both in one round trip. The secrets are read now, so during a rotation both sign.
+    const [watch, secrets] = await Promise.all([
+      watches.get(record.watchId),
+      watches.signingSecrets(record.watchId, this.#now()).catch((err: unknown) => {
+        if (err instanceof BlockhookError && err.code === 'BH_WATCH_NOT_FOUND') return undefined
+        throw err
+      }),
+    ])
+    if (!watch || !secrets) {
       await deliveryQueue.store.cancel([record.id], record.watchId)
       this.#deps.metrics.deliveries.inc({ outcome: 'cancelled' })
       return 'cancelled: the watch was deleted'
@@ -146,14 +153,14 @@ export class DeliveryWorker {
       throw new UnrecoverableError(error.message)
     }
 
-    const slot = await this.#slots.acquire(watch.url, this.#now())
-    if (!slot) return this.#postpone(job, token, OVER_CAP_DELAY_MS * (1 + this.#random()))
+    const slot = await this.#slots.acquire(watch.url, record.id, this.#now())
+    if (slot === 'not-pending') return 'skipped: no longer pending'
+    if (slot === 'full') return this.#postpone(job, token, OVER_CAP_DELAY_MS * (1 + this.#random()))
     // The slot is held until the attempt is recorded, so after a 410 no other job reaches the URL
     // before its queued deliveries are cancelled.
     try {
       let result
       try {
-        const secrets = await watches.signingSecrets(watch.id, this.#now())
         const body = renderWebhookBody(record)
         const timestampSec = Math.floor(this.#now() / 1000)
         result = await this.#deps.httpClient.post(
@@ -162,10 +169,6 @@ export class DeliveryWorker {
         )
       } catch (err) {
         if (err instanceof PostAbortedError) return await this.#postpone(job, token, 0)
-        if (err instanceof BlockhookError && err.code === 'BH_WATCH_NOT_FOUND') {
-          await deliveryQueue.store.cancel([record.id], record.watchId)
-          return 'cancelled: the watch was deleted'
-        }
         throw err
       }
       return await this.#finishAttempt(job, record, watch, result)

@@ -1,0 +1,273 @@
+/**
+ * Delivery benchmark (issue 4). A loopback receiver answering 200 at once, a real redis-server,
+ * and one delivery worker in a process of its own (this file, started with `worker`):
+ *
+ * 1. 20,000 queued deliveries through queue, signing and got: deliveries/s, against a bare loop
+ *    of got POSTs (this file with `baseline`, also its own process) with the same concurrency,
+ *    URLs and bodies in the same run. Target: ratio ≥ 0.5.
+ * 2. Enqueue → the receiver's 2xx at an offered 1,000 deliveries/s: p50 and p99. Target p99 ≤ 50 ms.
+ * 3. The worker process's peak RSS.
+ *
+ * Deliveries go to 10 watches (10 URL paths on the receiver), as from several users; the default
+ * delivery config holds (concurrency 100, maxConcurrencyPerUrl 10), so all 100 worker slots can
+ * be busy without exceeding any URL's cap.
+ */
+import { fork, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { fileURLToPath } from 'node:url'
+import http from 'node:http'
+import { pino } from 'pino'
+import { got } from 'got'
+import { loadConfig, type Config } from '../src/config/config.js'
+import { DeliveryQueue } from '../src/delivery/delivery-queue.js'
+import type { MatchedEvent } from '../src/delivery/delivery-record.js'
+import { renderWebhookBody } from '../src/delivery/delivery-record.js'
+import { webhookHeaders } from '../src/delivery/signing.js'
+import { USER_AGENT } from '../src/delivery/user-agent.js'
+import { startRedisServer } from '../src/dev/child-processes.js'
+import { webhookId } from '../src/domain/ids.js'
+import type { Watch } from '../src/domain/watch-types.js'
+import { redisKeys } from '../src/storage/keys.js'
+import { createRedis } from '../src/storage/redis.js'
+import { SecretBox } from '../src/storage/secret-box.js'
+import { WatchStore } from '../src/storage/watch-store.js'
+import { startWorker } from '../workers/delivery-worker.js'
+
+const THROUGHPUT_DELIVERIES = 20_000
+const URL_COUNT = 10
+const OFFERED_PER_SECOND = 1_000
+const LATENCY_SECONDS = 5
+const LATENCY_TICK_MS = 5
+const SECRET = 'whsec_' + Buffer.alloc(32, 7).toString('base64')
+const TARGET_RATIO = 0.5
+const TARGET_P99_MS = 50
+
+const now = () => performance.timeOrigin + performance.now()
+
+function benchConfig(redisUrl: string, redisPrefix: string): Config {
+  const base = loadConfig(
+    { BLOCKHOOK_ADMIN_TOKEN: 'bench-admin-token-0123456789abcdef', REDIS_URL: redisUrl, LOG_LEVEL: 'silent', BLOCKHOOK_ALLOW_PRIVATE_URLS: 'true' },
+    { file: { chains: [{ id: 'eth', type: 'evm', ws: ['ws://127.0.0.1:1'] }] } },
+  )
+  return { ...base, redisPrefix }
+}
+
+/** An evm.log-sized event: the same bodies for the worker and the bare loop. */
+function benchEvent(watchId: string, n: number): MatchedEvent {
+  const hex = (width: number, seed: number) => '0x' + seed.toString(16).padStart(width, '0')
+  return {
+    id: webhookId(watchId, ['eth', hex(64, n), n, 'evm.log']),
+    watchId, tenantId: 'ten_bench', chain: 'eth', type: 'evm.log',
+    timestamp: '2026-11-22T10:00:00.000Z',
+    data: {
+      confirmations: 0, eventKey: `eth:${hex(64, n)}:0`,
+      block: { number: 19_000_000 + n, hash: hex(64, n), timestamp: 1_763_800_000 },
+      log: {
+        address: hex(40, 0xa0b8), topics: [hex(64, 0xddf2), hex(64, n), hex(64, n + 1)], data: hex(64, 1000),
+        blockNumber: '0x' + (19_000_000 + n).toString(16), blockHash: hex(64, n), transactionHash: hex(64, n * 3),
+        transactionIndex: '0x0', logIndex: '0x0', removed: false,
+      },
+      decoded: { name: 'Transfer', args: { from: hex(40, n), to: hex(40, n + 1), value: '1000' } },
+    },
+    firstSeenAt: Date.now(),
+  }
+}
+
+function watchIdOf(i: number): string {
+  return `wch_bench${i}`
+}
+
+// --- the worker process ---------------------------------------------------------------------
+
+async function runWorkerChild(): Promise<void> {
+  const config = benchConfig(process.env.BENCH_REDIS_URL!, process.env.BENCH_PREFIX!)
+  const worker = await startWorker(config, pino({ level: 'silent' }))
+  process.send!({ ready: true })
+  process.once('message', async () => {
+    await worker.close()
+    process.send!({ maxRssKb: process.resourceUsage().maxRSS }, () => process.exit(0))
+  })
+}
+
+// --- the bare got loop ----------------------------------------------------------------------
+
+async function runBaselineChild(): Promise<void> {
+  const receiverUrl = process.env.BENCH_RECEIVER!
+  const concurrency = Number(process.env.BENCH_CONCURRENCY)
+  const agent = { http: new http.Agent({ keepAlive: true }) }
+  let next = 0
+  const sequence = new Map<string, number>()
+  async function lane(): Promise<void> {
+    while (next < THROUGHPUT_DELIVERIES) {
+      const n = next++
+      const watchId = watchIdOf(n % URL_COUNT)
+      const seq = (sequence.get(watchId) ?? 0) + 1
+      sequence.set(watchId, seq)
+      const event = benchEvent(watchId, n)
+      const body = renderWebhookBody({ ...event, sequence: seq })
+      await got.post(`${receiverUrl}/hook/${n % URL_COUNT}`, {
+        body,
+        headers: {
+          'content-type': 'application/json', 'user-agent': USER_AGENT,
+          ...webhookHeaders({ id: event.id, timestampSec: Math.floor(Date.now() / 1000), body, secrets: [SECRET] }),
+        },
+        timeout: { request: 10_000 }, retry: { limit: 0 }, followRedirect: false, throwHttpErrors: false, agent,
+      })
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, lane))
+  process.send!({ done: true }, () => process.exit(0))
+}
+
+// --- the receiver and the measurements -------------------------------------------------------
+
+interface Receiver {
+  url: string
+  count: number
+  firstAt: number
+  lastAt: number
+  /** webhook-id → when the 2xx was written (epoch ms, sub-ms). */
+  answeredAt: Map<string, number> | undefined
+  until(count: number): Promise<void>
+  reset(): void
+  close(): Promise<void>
+}
+
+async function startReceiver(): Promise<Receiver> {
+  let waiter: { count: number; resolve: () => void } | undefined
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    req.resume()
+    req.on('end', () => {
+      res.writeHead(200, { 'content-length': '0' })
+      res.end()
+      const at = now()
+      if (receiver.count === 0) receiver.firstAt = at
+      receiver.lastAt = at
+      receiver.count++
+      receiver.answeredAt?.set(String(req.headers['webhook-id']), at)
+      if (waiter && receiver.count >= waiter.count) waiter.resolve()
+    })
+  })
+  server.keepAliveTimeout = 60_000
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const receiver: Receiver = {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    count: 0, firstAt: 0, lastAt: 0, answeredAt: undefined,
+    until: (count) => new Promise<void>((resolve) => {
+      if (receiver.count >= count) resolve()
+      else waiter = { count, resolve }
+    }),
+    reset() { receiver.count = 0; receiver.firstAt = 0; receiver.lastAt = 0 },
+    close: async () => { server.closeAllConnections(); await new Promise((resolve) => server.close(resolve)) },
+  }
+  return receiver
+}
+
+function forkSelf(role: string, env: Record<string, string>): ChildProcess {
+  return fork(fileURLToPath(import.meta.url), [role], {
+    execArgv: ['--import', 'tsx'],
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  })
+}
+
+function nextMessage<T>(child: ChildProcess): Promise<T> {
+  return new Promise((resolve, reject) => {
+    child.once('message', (message) => resolve(message as T))
+    child.once('exit', (code) => reject(new Error(`child exited with ${code}`)))
+  })
+}
+
+function percentile(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
+}
+
+function print(name: string, value: string, ratio: string): void {
+  console.log(`${name.padEnd(46)} ${value.padStart(14)}   ${ratio}`)
+}
+
+async function main(): Promise<void> {
+  const redisServer = await startRedisServer()
+  const receiver = await startReceiver()
+  const config = benchConfig(redisServer.url, 'bench')
+  const redis = createRedis(config.redisUrl, 'bench')
+  const keys = redisKeys(config.redisPrefix)
+  const watches = new WatchStore(redis, keys, new SecretBox(undefined))
+  const deliveryQueue = new DeliveryQueue(redis, keys, config.delivery)
+  try {
+    for (let i = 0; i < URL_COUNT; i++) {
+      const at = new Date().toISOString()
+      const watch: Watch = {
+        id: watchIdOf(i), tenantId: 'ten_bench', chain: 'eth', type: 'evm.logs', filter: {}, url: `${receiver.url}/hook/${i}`,
+        status: 'active', confirmations: 0, createdAt: at, updatedAt: at,
+      }
+      await watches.create(watch, SECRET)
+    }
+
+    // 1a. The bare got loop: same concurrency, URLs and bodies.
+    const baseline = forkSelf('baseline', { BENCH_RECEIVER: receiver.url, BENCH_CONCURRENCY: String(config.delivery.concurrency) })
+    await nextMessage(baseline)
+    await once(baseline, 'exit')
+    const baselineRate = (receiver.count - 1) / ((receiver.lastAt - receiver.firstAt) / 1000)
+    receiver.reset()
+
+    // 1b. The same deliveries queued first, then one worker process drains them.
+    for (let from = 0; from < THROUGHPUT_DELIVERIES; from += 1000) {
+      const batch = Array.from({ length: 1000 }, (_, i) => benchEvent(watchIdOf((from + i) % URL_COUNT), from + i))
+      await deliveryQueue.enqueue(batch)
+    }
+    const worker = forkSelf('worker', { BENCH_REDIS_URL: redisServer.url, BENCH_PREFIX: config.redisPrefix })
+    await nextMessage(worker)
+    await receiver.until(THROUGHPUT_DELIVERIES)
+    const workerRate = (receiver.count - 1) / ((receiver.lastAt - receiver.firstAt) / 1000)
+    const counts = await deliveryQueue.queue.getJobCounts('completed', 'failed', 'delayed', 'waiting', 'active')
+
+    // 2. Latency at an offered 1,000/s.
+    receiver.reset()
+    receiver.answeredAt = new Map()
+    const enqueuedAt = new Map<string, number>()
+    const perTick = (OFFERED_PER_SECOND * LATENCY_TICK_MS) / 1000
+    const ticks = (LATENCY_SECONDS * 1000) / LATENCY_TICK_MS
+    let n = THROUGHPUT_DELIVERIES
+    const started = now()
+    for (let tick = 0; tick < ticks; tick++) {
+      const wait = started + tick * LATENCY_TICK_MS - now()
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
+      const batch = Array.from({ length: perTick }, () => { const i = n++; return benchEvent(watchIdOf(i % URL_COUNT), i) })
+      const at = now()
+      for (const e of batch) enqueuedAt.set(e.id, at)
+      void deliveryQueue.enqueue(batch)
+    }
+    await receiver.until(ticks * perTick)
+    const latencies = [...enqueuedAt].map(([id, at]) => receiver.answeredAt!.get(id)! - at).sort((a, b) => a - b)
+    const offered = (ticks * perTick) / ((now() - started) / 1000)
+
+    // 3. Peak RSS of the worker over both runs.
+    worker.send('stop')
+    const { maxRssKb } = await nextMessage<{ maxRssKb: number }>(worker)
+    await once(worker, 'exit').catch(() => undefined)
+
+    const p50 = percentile(latencies, 50)
+    const p99 = percentile(latencies, 99)
+    print('figure', 'value', 'ratio to the issue\'s baseline')
+    print('bare got loop (concurrency 100), deliveries/s', baselineRate.toFixed(0), '')
+    print('worker (queue+sign+got), deliveries/s', workerRate.toFixed(0), `${(workerRate / baselineRate).toFixed(2)} of the bare loop (target ≥ ${TARGET_RATIO}) ${workerRate / baselineRate >= TARGET_RATIO ? 'OK' : 'BELOW'}`)
+    print(`enqueue→2xx p50 at ${offered.toFixed(0)}/s offered, ms`, p50.toFixed(1), '')
+    print(`enqueue→2xx p99 at ${offered.toFixed(0)}/s offered, ms`, p99.toFixed(1), `${(p99 / TARGET_P99_MS).toFixed(2)} of the ${TARGET_P99_MS} ms target ${p99 <= TARGET_P99_MS ? 'OK' : 'ABOVE'}`)
+    print('worker peak RSS, MiB', (maxRssKb / 1024).toFixed(0), '')
+    console.log(`jobs after the throughput run: ${JSON.stringify(counts)}`)
+  } finally {
+    await deliveryQueue.close()
+    redis.disconnect()
+    await receiver.close()
+    await redisServer.stop()
+  }
+}
+
+const role = process.argv[2]
+if (role === 'worker') await runWorkerChild()
+else if (role === 'baseline') await runBaselineChild()
+else await main()
