@@ -2,6 +2,7 @@ import t, { type Test } from 'tap'
 import { startRedis } from './helpers/processes.js'
 import { buildTestApi, createTenant } from './helpers/api.js'
 import { MAX_WATCH_ADDRESSES } from '../src/domain/watch-types.js'
+import { webhookId } from '../src/domain/ids.js'
 
 const redisServer = await startRedis()
 t.teardown(() => redisServer.stop())
@@ -192,6 +193,20 @@ t.test('DELETE removes the watch', async (t) => {
   const again = await app.inject({ method: 'DELETE', url: `/watches/${watch.id}`, headers: { ...tenant.headers, 'content-type': 'application/json' } })
   t.equal(again.statusCode, 404)
   t.equal(again.json().code, 'BH_WATCH_NOT_FOUND')
+})
+
+t.test("DELETE cancels the watch's queued deliveries", async (t) => {
+  const { app, tenant, create, deps } = await setup(t)
+  const watch = await create('evm.blocks')
+  const event = {
+    id: webhookId(watch.id, ['eth', '0xblock', 'evm.block']), watchId: watch.id, tenantId: tenant.id, chain: 'eth',
+    type: 'evm.block' as const, timestamp: new Date().toISOString(), data: { header: { number: '0x1' } }, firstSeenAt: Date.now(),
+  }
+  t.equal(await deps.deliveryQueue.enqueue([event]), 1)
+  t.ok(await deps.deliveryQueue.queue.getJob(event.id), 'queued')
+  t.equal((await app.inject({ method: 'DELETE', url: `/watches/${watch.id}`, headers: tenant.headers })).statusCode, 204)
+  t.equal((await deps.deliveryQueue.store.get(event.id))?.status, 'cancelled')
+  t.notOk(await deps.deliveryQueue.queue.getJob(event.id), 'its job is gone from the queue')
 })
 
 t.test('the secret can be read and rotated; the old one keeps signing during the grace period', async (t) => {
