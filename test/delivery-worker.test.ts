@@ -194,6 +194,9 @@ t.test('a watch whose deliveries all fail for disableAfter is disabled', async (
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
   t.ok(receiver.received.length >= 2, 'it took several failed attempts')
+  const record = await d.waitForRecord(d.event(watch, 1).id, (r) => r.status === 'failed')
+  t.match(record.attempts.at(-1), { statusCode: null, error: /watch is disabled/ }, 'the rest of its attempts are not sent')
+  t.equal(await d.redis.exists(d.keys.watchFailingSince(watch.id)), 0, 're-enabling it starts a fresh failure window')
 })
 
 t.test('a paused watch’s deliveries wait, unspent, until it is active again', async (t) => {

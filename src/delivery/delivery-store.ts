@@ -64,7 +64,8 @@ return redis.call('HGET', KEYS[1], 'jobId') or ARGV[1]`
 /**
  * Appends an attempt and applies its outcome (`delivered`, `retrying`, `failed`) to a pending
  * record. KEYS: record, pending set, stats, watch, failing-since, log. ARGV: id, attempt JSON,
- * outcome, nextAttemptAt, now ms, retention ms, max attempts kept, failing-since TTL ms.
+ * outcome, nextAttemptAt, now ms, retention ms, max attempts kept, failing-since TTL ms, whether a
+ * failure counts towards disabling the watch ('1') or not (no request was made).
  * Returns {status after, failing-since ms or false}.
  */
 const RECORD_ATTEMPT = `
@@ -79,7 +80,7 @@ local watchExists = redis.call('EXISTS', KEYS[4]) == 1
 local outcome = ARGV[3]
 if outcome == 'delivered' then
   redis.call('DEL', KEYS[5])
-else
+elseif ARGV[9] == '1' then
   redis.call('SET', KEYS[5], ARGV[5], 'NX')
   redis.call('PEXPIRE', KEYS[5], ARGV[8])
 end
@@ -186,6 +187,11 @@ export class DeliveryStore {
     })
   }
 
+  /** After a watch is disabled its failure streak starts again, so re-enabling it gives it a full `disableAfterMs`. */
+  async clearFailingSince(watchId: string): Promise<void> {
+    await this.#redis.del(this.#keys.watchFailingSince(watchId))
+  }
+
   /** Pages through the ids of a watch's pending deliveries. */
   async scanPending(watchId: string, cursor: string): Promise<[next: string, ids: string[]]> {
     return this.#redis.sscan(this.#keys.watchPendingDeliveries(watchId), cursor, 'COUNT', 500)
@@ -200,7 +206,7 @@ export class DeliveryStore {
     attempt: DeliveryAttempt,
     outcome: AttemptOutcome,
     nextAttemptAt: string | null,
-    failingSinceTtlMs: number,
+    failing: { ttlMs: number; counts: boolean },
     nowMs: number,
   ): Promise<{ status: DeliveryStatus | undefined; failingSinceMs: number | undefined }> {
     const k = this.#keys
@@ -209,7 +215,7 @@ export class DeliveryStore {
       k.delivery(record.id), k.watchPendingDeliveries(record.watchId), k.watchStats(record.watchId), k.watch(record.watchId),
       k.watchFailingSince(record.watchId), k.watchDeliveries(record.watchId),
       record.id, JSON.stringify(attempt), outcome, nextAttemptAt ?? '', nowMs, this.#retentionMs, MAX_ATTEMPTS_KEPT,
-      failingSinceTtlMs,
+      failing.ttlMs, failing.counts ? '1' : '0',
     )) as [DeliveryStatus | null, string | null]
     return { status: status ?? undefined, failingSinceMs: failingSince === null ? undefined : Number(failingSince) }
   }

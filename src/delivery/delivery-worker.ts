@@ -200,7 +200,7 @@ export class DeliveryWorker {
     }
     const nextAttemptAt = delayMs !== undefined ? new Date(nowMs + delayMs).toISOString() : null
     const { failingSinceMs } = await deliveryQueue.store.recordAttempt(
-      record, attempt, outcome, nextAttemptAt, config.delivery.disableAfterMs, nowMs,
+      record, attempt, outcome, nextAttemptAt, { ttlMs: config.delivery.disableAfterMs, counts: watch.status !== 'disabled' }, nowMs,
     )
 
     metrics.deliveries.inc({ outcome })
@@ -230,6 +230,7 @@ export class DeliveryWorker {
         if (current.status !== 'active') throw new BlockhookError('BH_WATCH_NOT_ACTIVE', 'already not active', 409)
         return { ...current, status: 'disabled', disabledReason: reason, updatedAt: new Date(this.#now()).toISOString() }
       })
+      await this.#deps.deliveryQueue.store.clearFailingSince(watch.id)
       this.#deps.logger.warn({ watchId: watch.id, reason }, 'watch disabled')
     } catch (err) {
       // Deleted or already paused/disabled meanwhile: nothing left to disable.
