@@ -25,7 +25,7 @@ export const TEST_CHAINS = [
   { id: 'sol', type: 'solana', ws: ['wss://sol.example'], commitment: 'finalized' },
 ]
 
-/** Public names resolve to a documentation-free public address, `*.internal` to loopback. */
+/** Names resolve to a public address, `*.internal` and localhost to loopback, `*.invalid` to nothing. */
 export const testResolver: Resolver = async (hostname) => {
   if (hostname.endsWith('.internal') || hostname === 'localhost') return [{ address: '127.0.0.1', family: 4 }]
   if (hostname.endsWith('.invalid')) throw Object.assign(new Error('not found'), { code: 'ENOTFOUND' })
