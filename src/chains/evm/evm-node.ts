@@ -58,6 +58,11 @@ export class EvmNode {
       const log = parseLog(item)
       if (!log) throw badAnswer('log')
       if (log.blockHash.toLowerCase() !== blockHash.toLowerCase()) throw badAnswer('log (of another block)')
+      if (log.removed === true) {
+        // Not part of the block we asked for; reorgs are found by parent hash, not by this flag.
+        this.#log.warn({ blockHash, logIndex: log.logIndex }, 'log marked removed in eth_getLogs skipped')
+        continue
+      }
       logs.push(log)
     }
     return logs
