@@ -30,7 +30,8 @@ export function createMetrics() {
     }),
     chainHead: new Gauge({
       name: 'blockhook_chain_head', help: 'Latest head (block number or slot) seen per chain',
-      labelNames: ['chain'] as const, registers: [registry],
+      // a leader and its standby both see the head: summing them across processes would double it
+      labelNames: ['chain'] as const, aggregator: 'max', registers: [registry],
     }),
     wsReconnects: new Counter({
       name: 'blockhook_ws_reconnects_total', help: 'WebSocket reconnects per chain',
