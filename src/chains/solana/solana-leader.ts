@@ -50,10 +50,23 @@ export interface SolanaLeaderDeps {
 const HEAD_HOLDER = 'head'
 /** Tasks waiting for Redis; beyond this the node sends faster than Redis takes (logged, dropped). */
 const MAX_QUEUED_TASKS = 100_000
+/** Notifications waiting for Redis, all batches together; same policy beyond it. */
+const MAX_PENDING_NOTIFICATIONS = 100_000
+/** Notifications stored and queued in one round trip. */
+const MAX_BATCH = 500
 
 interface OpenSubscription {
   subscription: SolanaSubscription
   handle: RpcSubscription
+}
+
+/** A notification on its way to the delivery queue. */
+interface Arrival {
+  subscription: SolanaSubscription
+  notification: SolanaNotification
+  firstSeenAt: number
+  /** False for a signature status read over http: the node still holds that subscription. */
+  endedByNode: boolean
 }
 
 /** Runs async tasks one after another; a failing task is reported and the next one runs. */
@@ -87,6 +100,12 @@ export class SolanaLeader implements WatchSink {
   readonly #watches = new Map<string, SolanaWatch>()
   readonly #queue: SerialQueue
   readonly #stopping = new AbortController()
+  /**
+   * Notifications that arrived while Redis was busy go in one batch (one task on the queue). Any
+   * other task queued closes it, so a later notification never overtakes a gap recovery.
+   */
+  #openBatch: Arrival[] | undefined
+  #pending = 0
 
   constructor(deps: SolanaLeaderDeps) {
     this.#d = deps
@@ -110,7 +129,7 @@ export class SolanaLeader implements WatchSink {
     if (!this.#d.http) this.#log.warn('no http endpoint: logs, account and signature gaps after a reconnect cannot be filled')
     this.#apply(this.#registry.put(HEAD_HOLDER, slotSubscription(this.#d.chain.commitment)))
     const live = [...this.#open.values()].map((o) => o.subscription)
-    this.#queue.push(() => this.#d.markers.retainOnly(live))
+    this.#push(() => this.#d.markers.retainOnly(live))
     if (this.#d.socket.connected) this.catchUpAll()
   }
 
@@ -154,7 +173,7 @@ export class SolanaLeader implements WatchSink {
       const open = this.#open.get(subscription.key)
       this.#open.delete(subscription.key)
       void open?.handle.unsubscribe()
-      this.#queue.push(() => this.#d.markers.delete(subscription))
+      this.#push(() => this.#d.markers.delete(subscription))
     }
     for (const subscription of changes.open) {
       const connectedAlready = this.#d.socket.connected
@@ -187,22 +206,63 @@ export class SolanaLeader implements WatchSink {
       return
     }
     if (subscription.method === 'slotSubscribe') this.#d.onHead(notification.slot)
-    const queued = this.#queue.push(() => this.#deliverNotification(subscription, notification, firstSeenAt))
-    if (!queued) this.#log.error({ method: subscription.method, slot: notification.slot }, 'too much queued, notification dropped')
+    if (this.#pending >= MAX_PENDING_NOTIFICATIONS) {
+      this.#log.error({ method: subscription.method, slot: notification.slot }, 'too much queued, notification dropped')
+      return
+    }
+    this.#pending++
+    if (!this.#openBatch || this.#openBatch.length >= MAX_BATCH) {
+      const batch: Arrival[] = []
+      if (!this.#push(() => this.#deliverBatch(batch))) {
+        this.#pending--
+        this.#log.error({ method: subscription.method, slot: notification.slot }, 'too much queued, notification dropped')
+        return
+      }
+      this.#openBatch = batch
+    }
+    this.#openBatch.push({ subscription, notification, firstSeenAt, endedByNode: true })
   }
 
-  async #deliverNotification(
-    subscription: SolanaSubscription, notification: SolanaNotification, firstSeenAt: number, endedByNode = true,
-  ): Promise<void> {
-    const watches = this.#watchesOf(subscription)
-    if (watches.length > 0) await this.#enqueue(subscription.eventType, matchedEvents(subscription.eventType, notification, watches, firstSeenAt))
-    if (!this.#open.has(subscription.key)) return
-    if (mentionedAccount(subscription)) {
-      await this.#d.markers.set(subscription, (notification.value as { signature: string }).signature)
-    } else if (subscription.method === 'accountSubscribe') {
-      await this.#d.markers.set(subscription, accountStateHash(notification.value))
-    } else if (subscription.method === 'signatureSubscribe') {
-      await this.#completeSignature(subscription, endedByNode)
+  /** Queues a task after everything so far; notifications from now on go in a new batch after it. */
+  #push(task: () => Promise<void>): boolean {
+    this.#openBatch = undefined
+    return this.#queue.push(task)
+  }
+
+  async #deliverBatch(batch: Arrival[]): Promise<void> {
+    if (this.#openBatch === batch) this.#openBatch = undefined
+    this.#pending -= batch.length
+    await this.#deliver(batch)
+  }
+
+  /**
+   * Stores and queues the events of `arrivals` in one go, in order; then moves each subscription's
+   * gap marker to its last arrival and completes the signature watches that fired.
+   */
+  async #deliver(arrivals: readonly Arrival[]): Promise<void> {
+    const countByType = new Map<EventType, number>()
+    const events: MatchedEvent[] = []
+    const last = new Map<string, Arrival>()
+    for (const arrival of arrivals) {
+      const { subscription, notification, firstSeenAt } = arrival
+      const matched = matchedEvents(subscription.eventType, notification, this.#watchesOf(subscription), firstSeenAt)
+      events.push(...matched)
+      countByType.set(subscription.eventType, (countByType.get(subscription.eventType) ?? 0) + matched.length)
+      last.set(subscription.key, arrival)
+    }
+    if (events.length > 0) {
+      await this.#d.deliveryQueue.enqueue(events)
+      for (const [type, count] of countByType) if (count > 0) this.#d.metrics.eventsMatched.inc({ chain: this.#d.chain.id, type }, count)
+    }
+    for (const { subscription, notification, endedByNode } of last.values()) {
+      if (!this.#open.has(subscription.key)) continue
+      if (mentionedAccount(subscription)) {
+        await this.#d.markers.set(subscription, (notification.value as { signature: string }).signature)
+      } else if (subscription.method === 'accountSubscribe') {
+        await this.#d.markers.set(subscription, accountStateHash(notification.value))
+      } else if (subscription.method === 'signatureSubscribe') {
+        await this.#completeSignature(subscription, endedByNode)
+      }
     }
   }
 
@@ -226,12 +286,6 @@ export class SolanaLeader implements WatchSink {
     }
   }
 
-  async #enqueue(type: EventType, events: readonly MatchedEvent[]): Promise<void> {
-    if (events.length === 0) return
-    const added = await this.#d.deliveryQueue.enqueue(events)
-    if (added > 0) this.#d.metrics.eventsMatched.inc({ chain: this.#d.chain.id, type }, added)
-  }
-
   // --- gap recovery -----------------------------------------------------------------------------
 
   /** After every (re)connection: a resubscription is not continuity. */
@@ -245,7 +299,7 @@ export class SolanaLeader implements WatchSink {
       subscription.method === 'accountSubscribe' || subscription.method === 'signatureSubscribe'
     if (!recoverable) return
     const http = this.#d.http
-    this.#queue.push(() => this.#withRetries(subscription, () => this.#catchUp(http, subscription)))
+    this.#push(() => this.#withRetries(subscription, () => this.#catchUp(http, subscription)))
   }
 
   async #withRetries(subscription: SolanaSubscription, attempt: () => Promise<void>): Promise<void> {
@@ -270,7 +324,7 @@ export class SolanaLeader implements WatchSink {
     if (subscription.method === 'signatureSubscribe') {
       const [signature] = subscription.params as [string]
       const missed = await missedSignatureNotification(http, signature, subscription.commitment)
-      if (missed) await this.#deliverNotification(subscription, missed, Date.now(), false)
+      if (missed) await this.#deliver([{ subscription, notification: missed, firstSeenAt: Date.now(), endedByNode: false }])
       return
     }
     const { markers } = this.#d
@@ -288,18 +342,17 @@ export class SolanaLeader implements WatchSink {
       if (signatures.length === 0) return
       const notifications = await logsOfSignatures(http, signatures, subscription.commitment)
       const firstSeenAt = Date.now()
-      const watches = this.#watchesOf(subscription)
-      await this.#enqueue(subscription.eventType, notifications.flatMap((n) => matchedEvents(subscription.eventType, n, watches, firstSeenAt)))
-      await markers.set(subscription, signatures[signatures.length - 1]!.signature)
+      await this.#deliver(notifications.map((notification) => ({ subscription, notification, firstSeenAt, endedByNode: true })))
       this.#log.info({ transactions: signatures.length }, 'logs gap filled')
       return
     }
     const account = await readAccount(http, subscription)
     const state = accountStateHash(account.value)
     if (marker !== undefined && marker !== state) {
-      await this.#enqueue(subscription.eventType, matchedEvents(subscription.eventType, account, this.#watchesOf(subscription), Date.now()))
+      await this.#deliver([{ subscription, notification: account, firstSeenAt: Date.now(), endedByNode: true }])
       this.#log.info({ slot: account.slot }, 'account changed during the gap, delivered')
+    } else {
+      await markers.set(subscription, state)
     }
-    await markers.set(subscription, state)
   }
 }
