@@ -3,7 +3,7 @@ import type { Address } from 'viem'
 import { TRANSFER_TOPIC } from '../src/chains/evm/abi.js'
 import { startAnvil, startRedis } from './helpers/processes.js'
 import { ACCOUNTS, anvilClients, deploy, send } from './helpers/contracts.js'
-import { FAST, harness, rpc, type Harness } from './helpers/subscriber-harness.js'
+import { FAST, harness, rpc, type Harness, type WatchInput } from './helpers/subscriber-harness.js'
 import { startTcpProxy } from './helpers/tcp-proxy.js'
 import { startFakeNode } from './helpers/fake-evm-node.js'
 
@@ -15,7 +15,7 @@ const BOB = '0x00000000000000000000000000000000000000b0' as Address
 const token = await deploy(clients, 'TestToken', async () => { await rpc(anvil.url, 'evm_mine') })
 await send(clients, token, 'TestToken', 'mint', [ACCOUNTS[0], 10n ** 24n])
 await rpc(anvil.url, 'evm_mine')
-const transferWatch = { type: 'evm.logs', filter: { address: token, topics: [TRANSFER_TOPIC] } } as const
+const transferWatch: WatchInput = { type: 'evm.logs', filter: { address: token, topics: [TRANSFER_TOPIC] } }
 
 interface Log { transactionHash: string }
 const txHashes = async (h: Harness, watchId: string) =>

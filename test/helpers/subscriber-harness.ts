@@ -10,7 +10,7 @@ import type { Redis } from 'ioredis'
 import type { Config } from '../../src/config/config.js'
 import { recordFromHash, type DeliveryRecord } from '../../src/delivery/delivery-record.js'
 import { DELIVERY_QUEUE } from '../../src/delivery/delivery-queue.js'
-import type { Watch } from '../../src/domain/watch-types.js'
+import type { Watch, WatchType } from '../../src/domain/watch-types.js'
 import { newId } from '../../src/domain/ids.js'
 import { redisKeys, type RedisKeys } from '../../src/storage/keys.js'
 import { createRedis } from '../../src/storage/redis.js'
@@ -37,13 +37,15 @@ export async function rpc<T = unknown>(httpUrl: string, method: string, params: 
   return body.result as T
 }
 
+export interface WatchInput { type: WatchType; filter: object; confirmations?: number }
+
 export interface Harness {
   config: Config
   redis: Redis
   keys: RedisKeys
   store: WatchStore
   /** Creates an active watch (confirmations 0 unless given) and returns it with its feed position. */
-  createWatch(partial: Pick<Watch, 'type' | 'filter'> & Partial<Watch>): Promise<Watch>
+  createWatch(partial: WatchInput): Promise<Watch>
   startSubscriber(options?: SubscriberRoleOptions): Promise<RunningSubscriber>
   /** The chain driver of a running subscriber, once it leads. */
   leader(sub: RunningSubscriber): Promise<EvmChain>

@@ -1,0 +1,97 @@
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
+import { QueueEvents } from 'bullmq'
+import type { Address } from 'viem'
+import { TRANSFER_TOPIC } from '../src/chains/evm/abi.js'
+import { DELIVERY_QUEUE } from '../src/delivery/delivery-queue.js'
+import { startAnvil, startRedis } from './helpers/processes.js'
+import { ACCOUNTS, anvilClients, deploy, send } from './helpers/contracts.js'
+import { harness, rpc, type Harness, type WatchInput } from './helpers/subscriber-harness.js'
+
+const redisServer = await startRedis()
+const anvil = await startAnvil(['--no-mining'])
+t.teardown(async () => { await anvil.stop(); await redisServer.stop() })
+const clients = anvilClients(anvil.url)
+const BOB = '0x00000000000000000000000000000000000000b0' as Address
+const token = await deploy(clients, 'TestToken', async () => { await rpc(anvil.url, 'evm_mine') })
+await send(clients, token, 'TestToken', 'mint', [ACCOUNTS[0], 10n ** 24n])
+await rpc(anvil.url, 'evm_mine')
+const transferWatch: WatchInput = { type: 'evm.logs', filter: { address: token, topics: [TRANSFER_TOPIC] } }
+
+interface Log { transactionHash: string }
+const txHashes = async (h: Harness, watchId: string) =>
+  (await h.records(watchId)).map((r) => (r.data.log as Log).transactionHash)
+
+async function transfer(h: Harness): Promise<{ hash: string; block: number }> {
+  const hash = await send(clients, token, 'TestToken', 'transfer', [BOB, 1n])
+  return { hash, block: await h.mine() }
+}
+
+t.test('a watch created, paused and deleted while running takes effect as soon as the feed is applied', async (t) => {
+  const h = harness(t, redisServer.url, { ws: [anvil.wsUrl], http: anvil.url })
+  const sub = await h.startSubscriber()
+  const chain = await h.leader(sub)
+  await h.caughtUp(sub, await h.mine())
+
+  const watch = await h.createWatch(transferWatch)
+  await chain.watchSet!.whenApplied(await h.feedPosition())
+  const seen = await transfer(h)
+  await h.caughtUp(sub, seen.block)
+  t.same(await txHashes(h, watch.id), [seen.hash], 'created: matched')
+
+  await h.store.update(watch.id, (w) => ({ ...w, status: 'paused' }))
+  await chain.watchSet!.whenApplied(await h.feedPosition())
+  await h.caughtUp(sub, (await transfer(h)).block)
+  t.same(await txHashes(h, watch.id), [seen.hash], 'paused: nothing more')
+
+  await h.store.update(watch.id, (w) => ({ ...w, status: 'active' }))
+  await chain.watchSet!.whenApplied(await h.feedPosition())
+  const again = await transfer(h)
+  await h.caughtUp(sub, again.block)
+  t.same(await txHashes(h, watch.id), [seen.hash, again.hash], 'active again: matched')
+
+  const other = await h.createWatch(transferWatch)
+  await h.store.delete(watch)
+  await chain.watchSet!.whenApplied(await h.feedPosition())
+  const last = await transfer(h)
+  await h.caughtUp(sub, last.block)
+  t.same(await txHashes(h, watch.id), [seen.hash, again.hash], 'deleted: nothing more')
+  t.same(await txHashes(h, other.id), [last.hash], 'the others still match')
+})
+
+t.test('two subscribers: the standby takes over from the cursor when the leader is killed; nothing lost or queued twice', async (t) => {
+  const h = harness(t, redisServer.url, { ws: [anvil.wsUrl], http: anvil.url })
+  const watch = await h.createWatch(transferWatch)
+  await h.mine() // the leader's first start takes the head block: an empty one
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./helpers/subscriber-process.ts', import.meta.url))], {
+    env: { ...process.env, BH_TEST_CONFIG: JSON.stringify(h.config) }, stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  t.teardown(() => { child.kill('SIGKILL') })
+  let output = ''
+  child.stdout!.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  while (!output.includes('leading')) await once(child.stdout!, 'data')
+
+  const standby = await h.startSubscriber()
+  const runner = standby.chains.get('local')!
+  t.equal(runner.leading, false, 'the lease is held by the other process')
+
+  const connection = h.redis.duplicate()
+  const events = new QueueEvents(DELIVERY_QUEUE, { connection, prefix: h.keys.queuePrefix })
+  t.teardown(async () => { await events.close(); connection.disconnect() })
+  await events.waitUntilReady()
+  const queued = new Promise<void>((resolve) => events.once('waiting', () => resolve()))
+  const first = await transfer(h)
+  await queued
+  t.same(await txHashes(h, watch.id), [first.hash], 'the leader queued it')
+
+  child.kill('SIGKILL')
+  await once(child, 'exit')
+  const meanwhile = [await transfer(h), await transfer(h), await transfer(h)]
+  await h.caughtUp(standby, meanwhile[2]!.block)
+  t.equal(runner.leading, true)
+  t.same(await txHashes(h, watch.id), [first.hash, ...meanwhile.map((m) => m.hash)], 'every transfer exactly once')
+  t.equal(await h.redis.get(h.keys.chainLease('local')) !== null, true)
+  t.equal(standby.notReadyReason(), undefined)
+})
