@@ -306,6 +306,22 @@ t.test('u64 values the node sends reach the webhook exact, as decimal strings', 
   t.match(body.data.value, { lamports: '18446744073709551000', rentEpoch: '18446744073709551615', space: 0 })
 })
 
+t.test('a subscription the node refuses with an error object leaves the others working', async (t) => {
+  const h = await harness(t, { http: false })
+  // The API takes memcmp bytes as any short string; the node wants base58, and says so.
+  await h.addWatch('solana.program', { programId: PROGRAM, filters: [{ memcmp: { offset: 0, bytes: '0OIl' } }] })
+  const account = await h.addWatch('solana.account', { account: ACCOUNT })
+  await h.startChain()
+  const sub = await h.node.waitForSubscription('accountSubscribe')
+  await h.node.waitForRequest('programSubscribe')
+  t.equal(h.node.subscriptions('programSubscribe').length, 0, 'refused')
+
+  h.node.notify(sub, result('account-notification'))
+  const event = await h.queue.waitFor((e) => e.watchId === account.id)
+  t.equal(event.data.slot, 5199307)
+  t.equal(h.node.connections, 1)
+})
+
 t.test('unknown subscription ids and malformed messages are skipped without a crash', async (t) => {
   const h = await harness(t, { http: false })
   const account = await h.addWatch('solana.account', { account: ACCOUNT })

@@ -94,13 +94,25 @@ function requireConfig(config: unknown, allowed: Record<string, (v: unknown) => 
 
 const commitment = (v: unknown) => typeof v === 'string' && COMMITMENTS.includes(v)
 const accountEncoding = (v: unknown) => typeof v === 'string' && ACCOUNT_ENCODINGS.includes(v)
+/** memcmp `bytes` are base58 (default) or base64 of at most 128 bytes; a filter is one of memcmp or dataSize. */
+function memcmpBytesValid(memcmp: { bytes?: unknown; encoding?: unknown }): boolean {
+  if (typeof memcmp.bytes !== 'string') return false
+  if (memcmp.encoding === 'base64') return Buffer.from(memcmp.bytes, 'base64').length <= 128
+  if (memcmp.encoding !== undefined && memcmp.encoding !== 'base58') return false
+  try {
+    return base58.decode(memcmp.bytes).length <= 128
+  } catch {
+    return false
+  }
+}
+
 const programFilters = (v: unknown) =>
-  Array.isArray(v) && v.every((f) =>
-    (typeof f === 'object' && f !== null && Object.keys(f).length === 1) &&
-    ((Number.isInteger((f as { dataSize?: unknown }).dataSize)) ||
-      (typeof (f as { memcmp?: { offset?: unknown; bytes?: unknown } }).memcmp === 'object' &&
-        Number.isInteger((f as { memcmp: { offset: unknown } }).memcmp.offset) &&
-        typeof (f as { memcmp: { bytes: unknown } }).memcmp.bytes === 'string')))
+  Array.isArray(v) && v.every((f) => {
+    if (typeof f !== 'object' || f === null || Object.keys(f).length !== 1) return false
+    const { dataSize, memcmp } = f as { dataSize?: unknown; memcmp?: { offset?: unknown; bytes?: unknown; encoding?: unknown } }
+    if (dataSize !== undefined) return Number.isInteger(dataSize)
+    return typeof memcmp === 'object' && memcmp !== null && Number.isInteger(memcmp.offset) && memcmpBytesValid(memcmp)
+  })
 
 /** Checks a subscribe request's params the way the documentation describes them. */
 function checkSubscribeParams(method: SubscribeMethod, params: unknown[]): void {
@@ -277,7 +289,10 @@ export class FakeSolanaNode {
       try {
         checkSubscribeParams(method as SubscribeMethod, params)
       } catch (err) {
-        if (err instanceof InvalidParams) return this.#error(id, -32602, `Invalid params: ${err.message}.`)
+        if (err instanceof InvalidParams) {
+          const example = solanaFixture('error-invalid-params')
+          return { ...example, error: { ...example.error, message: `Invalid params: ${err.message}.` }, id }
+        }
         throw err
       }
       const subscription: NodeSubscription = { id: this.#nextSubscriptionId++, method: method as SubscribeMethod, params }
