@@ -276,6 +276,29 @@ t.test('a cut connection renews every subscription and fills the logs and accoun
   t.equal(h.queue.events.length, 4, 'an unchanged account and an empty gap deliver nothing')
 })
 
+t.test('a last signature the node no longer lists (a dropped fork) bounds the gap by its slot', async (t) => {
+  const h = await harness(t)
+  h.node.addTransaction({ signature: SIGS[0]!, slot: 100, accountKeys: [MENTIONED], logs: [] })
+  const logs = await h.addWatch('solana.logs', { mentions: [MENTIONED] }, { commitment: 'processed' })
+  const chain = await h.startChain()
+  const logsSub = await h.node.waitForSubscription('logsSubscribe')
+  await h.node.waitForHttpRequest('getSignaturesForAddress')
+  h.node.addTransaction({ signature: SIGS[1]!, slot: 101, accountKeys: [MENTIONED], logs: [] })
+  // Seen at `processed` on a fork that was then dropped: the ledger never has it.
+  h.node.notify(logsSub, { context: { slot: 105 }, value: { signature: SIGS[2], err: null, logs: [] } })
+  await h.queue.waitFor((e) => e.data.slot === 105)
+  await chain.leader!.idle()
+
+  h.node.dropConnections()
+  h.node.addTransaction({ signature: SIGS[3]!, slot: 106, accountKeys: [MENTIONED], logs: ['Program log: after'] })
+  await h.queue.waitFor((e) => e.data.slot === 106)
+  await chain.leader!.idle()
+  t.same(h.queue.events.map((e) => e.data.slot), [105, 106], 'nothing older than the last slot delivered is read back')
+  t.same(h.node.httpRequests.filter((r) => r.method === 'getTransaction').map((r) => r.params?.[0]), [SIGS[3]])
+  t.same(h.node.httpRequests.filter((r) => r.method === 'getSignaturesForAddress').map((r) => (r.params?.[1] as { commitment: string }).commitment),
+    ['confirmed', 'confirmed'], 'the http methods get the nearest commitment they serve')
+})
+
 t.test('a restart fills the logs gap from the signature kept in Redis', async (t) => {
   const h = await harness(t)
   h.node.addTransaction({ signature: SIGS[0]!, slot: 10, accountKeys: [MENTIONED], logs: [] })

@@ -29,6 +29,25 @@ interface SignatureInfo {
   slot: number
 }
 
+/**
+ * Where a logs history resumes: the last signature delivered and its slot. The slot bounds the
+ * paging when the signature itself is not in the node's list (a `processed` one on a dropped
+ * fork, or one not yet at the commitment the HTTP methods serve): nothing older is read.
+ */
+export interface LogsMarker {
+  signature: string
+  slot: number
+}
+
+export function formatLogsMarker({ slot, signature }: LogsMarker): string {
+  return `${slot} ${signature}`
+}
+
+export function parseLogsMarker(text: string): LogsMarker | undefined {
+  const [slot, signature] = text.split(' ')
+  return signature && Number.isSafeInteger(Number(slot)) ? { slot: Number(slot), signature } : undefined
+}
+
 interface TransactionResult {
   slot: number
   blockTime?: number | null
@@ -55,16 +74,17 @@ export interface SignaturesSince {
   complete: boolean
 }
 
-/** The signatures mentioning `address` after `until` (newest first from the node, paged back). */
-export async function signaturesSince(rpc: SolanaRpc, address: string, until: string, commitment: Commitment): Promise<SignaturesSince> {
+/** The signatures mentioning `address` after `since` (newest first from the node, paged back). */
+export async function signaturesSince(rpc: SolanaRpc, address: string, since: LogsMarker, commitment: Commitment): Promise<SignaturesSince> {
   const newestFirst: SignatureInfo[] = []
   let before: string | undefined
   let complete = false
   for (let page = 0; page < MAX_SIGNATURE_PAGES; page++) {
-    const config = { commitment: httpCommitment(commitment), limit: SIGNATURE_PAGE, until, ...(before ? { before } : {}) }
+    const config = { commitment: httpCommitment(commitment), limit: SIGNATURE_PAGE, until: since.signature, ...(before ? { before } : {}) }
     const batch = checkSignaturePage(await rpc.call('getSignaturesForAddress', [address, config]))
-    newestFirst.push(...batch)
-    if (batch.length < SIGNATURE_PAGE) {
+    const newer = batch.filter((s) => s.slot >= since.slot)
+    newestFirst.push(...newer)
+    if (batch.length < SIGNATURE_PAGE || newer.length < batch.length) {
       complete = true
       break
     }
@@ -76,9 +96,9 @@ export async function signaturesSince(rpc: SolanaRpc, address: string, until: st
 }
 
 /** The newest signature mentioning `address`, where a first subscription starts its history. */
-export async function newestSignature(rpc: SolanaRpc, address: string, commitment: Commitment): Promise<string | undefined> {
+export async function newestSignature(rpc: SolanaRpc, address: string, commitment: Commitment): Promise<LogsMarker | undefined> {
   const page = checkSignaturePage(await rpc.call('getSignaturesForAddress', [address, { commitment: httpCommitment(commitment), limit: 1 }]))
-  return page[0]?.signature
+  return page[0] && { signature: page[0].signature, slot: page[0].slot }
 }
 
 /** Runs `read` over `items` with at most `limit` at once, results in the items' order. */

@@ -17,8 +17,8 @@ import type { WatchStore } from '../../storage/watch-store.js'
 import type { WatchSink } from '../../subscriber/watch-set.js'
 import type { RpcSocket, RpcSubscription } from '../rpc-socket.js'
 import {
-  accountStateHash, type GapMarkers, logsOfSignatures, missedSignatureNotification, newestSignature, readAccount,
-  signaturesSince,
+  accountStateHash, formatLogsMarker, type GapMarkers, logsOfSignatures, missedSignatureNotification, newestSignature,
+  parseLogsMarker, readAccount, signaturesSince,
 } from './gap-recovery.js'
 import type { SolanaRpc } from './http-client.js'
 import { isRejection, matchedEvents, parseNotification, type SolanaNotification } from './notifications.js'
@@ -257,7 +257,8 @@ export class SolanaLeader implements WatchSink {
     for (const { subscription, notification, endedByNode } of last.values()) {
       if (!this.#open.has(subscription.key)) continue
       if (mentionedAccount(subscription)) {
-        await this.#d.markers.set(subscription, (notification.value as { signature: string }).signature)
+        const { signature } = notification.value as { signature: string }
+        await this.#d.markers.set(subscription, formatLogsMarker({ signature, slot: notification.slot }))
       } else if (subscription.method === 'accountSubscribe') {
         await this.#d.markers.set(subscription, accountStateHash(notification.value))
       } else if (subscription.method === 'signatureSubscribe') {
@@ -331,13 +332,14 @@ export class SolanaLeader implements WatchSink {
     const marker = await markers.get(subscription)
     const address = mentionedAccount(subscription)
     if (address) {
+      const since = marker === undefined ? undefined : parseLogsMarker(marker)
       // A first subscription starts at the head: its history begins with the newest signature.
-      if (!marker) {
+      if (!since) {
         const newest = await newestSignature(http, address, subscription.commitment)
-        if (newest) await markers.set(subscription, newest)
+        if (newest) await markers.set(subscription, formatLogsMarker(newest))
         return
       }
-      const { signatures, complete } = await signaturesSince(http, address, marker, subscription.commitment)
+      const { signatures, complete } = await signaturesSince(http, address, since, subscription.commitment)
       if (!complete) this.#log.warn({ recovered: signatures.length }, 'logs gap deeper than recovery reads, oldest part left out')
       if (signatures.length === 0) return
       const notifications = await logsOfSignatures(http, signatures, subscription.commitment)
