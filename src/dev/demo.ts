@@ -73,8 +73,9 @@ export async function runDemo(options: DemoOptions): Promise<void> {
   void options.inbox.firstFrom(watchId).then(() => { arrived = true })
   for (let i = 1; i <= MAX_TRANSFERS && !arrived && !signal.aborted; i++) {
     const hash = await wallet.sendTransaction({ account: from, to: DEMO_RECIPIENT, value: parseEther('0.01') })
+    // Before waiting for the receipt: the webhook may well arrive first.
+    write(`demo: sent 0.01 ETH to ${DEMO_RECIPIENT} (tx ${hash})\n`)
     const receipt = await chain.waitForTransactionReceipt({ hash, pollingInterval: 250, timeout: 30_000 })
-    write(`demo: sent 0.01 ETH to ${DEMO_RECIPIENT} in block ${receipt.blockNumber} (tx ${hash})\n`)
     await Promise.race([
       options.inbox.firstFrom(watchId),
       blockAfter(chain, receipt.blockNumber + BLOCKS_PER_TRY - 1n, signal),
