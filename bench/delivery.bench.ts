@@ -1,6 +1,6 @@
 /**
- * Delivery benchmark (issue 4). A loopback receiver answering 200 at once, a real redis-server,
- * and one delivery worker in a process of its own (this file, started with `worker`):
+ * Delivery benchmark (issue 4). A loopback receiver answering 200 at once (this file started with
+ * `receiver`), a real redis-server, and one delivery worker in a process of its own (`worker`):
  *
  * 1. 20,000 queued deliveries through queue, signing and got: deliveries/s, against a bare loop
  *    of got POSTs (this file with `baseline`, also its own process) with the same concurrency,
@@ -87,7 +87,8 @@ async function runWorkerChild(): Promise<void> {
   process.send!({ ready: true })
   process.once('message', async () => {
     await worker.close()
-    process.send!({ maxRssKb: process.resourceUsage().maxRSS }, () => process.exit(0))
+    const { maxRSS, userCPUTime, systemCPUTime } = process.resourceUsage()
+    process.send!({ maxRssKb: maxRSS, cpuMs: (userCPUTime + systemCPUTime) / 1000 }, () => process.exit(0))
   })
 }
 
@@ -118,52 +119,67 @@ async function runBaselineChild(): Promise<void> {
     }
   }
   await Promise.all(Array.from({ length: concurrency }, lane))
-  process.send!({ done: true }, () => process.exit(0))
+  const { userCPUTime, systemCPUTime } = process.resourceUsage()
+  process.send!({ cpuMs: (userCPUTime + systemCPUTime) / 1000 }, () => process.exit(0))
 }
 
-// --- the receiver and the measurements -------------------------------------------------------
+// --- the receiver (its own process, so the one measured is not slowed by the one enqueuing) ----
 
-interface Receiver {
-  url: string
+interface ReceiverReport {
   count: number
   firstAt: number
   lastAt: number
-  /** webhook-id → when the 2xx was written (epoch ms, sub-ms). */
-  answeredAt: Map<string, number> | undefined
-  until(count: number): Promise<void>
-  reset(): void
-  close(): Promise<void>
+  /** [webhook-id, when its 2xx was written (epoch ms, sub-ms)] while recording. */
+  answered: [string, number][]
 }
 
-async function startReceiver(): Promise<Receiver> {
-  let waiter: { count: number; resolve: () => void } | undefined
+type ReceiverCommand = { type: 'expect'; count: number; record: boolean } | { type: 'report' }
+
+async function runReceiverChild(): Promise<void> {
+  let report: ReceiverReport = { count: 0, firstAt: 0, lastAt: 0, answered: [] }
+  let expected = Infinity
+  let recording = false
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     req.resume()
     req.on('end', () => {
       res.writeHead(200, { 'content-length': '0' })
       res.end()
       const at = now()
-      if (receiver.count === 0) receiver.firstAt = at
-      receiver.lastAt = at
-      receiver.count++
-      receiver.answeredAt?.set(String(req.headers['webhook-id']), at)
-      if (waiter && receiver.count >= waiter.count) waiter.resolve()
+      if (report.count === 0) report.firstAt = at
+      report.lastAt = at
+      report.count++
+      if (recording) report.answered.push([String(req.headers['webhook-id']), at])
+      if (report.count === expected) process.send!({ reached: true })
     })
   })
   server.keepAliveTimeout = 60_000
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
-  const receiver: Receiver = {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    count: 0, firstAt: 0, lastAt: 0, answeredAt: undefined,
-    until: (count) => new Promise<void>((resolve) => {
-      if (receiver.count >= count) resolve()
-      else waiter = { count, resolve }
-    }),
-    reset() { receiver.count = 0; receiver.firstAt = 0; receiver.lastAt = 0 },
-    close: async () => { server.closeAllConnections(); await new Promise((resolve) => server.close(resolve)) },
-  }
-  return receiver
+  process.on('message', (command: ReceiverCommand) => {
+    if (command.type === 'expect') {
+      report = { count: 0, firstAt: 0, lastAt: 0, answered: [] }
+      expected = command.count
+      recording = command.record
+    } else {
+      process.send!(report)
+    }
+  })
+  process.once('disconnect', () => process.exit(0))
+  process.send!({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` })
+}
+
+/** Tells the receiver how many requests to expect; resolves with its report once they have all arrived. */
+async function receive(receiver: ChildProcess, count: number, record: boolean, during: () => Promise<void>): Promise<ReceiverReport> {
+  receiver.send({ type: 'expect', count, record } satisfies ReceiverCommand)
+  const reached = nextMessage(receiver)
+  await during()
+  await reached
+  receiver.send({ type: 'report' } satisfies ReceiverCommand)
+  return nextMessage<ReceiverReport>(receiver)
+}
+
+function ratePerSecond(report: ReceiverReport): number {
+  return (report.count - 1) / ((report.lastAt - report.firstAt) / 1000)
 }
 
 function forkSelf(role: string, env: Record<string, string>): ChildProcess {
@@ -191,7 +207,8 @@ function print(name: string, value: string, ratio: string): void {
 
 async function main(): Promise<void> {
   const redisServer = await startRedisServer()
-  const receiver = await startReceiver()
+  const receiver = forkSelf('receiver', {})
+  const { url: receiverUrl } = await nextMessage<{ url: string }>(receiver)
   const config = benchConfig(redisServer.url, 'bench')
   const redis = createRedis(config.redisUrl, 'bench')
   const keys = redisKeys(config.redisPrefix)
@@ -201,68 +218,75 @@ async function main(): Promise<void> {
     for (let i = 0; i < URL_COUNT; i++) {
       const at = new Date().toISOString()
       const watch: Watch = {
-        id: watchIdOf(i), tenantId: 'ten_bench', chain: 'eth', type: 'evm.logs', filter: {}, url: `${receiver.url}/hook/${i}`,
+        id: watchIdOf(i), tenantId: 'ten_bench', chain: 'eth', type: 'evm.logs', filter: {}, url: `${receiverUrl}/hook/${i}`,
         status: 'active', confirmations: 0, createdAt: at, updatedAt: at,
       }
       await watches.create(watch, SECRET)
     }
 
     // 1a. The bare got loop: same concurrency, URLs and bodies.
-    const baseline = forkSelf('baseline', { BENCH_RECEIVER: receiver.url, BENCH_CONCURRENCY: String(config.delivery.concurrency) })
-    await nextMessage(baseline)
-    await once(baseline, 'exit')
-    const baselineRate = (receiver.count - 1) / ((receiver.lastAt - receiver.firstAt) / 1000)
-    receiver.reset()
+    let baselineCpuMs = 0
+    const baselineReport = await receive(receiver, THROUGHPUT_DELIVERIES, false, async () => {
+      const baseline = forkSelf('baseline', { BENCH_RECEIVER: receiverUrl, BENCH_CONCURRENCY: String(config.delivery.concurrency) })
+      baselineCpuMs = (await nextMessage<{ cpuMs: number }>(baseline)).cpuMs
+    })
 
     // 1b. The same deliveries queued first, then one worker process drains them.
     for (let from = 0; from < THROUGHPUT_DELIVERIES; from += 1000) {
       const batch = Array.from({ length: 1000 }, (_, i) => benchEvent(watchIdOf((from + i) % URL_COUNT), from + i))
       await deliveryQueue.enqueue(batch)
     }
-    const worker = forkSelf('worker', { BENCH_REDIS_URL: redisServer.url, BENCH_PREFIX: config.redisPrefix })
-    await nextMessage(worker)
-    await receiver.until(THROUGHPUT_DELIVERIES)
-    const workerRate = (receiver.count - 1) / ((receiver.lastAt - receiver.firstAt) / 1000)
-    const counts = await deliveryQueue.queue.getJobCounts('completed', 'failed', 'delayed', 'waiting', 'active')
+    let worker: ChildProcess | undefined
+    const workerReport = await receive(receiver, THROUGHPUT_DELIVERIES, false, async () => {
+      worker = forkSelf('worker', { BENCH_REDIS_URL: redisServer.url, BENCH_PREFIX: config.redisPrefix })
+      await nextMessage(worker)
+    })
 
-    // 2. Latency at an offered 1,000/s.
-    receiver.reset()
-    receiver.answeredAt = new Map()
+    // 2. Latency at an offered 1,000/s, paced in ticks.
     const enqueuedAt = new Map<string, number>()
     const perTick = (OFFERED_PER_SECOND * LATENCY_TICK_MS) / 1000
     const ticks = (LATENCY_SECONDS * 1000) / LATENCY_TICK_MS
-    let n = THROUGHPUT_DELIVERIES
-    const started = now()
-    for (let tick = 0; tick < ticks; tick++) {
-      const wait = started + tick * LATENCY_TICK_MS - now()
-      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
-      const batch = Array.from({ length: perTick }, () => { const i = n++; return benchEvent(watchIdOf(i % URL_COUNT), i) })
-      const at = now()
-      for (const e of batch) enqueuedAt.set(e.id, at)
-      void deliveryQueue.enqueue(batch)
-    }
-    await receiver.until(ticks * perTick)
-    const latencies = [...enqueuedAt].map(([id, at]) => receiver.answeredAt!.get(id)! - at).sort((a, b) => a - b)
-    const offered = (ticks * perTick) / ((now() - started) / 1000)
+    let offered = 0
+    const latencyReport = await receive(receiver, ticks * perTick, true, async () => {
+      let n = THROUGHPUT_DELIVERIES
+      const started = now()
+      const enqueues: Promise<number>[] = []
+      for (let tick = 0; tick < ticks; tick++) {
+        const wait = started + tick * LATENCY_TICK_MS - now()
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
+        const batch = Array.from({ length: perTick }, () => { const i = n++; return benchEvent(watchIdOf(i % URL_COUNT), i) })
+        const at = now()
+        for (const e of batch) enqueuedAt.set(e.id, at)
+        enqueues.push(deliveryQueue.enqueue(batch))
+      }
+      offered = (ticks * perTick) / ((now() - started) / 1000)
+      await Promise.all(enqueues)
+    })
+    const latencies = latencyReport.answered.map(([id, at]) => at - enqueuedAt.get(id)!).sort((a, b) => a - b)
 
     // 3. Peak RSS of the worker over both runs.
-    worker.send('stop')
-    const { maxRssKb } = await nextMessage<{ maxRssKb: number }>(worker)
-    await once(worker, 'exit').catch(() => undefined)
+    worker!.send('stop')
+    const { maxRssKb, cpuMs: workerCpuMs } = await nextMessage<{ maxRssKb: number; cpuMs: number }>(worker!)
 
+    const baselineRate = ratePerSecond(baselineReport)
+    const workerRate = ratePerSecond(workerReport)
     const p50 = percentile(latencies, 50)
     const p99 = percentile(latencies, 99)
-    print('figure', 'value', 'ratio to the issue\'s baseline')
-    print('bare got loop (concurrency 100), deliveries/s', baselineRate.toFixed(0), '')
+    print('figure', 'value', "ratio to the issue's baseline")
+    print(`bare got loop (concurrency ${config.delivery.concurrency}), deliveries/s`, baselineRate.toFixed(0), '')
     print('worker (queue+sign+got), deliveries/s', workerRate.toFixed(0), `${(workerRate / baselineRate).toFixed(2)} of the bare loop (target ≥ ${TARGET_RATIO}) ${workerRate / baselineRate >= TARGET_RATIO ? 'OK' : 'BELOW'}`)
     print(`enqueue→2xx p50 at ${offered.toFixed(0)}/s offered, ms`, p50.toFixed(1), '')
     print(`enqueue→2xx p99 at ${offered.toFixed(0)}/s offered, ms`, p99.toFixed(1), `${(p99 / TARGET_P99_MS).toFixed(2)} of the ${TARGET_P99_MS} ms target ${p99 <= TARGET_P99_MS ? 'OK' : 'ABOVE'}`)
     print('worker peak RSS, MiB', (maxRssKb / 1024).toFixed(0), '')
-    console.log(`jobs after the throughput run: ${JSON.stringify(counts)}`)
+    // CPU per delivery depends far less on what else the machine runs than the rates do.
+    const baselineCpuPer = baselineCpuMs / THROUGHPUT_DELIVERIES
+    const workerCpuPer = workerCpuMs / (THROUGHPUT_DELIVERIES + ticks * perTick)
+    print('bare got loop CPU per delivery, ms', baselineCpuPer.toFixed(3), '')
+    print('worker CPU per delivery (both runs), ms', workerCpuPer.toFixed(3), `${(baselineCpuPer / workerCpuPer).toFixed(2)} cost ratio (bare loop / worker)`)
   } finally {
     await deliveryQueue.close()
     redis.disconnect()
-    await receiver.close()
+    receiver.disconnect()
     await redisServer.stop()
   }
 }
@@ -270,4 +294,5 @@ async function main(): Promise<void> {
 const role = process.argv[2]
 if (role === 'worker') await runWorkerChild()
 else if (role === 'baseline') await runBaselineChild()
+else if (role === 'receiver') await runReceiverChild()
 else await main()
