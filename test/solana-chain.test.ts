@@ -15,7 +15,8 @@ import { newId, newWebhookSecret, webhookId } from '../src/domain/ids.js'
 import type { Watch } from '../src/domain/watch-types.js'
 import type { Commitment } from '../src/config/config.js'
 import { createMetrics } from '../src/metrics.js'
-import { SolanaChain } from '../src/chains/solana/solana-chain.js'
+import { SolanaChain, type SolanaChainDeps } from '../src/chains/solana/solana-chain.js'
+import { SolanaHttpClient } from '../src/chains/solana/http-client.js'
 import { ChainLease } from '../src/subscriber/lease.js'
 import type { SolanaWatch } from '../src/chains/solana/subscriptions.js'
 import { startRedis } from './helpers/processes.js'
@@ -83,11 +84,12 @@ async function harness(t: Test, options: { http?: boolean } = {}) {
   })
 
   /** A subscriber process for the chain: connects, takes the lease, leads. */
-  async function startChain(): Promise<SolanaChain> {
+  async function startChain(overrides: Pick<SolanaChainDeps, 'http'> = {}): Promise<SolanaChain> {
     const chain = new SolanaChain({
       chain: config.chains[0]!, redis, keys, store, deliveryQueue: queue, metrics, logger: pino({ level: 'silent' }),
       socket: { backoffInitialMs: 10, backoffMaxMs: 50, requestTimeoutMs: 5_000 },
       gapRetryDelaysMs: [20, 100],
+      ...overrides,
     })
     chains.push(chain)
     chain.start()
@@ -279,7 +281,7 @@ t.test('a cut connection renews every subscription and fills the logs and accoun
 t.test('a last signature the node no longer lists (a dropped fork) bounds the gap by its slot', async (t) => {
   const h = await harness(t)
   h.node.addTransaction({ signature: SIGS[0]!, slot: 100, accountKeys: [MENTIONED], logs: [] })
-  const logs = await h.addWatch('solana.logs', { mentions: [MENTIONED] }, { commitment: 'processed' })
+  await h.addWatch('solana.logs', { mentions: [MENTIONED] }, { commitment: 'processed' })
   const chain = await h.startChain()
   const logsSub = await h.node.waitForSubscription('logsSubscribe')
   await h.node.waitForHttpRequest('getSignaturesForAddress')
@@ -297,6 +299,17 @@ t.test('a last signature the node no longer lists (a dropped fork) bounds the ga
   t.same(h.node.httpRequests.filter((r) => r.method === 'getTransaction').map((r) => r.params?.[0]), [SIGS[3]])
   t.same(h.node.httpRequests.filter((r) => r.method === 'getSignaturesForAddress').map((r) => (r.params?.[1] as { commitment: string }).commitment),
     ['confirmed', 'confirmed'], 'the http methods get the nearest commitment they serve')
+})
+
+t.test('stopping cuts a gap recovery short instead of waiting on a hung http endpoint', async (t) => {
+  const h = await harness(t)
+  h.node.stalledHttpMethods.add('getSignaturesForAddress')
+  await h.addWatch('solana.logs', { mentions: [MENTIONED] })
+  // No timeout of its own to fall back on: only the stop can end the call.
+  const chain = await h.startChain({ http: new SolanaHttpClient({ endpoints: [h.node.httpUrl], logger: pino({ level: 'silent' }), timeoutMs: 3_600_000 }) })
+  await h.node.waitForHttpRequest('getSignaturesForAddress')
+  await chain.close()
+  t.equal(h.node.httpRequests.length, 1, 'no retry after the stop')
 })
 
 t.test('a restart fills the logs gap from the signature kept in Redis', async (t) => {

@@ -152,6 +152,8 @@ export class FakeSolanaNode {
   readonly httpRequests: JsonRpcRequest[] = []
   /** How many WebSocket connections were opened so far. */
   connections = 0
+  /** HTTP methods the node takes but never answers (a hung endpoint). */
+  readonly stalledHttpMethods = new Set<string>()
 
   readonly #server: Server
   readonly #wss: WebSocketServer
@@ -343,6 +345,7 @@ export class FakeSolanaNode {
         this.httpRequests.push(request)
         answer = this.#answerHttp(request)
         this.#settle(this.#httpWaiters, request)
+        if (this.stalledHttpMethods.has(request.method)) return
       } catch {
         answer = this.#error(null, -32700, 'Parse error')
       }

@@ -9,7 +9,8 @@ import { RpcError } from '../rpc-socket.js'
 import { parseSolanaJson } from './json.js'
 
 export interface SolanaRpc {
-  call<T>(method: string, params: readonly unknown[]): Promise<T>
+  /** `signal` ends the call early (shutdown); it then rejects with BH_RPC_ABORTED. */
+  call<T>(method: string, params: readonly unknown[], signal?: AbortSignal): Promise<T>
 }
 
 export interface SolanaHttpOptions {
@@ -58,15 +59,15 @@ export class SolanaHttpClient implements SolanaRpc {
   }
 
   /** Tries each endpoint once, starting with the last one that answered. */
-  async call<T>(method: string, params: readonly unknown[]): Promise<T> {
+  async call<T>(method: string, params: readonly unknown[], signal?: AbortSignal): Promise<T> {
     let lastError: unknown
     for (let tried = 0; tried < this.#endpoints.length; tried++) {
       const url = this.#endpoints[this.#current]!
       try {
-        return await this.#post<T>(url, method, params)
+        return await this.#post<T>(url, method, params, signal)
       } catch (err) {
         // A JSON-RPC error is the node's answer, not a broken endpoint: another would say the same.
-        if (err instanceof RpcError && err.code === 'BH_RPC_ERROR') throw err
+        if (err instanceof RpcError && (err.code === 'BH_RPC_ERROR' || err.code === 'BH_RPC_ABORTED')) throw err
         lastError = err
         this.#log.warn({ endpoint: redactUrl(url), method, err: { message: (err as Error).message } }, 'http endpoint failed')
         this.#current = (this.#current + 1) % this.#endpoints.length
@@ -75,7 +76,9 @@ export class SolanaHttpClient implements SolanaRpc {
     throw lastError
   }
 
-  async #post<T>(url: string, method: string, params: readonly unknown[]): Promise<T> {
+  async #post<T>(url: string, method: string, params: readonly unknown[], signal: AbortSignal | undefined): Promise<T> {
+    if (signal?.aborted) throw new RpcError('BH_RPC_ABORTED', `${method}: aborted`)
+    const timeout = AbortSignal.timeout(this.#timeoutMs)
     let response: Response
     try {
       response = await fetch(url, {
@@ -83,9 +86,10 @@ export class SolanaHttpClient implements SolanaRpc {
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ jsonrpc: '2.0', id: this.#nextId++, method, params }),
         redirect: 'error',
-        signal: AbortSignal.timeout(this.#timeoutMs),
+        signal: signal ? AbortSignal.any([timeout, signal]) : timeout,
       })
     } catch (err) {
+      if (signal?.aborted) throw new RpcError('BH_RPC_ABORTED', `${method}: aborted`)
       const timedOut = (err as Error).name === 'TimeoutError'
       throw new RpcError(timedOut ? 'BH_RPC_TIMEOUT' : 'BH_RPC_HTTP',
         `${method}: ${timedOut ? `no answer within ${this.#timeoutMs} ms` : 'request failed'}`)

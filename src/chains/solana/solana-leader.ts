@@ -100,6 +100,8 @@ export class SolanaLeader implements WatchSink {
   readonly #watches = new Map<string, SolanaWatch>()
   readonly #queue: SerialQueue
   readonly #stopping = new AbortController()
+  /** The gap recovery client, its calls cut short when leading stops (shutdown stays within SPEC's 10 s). */
+  readonly #http: SolanaRpc | undefined
   /**
    * Notifications that arrived while Redis was busy go in one batch (one task on the queue). Any
    * other task queued closes it, so a later notification never overtakes a gap recovery.
@@ -110,6 +112,8 @@ export class SolanaLeader implements WatchSink {
   constructor(deps: SolanaLeaderDeps) {
     this.#d = deps
     this.#log = deps.logger
+    const { http } = deps
+    this.#http = http && { call: (method, params) => http.call(method, params, this.#stopping.signal) }
     this.#queue = new SerialQueue((err) => {
       if ((err as { code?: string }).code === 'BH_LEASE_LOST') deps.onLeaseLost()
       else this.#log.error({ err }, 'solana task failed')
@@ -126,7 +130,7 @@ export class SolanaLeader implements WatchSink {
    * `connected` event will).
    */
   begin(): void {
-    if (!this.#d.http) this.#log.warn('no http endpoint: logs, account and signature gaps after a reconnect cannot be filled')
+    if (!this.#http) this.#log.warn('no http endpoint: logs, account and signature gaps after a reconnect cannot be filled')
     this.#apply(this.#registry.put(HEAD_HOLDER, slotSubscription(this.#d.chain.commitment)))
     const live = [...this.#open.values()].map((o) => o.subscription)
     this.#push(() => this.#d.markers.retainOnly(live))
@@ -295,11 +299,11 @@ export class SolanaLeader implements WatchSink {
   }
 
   #queueCatchUp(subscription: SolanaSubscription): void {
-    if (!this.#d.http || this.#stopping.signal.aborted) return
+    if (!this.#http || this.#stopping.signal.aborted) return
     const recoverable = mentionedAccount(subscription) !== undefined ||
       subscription.method === 'accountSubscribe' || subscription.method === 'signatureSubscribe'
     if (!recoverable) return
-    const http = this.#d.http
+    const http = this.#http
     this.#push(() => this.#withRetries(subscription, () => this.#catchUp(http, subscription)))
   }
 
@@ -310,6 +314,7 @@ export class SolanaLeader implements WatchSink {
         return await attempt()
       } catch (err) {
         if ((err as { code?: string }).code === 'BH_LEASE_LOST') throw err
+        if (this.#stopping.signal.aborted) return
         const delayMs = this.#d.gapRetryDelaysMs[i]
         this.#log.warn({ err, method: subscription.method, retryInMs: delayMs }, 'gap recovery failed')
         if (delayMs === undefined) return
