@@ -34,6 +34,19 @@ const wordAt = (data: string, index: number): bigint | undefined => {
 /** Most ids one TransferBatch may carry before it is treated as malformed (bounds the work). */
 const MAX_BATCH_IDS = 10_000
 
+/**
+ * From and to of a token transfer log, from its topics alone (no data decoding), or undefined
+ * when the log is not one: the cheap test run on every log of every block.
+ */
+export function transferParties(log: RpcLog): { from: string; to: string } | undefined {
+  const [topic0, t1, t2, t3] = log.topics
+  if (topic0 === TRANSFER_TOPIC && t1 && t2) return { from: topicAddress(t1), to: topicAddress(t2) }
+  if ((topic0 === TRANSFER_SINGLE_TOPIC || topic0 === TRANSFER_BATCH_TOPIC) && t2 && t3) {
+    return { from: topicAddress(t2), to: topicAddress(t3) }
+  }
+  return undefined
+}
+
 /** The transfers a log records, or [] when it is not a well-formed token transfer. */
 export function decodeTokenTransfers(log: RpcLog): TokenTransfer[] {
   const [topic0, t1, t2, t3] = log.topics

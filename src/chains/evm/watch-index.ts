@@ -9,16 +9,18 @@
  */
 import type { EventType, TopicFilter, Watch, WatchOf } from '../../domain/watch-types.js'
 import type { MatchedEvent } from '../../delivery/delivery-record.js'
-import { decodeTokenTransfers, LogDecoder, TRANSFER_BATCH_TOPIC } from './abi.js'
+import { decodeTokenTransfers, LogDecoder, TRANSFER_BATCH_TOPIC, transferParties } from './abi.js'
 import { blockRef, buildEvent } from './payloads.js'
 import { hexToDecimal, hexToNumber, type RpcBlock, type RpcLog, type RpcReceipt, type RpcTransaction } from './rpc-types.js'
 
-/** A block with what matching needs; `receipts` only when `needsReceipts` said so. */
+/** A block with what matching needs; `receipts` for the transactions `transactionsNeedingReceipts` named. */
 export interface BlockData {
   block: RpcBlock
   logs: RpcLog[]
   receipts?: ReadonlyMap<string, RpcReceipt>
 }
+
+type Emit = (watch: Watch, type: EventType, txHash: string, logPart: string, eventKey: string, fields: Record<string, unknown>) => void
 
 export interface EvmMatch {
   /** How deep the block must be before the event is delivered (the watch's setting). */
@@ -47,14 +49,35 @@ interface PendingEntry {
   to: ReadonlySet<string> | undefined
 }
 
-/** Map to one value or several, without an array per key for the common single case. */
+const NONE: readonly never[] = []
+const BLOOM_BITS_PER_KEY = 16
+
+/** FNV-1a over `key[from, to)`: keys are addresses and topics, whose tails are uniformly random. */
+function fnv(key: string, from: number, to: number): number {
+  let h = 0x811c9dc5
+  for (let i = Math.max(0, from); i < to; i++) h = Math.imul(h ^ key.charCodeAt(i), 16777619)
+  return h >>> 0
+}
+
+/**
+ * Map to one value or several, without an array per key for the common single case, fronted by
+ * a Bloom filter (2 bits per key in 16): with 100,000 addresses the Map is megabytes and most
+ * lookups (addresses nobody watches) would each miss the CPU cache; the filter is a few hundred
+ * KB and answers them from one or two words. Removed keys leave stale bits (harmless false
+ * positives) until the filter is rebuilt.
+ */
 class MultiMap<V> {
   readonly #map = new Map<string, V | V[]>()
+  #bits = new Uint32Array(32)
+  #stale = 0
 
   add(key: string, value: V): void {
     const current = this.#map.get(key)
-    if (current === undefined) this.#map.set(key, value)
-    else if (Array.isArray(current)) current.push(value)
+    if (current === undefined) {
+      this.#map.set(key, value)
+      if (this.#map.size * BLOOM_BITS_PER_KEY > this.#bits.length * 32) this.#rebuild()
+      else this.#mark(key)
+    } else if (Array.isArray(current)) current.push(value)
     else this.#map.set(key, [current, value])
   }
 
@@ -62,7 +85,9 @@ class MultiMap<V> {
     const current = this.#map.get(key)
     if (current === undefined) return
     if (!Array.isArray(current)) {
-      if (current === value) this.#map.delete(key)
+      if (current !== value) return
+      this.#map.delete(key)
+      if (++this.#stale > this.#map.size) this.#rebuild()
       return
     }
     const rest = current.filter((v) => v !== value)
@@ -70,15 +95,35 @@ class MultiMap<V> {
     else this.#map.set(key, rest.length === 1 ? rest[0]! : rest)
   }
 
-  forEach(key: string, visit: (value: V) => void): void {
+  /** The values under `key` (a shared empty array when none); no closure per lookup on the hot path. */
+  get(key: string): readonly V[] {
+    const mask = this.#bits.length * 32 - 1
+    const a = fnv(key, key.length - 16, key.length - 8) & mask
+    const b = fnv(key, key.length - 8, key.length) & mask
+    if ((this.#bits[a >>> 5]! & (1 << (a & 31))) === 0 || (this.#bits[b >>> 5]! & (1 << (b & 31))) === 0) return NONE as readonly V[]
     const current = this.#map.get(key)
-    if (current === undefined) return
-    if (Array.isArray(current)) for (const v of current) visit(v)
-    else visit(current)
+    if (current === undefined) return NONE as readonly V[]
+    return Array.isArray(current) ? current : [current]
   }
 
   get size(): number {
     return this.#map.size
+  }
+
+  #mark(key: string): void {
+    const mask = this.#bits.length * 32 - 1
+    const a = fnv(key, key.length - 16, key.length - 8) & mask
+    const b = fnv(key, key.length - 8, key.length) & mask
+    this.#bits[a >>> 5]! |= 1 << (a & 31)
+    this.#bits[b >>> 5]! |= 1 << (b & 31)
+  }
+
+  #rebuild(): void {
+    let words = 32
+    while (words * 32 < this.#map.size * BLOOM_BITS_PER_KEY * 2) words *= 2
+    this.#bits = new Uint32Array(words)
+    this.#stale = 0
+    for (const key of this.#map.keys()) this.#mark(key)
   }
 }
 
@@ -243,6 +288,8 @@ export class EvmWatchIndex {
   }
 
   // --- matching ---------------------------------------------------------------------------------
+  // Each watch sits in exactly one index per event kind (logs: by address, else by topic0, else
+  // "any"; transactions: by from, else by to), so candidates never repeat and need no dedup set.
 
   #transactionCandidates(tx: RpcTransaction): TransactionEntry[] {
     const found: TransactionEntry[] = []
@@ -254,18 +301,12 @@ export class EvmWatchIndex {
       if (entry.selectors && !entry.selectors.has(selectorOf(tx.input))) return
       found.push(entry)
     }
-    this.#txByFrom.forEach(from, check)
-    if (to !== undefined) this.#txByTo.forEach(to, check)
+    for (const entry of this.#txByFrom.get(from)) check(entry)
+    if (to !== undefined) for (const entry of this.#txByTo.get(to)) check(entry)
     return found
   }
 
-  /** True when some transaction of the block is a candidate of an `evm.transactions` watch. */
-  needsReceipts(block: RpcBlock): boolean {
-    if (this.#txEntries.size === 0) return false
-    return block.transactions.some((tx) => this.#transactionCandidates(tx).length > 0)
-  }
-
-  /** The transactions that need a receipt (for the fallback that fetches them one by one). */
+  /** The transactions that need a receipt: candidates of an `evm.transactions` watch. */
   transactionsNeedingReceipts(block: RpcBlock): string[] {
     if (this.#txEntries.size === 0) return []
     return block.transactions.filter((tx) => this.#transactionCandidates(tx).length > 0).map((tx) => tx.hash)
@@ -274,7 +315,7 @@ export class EvmWatchIndex {
   matchBlock(data: BlockData, nowMs: number): EvmMatch[] {
     const matches: EvmMatch[] = []
     const block = blockRef(data.block)
-    const emit = (watch: Watch, type: EventType, txHash: string, logPart: string, eventKey: string, fields: Record<string, unknown>) => {
+    const emit: Emit = (watch, type, txHash, logPart, eventKey, fields) => {
       const confirmations = this.confirmationsOf(watch)
       matches.push({
         confirmations,
@@ -282,91 +323,105 @@ export class EvmWatchIndex {
       })
     }
 
-    for (const watch of this.#blockWatches.values()) {
+    if (this.#blockWatches.size > 0) {
       const { transactions: _transactions, ...header } = data.block
-      emit(watch, 'evm.block', '', 'block', `${this.#chain}:${block.hash}`, { header })
+      for (const watch of this.#blockWatches.values()) {
+        emit(watch, 'evm.block', '', 'block', `${this.#chain}:${block.hash}`, { header })
+      }
     }
-    for (const tx of data.block.transactions) this.#matchTransaction(tx, data, emit)
-    for (const log of data.logs) this.#matchLog(log, emit)
+    const hasTransactionWatches = this.#txEntries.size > 0
+    const hasActivity = this.#activity.size > 0
+    if (hasTransactionWatches || hasActivity) {
+      for (const tx of data.block.transactions) {
+        if (hasTransactionWatches) this.#matchTransaction(tx, data, emit)
+        if (hasActivity) this.#matchExternalActivity(tx, emit)
+      }
+    }
+    const hasLogWatches = this.#logEntries.size > 0
+    if (hasLogWatches || hasActivity) {
+      for (const log of data.logs) {
+        if (hasLogWatches) this.#matchLog(log, emit)
+        if (hasActivity) this.#matchTokenActivity(log, emit)
+      }
+    }
     return matches
   }
 
-  #matchTransaction(
-    tx: RpcTransaction, data: BlockData,
-    emit: (watch: Watch, type: EventType, txHash: string, logPart: string, eventKey: string, fields: Record<string, unknown>) => void,
-  ): void {
-    if (this.#txEntries.size > 0) {
-      const candidates = this.#transactionCandidates(tx)
-      if (candidates.length > 0) {
-        const receipt = data.receipts?.get(tx.hash)
-        const status = receiptStatus(receipt)
-        for (const entry of candidates) {
-          if (entry.status !== 'any' && status !== entry.status) continue
-          emit(entry.watch, 'evm.transaction', tx.hash, 'tx', `${this.#chain}:${tx.hash}`, {
-            transaction: tx,
-            receipt: {
-              status: status ?? null,
-              gasUsed: receipt ? hexToDecimal(receipt.gasUsed) : null,
-              contractAddress: receipt?.contractAddress ?? null,
-            },
-          })
-        }
-      }
-    }
-    if (this.#activity.size === 0) return
-    const from = tx.from.toLowerCase()
-    const to = tx.to?.toLowerCase() ?? null
-    const seen = new Set<string>()
-    const visit = (watch: WatchOf<'evm.address_activity'>) => {
-      if (seen.has(watch.id)) return
-      seen.add(watch.id)
-      emit(watch, 'evm.activity', tx.hash, 'external', `${this.#chain}:${tx.hash}:external`, {
-        activity: {
-          category: 'external', from, to, value: hexToDecimal(tx.value), tokenId: null, contract: null,
-          transactionHash: tx.hash, logIndex: null,
+  #matchTransaction(tx: RpcTransaction, data: BlockData, emit: Emit): void {
+    const candidates = this.#transactionCandidates(tx)
+    if (candidates.length === 0) return
+    const receipt = data.receipts?.get(tx.hash)
+    const status = receiptStatus(receipt)
+    for (const entry of candidates) {
+      if (entry.status !== 'any' && status !== entry.status) continue
+      emit(entry.watch, 'evm.transaction', tx.hash, 'tx', `${this.#chain}:${tx.hash}`, {
+        transaction: tx,
+        receipt: {
+          status: status ?? null,
+          gasUsed: receipt ? hexToDecimal(receipt.gasUsed) : null,
+          contractAddress: receipt?.contractAddress ?? null,
         },
       })
     }
-    this.#activity.forEach(from, visit)
-    if (to !== null) this.#activity.forEach(to, visit)
   }
 
-  #matchLog(
-    log: RpcLog,
-    emit: (watch: Watch, type: EventType, txHash: string, logPart: string, eventKey: string, fields: Record<string, unknown>) => void,
-  ): void {
-    const logIndex = hexToNumber(log.logIndex)
-    if (this.#logEntries.size > 0) {
-      const seen = new Set<LogEntry>()
-      const check = (entry: LogEntry) => {
-        if (seen.has(entry)) return
-        seen.add(entry)
-        if (entry.addresses && !entry.addresses.has(log.address.toLowerCase())) return
-        if (!topicsMatch(entry.topics, log.topics)) return
-        const decoded = entry.decoder?.decode(log)
-        emit(entry.watch, 'evm.log', log.transactionHash, String(logIndex), `${this.#chain}:${log.transactionHash}:${logIndex}`, {
-          log, ...(decoded ? { decoded } : {}),
-        })
-      }
-      this.#logsByAddress.forEach(log.address.toLowerCase(), check)
-      if (log.topics[0]) this.#logsByTopic0.forEach(log.topics[0].toLowerCase(), check)
-      for (const entry of this.#logsAny) check(entry)
+  /** Watches holding `from` or `to`, each once. */
+  #activityWatches(from: string, to: string | null): readonly WatchOf<'evm.address_activity'>[] {
+    const byFrom = this.#activity.get(from)
+    if (to === null || to === from) return byFrom
+    const byTo = this.#activity.get(to)
+    if (byTo.length === 0) return byFrom
+    if (byFrom.length === 0) return byTo
+    return [...byFrom, ...byTo.filter((w) => !byFrom.includes(w))]
+  }
+
+  #matchExternalActivity(tx: RpcTransaction, emit: Emit): void {
+    const from = tx.from.toLowerCase()
+    const to = tx.to?.toLowerCase() ?? null
+    const watches = this.#activityWatches(from, to)
+    if (watches.length === 0) return
+    const activity = {
+      category: 'external', from, to, value: hexToDecimal(tx.value), tokenId: null, contract: null,
+      transactionHash: tx.hash, logIndex: null,
     }
-    if (this.#activity.size === 0) return
+    for (const watch of watches) {
+      emit(watch, 'evm.activity', tx.hash, 'external', `${this.#chain}:${tx.hash}:external`, { activity })
+    }
+  }
+
+  #matchLog(log: RpcLog, emit: Emit): void {
+    const address = log.address.toLowerCase()
+    const byAddress = this.#logsByAddress.get(address)
+    const byTopic = log.topics[0] ? this.#logsByTopic0.get(log.topics[0].toLowerCase()) : NONE
+    if (byAddress.length === 0 && byTopic.length === 0 && this.#logsAny.size === 0) return
+    const logIndex = hexToNumber(log.logIndex)
+    const check = (entry: LogEntry) => {
+      if (!topicsMatch(entry.topics, log.topics)) return
+      const decoded = entry.decoder?.decode(log)
+      emit(entry.watch, 'evm.log', log.transactionHash, String(logIndex), `${this.#chain}:${log.transactionHash}:${logIndex}`, {
+        log, ...(decoded ? { decoded } : {}),
+      })
+    }
+    for (const entry of byAddress) check(entry)
+    for (const entry of byTopic) check(entry)
+    for (const entry of this.#logsAny) check(entry)
+  }
+
+  #matchTokenActivity(log: RpcLog, emit: Emit): void {
+    const parties = transferParties(log)
+    if (!parties) return
+    // Cheap test first: most transfers in a block touch no watched address.
+    if (this.#activity.get(parties.from).length === 0 && this.#activity.get(parties.to).length === 0) return
     const transfers = decodeTokenTransfers(log)
+    const logIndex = hexToNumber(log.logIndex)
+    const batch = log.topics[0] === TRANSFER_BATCH_TOPIC
     transfers.forEach((transfer, i) => {
       // A TransferBatch gives one event per token id, each with an id and key of its own.
-      const part = log.topics[0] === TRANSFER_BATCH_TOPIC ? `${logIndex}:${i}` : String(logIndex)
-      const seen = new Set<string>()
-      const visit = (watch: WatchOf<'evm.address_activity'>) => {
-        if (seen.has(watch.id)) return
-        seen.add(watch.id)
-        emit(watch, 'evm.activity', log.transactionHash, part, `${this.#chain}:${log.transactionHash}:${part}`, {
-          activity: { ...transfer, transactionHash: log.transactionHash, logIndex },
-        })
+      const part = batch ? `${logIndex}:${i}` : String(logIndex)
+      const activity = { ...transfer, transactionHash: log.transactionHash, logIndex }
+      for (const watch of this.#activityWatches(transfer.from, transfer.to)) {
+        emit(watch, 'evm.activity', log.transactionHash, part, `${this.#chain}:${log.transactionHash}:${part}`, { activity })
       }
-      this.#activity.forEach(transfer.from, visit)
-      this.#activity.forEach(transfer.to, visit)
     })
   }
 
@@ -375,10 +430,7 @@ export class EvmWatchIndex {
     const matches: EvmMatch[] = []
     const from = tx.from.toLowerCase()
     const to = tx.to?.toLowerCase()
-    const seen = new Set<PendingEntry>()
     const check = (entry: PendingEntry) => {
-      if (seen.has(entry)) return
-      seen.add(entry)
       if (entry.from && !entry.from.has(from)) return
       if (entry.to && (to === undefined || !entry.to.has(to))) return
       matches.push({
@@ -389,8 +441,8 @@ export class EvmWatchIndex {
         }),
       })
     }
-    this.#pendingByFrom.forEach(from, check)
-    if (to !== undefined) this.#pendingByTo.forEach(to, check)
+    for (const entry of this.#pendingByFrom.get(from)) check(entry)
+    if (to !== undefined) for (const entry of this.#pendingByTo.get(to)) check(entry)
     for (const entry of this.#pendingAny) check(entry)
     return matches
   }
