@@ -55,6 +55,13 @@ async function startReceiver() {
   }
 }
 
+function devProcess(cwd: string, env: NodeJS.ProcessEnv) {
+  return spawn(process.execPath, [
+    '--import', TSX_LOADER, '--input-type=module',
+    '-e', `import { main } from ${JSON.stringify(CLI)}; await main(['dev'])`,
+  ], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
+}
+
 function childPids(parentPid: number): Array<{ pid: number; command: string }> {
   const out = execFileSync('ps', ['-o', 'pid=,comm=', '--ppid', String(parentPid)], { encoding: 'utf8' })
   return out.trim().split('\n').filter(Boolean).map((line) => {
@@ -80,13 +87,8 @@ t.test('blockhook dev delivers a verified webhook for a transfer and stops clean
 
   // Nothing listens on this port, so dev must start (and later stop) its own redis-server.
   const unusedRedisPort = await freePort()
-  const dev = spawn(process.execPath, [
-    '--import', TSX_LOADER, '--input-type=module',
-    '-e', `import { main } from ${JSON.stringify(CLI)}; await main(['dev'])`,
-  ], {
-    cwd,
-    env: { ...process.env, REDIS_URL: `redis://127.0.0.1:${unusedRedisPort}`, PORT: '0', LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const dev = devProcess(cwd, {
+    ...process.env, REDIS_URL: `redis://127.0.0.1:${unusedRedisPort}`, PORT: '0', LOG_LEVEL: 'warn',
   })
   t.teardown(() => { if (dev.exitCode === null && dev.signalCode === null) dev.kill('SIGKILL') })
   const exited = once(dev, 'exit') as Promise<[number | null, string | null]>
@@ -173,4 +175,18 @@ t.test('blockhook dev delivers a verified webhook for a transfer and stops clean
   t.equal(code, 0, `exits 0 on SIGTERM (signal ${signal})`)
   if (code !== 0) t.comment(output.slice(-4000))
   for (const child of children) t.notOk(isAlive(child.pid), `${child.command} (${child.pid}) is gone`)
+})
+
+t.test('without a Redis and without redis-server, dev says how to install it in one line and exits 1', async (t) => {
+  // node is started by its absolute path; the PATH, an empty directory, finds no redis-server.
+  const cwd = mkdtempSync(join(tmpdir(), 'blockhook-dev-'))
+  t.teardown(() => rmSync(cwd, { recursive: true, force: true }))
+  const dev = devProcess(cwd, { ...process.env, PATH: cwd, REDIS_URL: `redis://127.0.0.1:${await freePort()}` })
+  let stderr = ''
+  dev.stderr!.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+  dev.stdout!.resume()
+  const [code] = await once(dev, 'exit') as [number | null]
+  t.equal(code, 1)
+  t.equal(stderr.trim().split('\n').length, 1, `one line: ${stderr.trim()}`)
+  t.match(stderr, /apt-get install redis-server.*brew install redis/)
 })
