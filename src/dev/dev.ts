@@ -165,6 +165,8 @@ export async function runDev(options: DevOptions): Promise<void> {
     for (const part of [...parts].reverse()) {
       await part.close().catch((closeErr: unknown) => logger.error({ err: closeErr, part: part.name }, 'error while closing'))
     }
-    fail(`could not start: ${(err as Error).message}`)
+    fail((err as NodeJS.ErrnoException).code === 'EADDRINUSE'
+      ? `port ${base.port} is in use: set PORT to a free one (PORT=0 picks one)`
+      : `could not start: ${(err as Error).message}`)
   }
 }
