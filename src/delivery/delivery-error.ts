@@ -13,6 +13,8 @@ export type DeliveryErrorCode =
   | 'BH_DELIVERY_NETWORK'
   /** The URL is, or resolves to, an address webhooks may not go to. */
   | 'BH_DELIVERY_URL_REFUSED'
+  /** Not sent: blockhook disabled the watch (410, or failing for too long). */
+  | 'BH_DELIVERY_WATCH_DISABLED'
 
 export class DeliveryError extends Error {
   readonly code: DeliveryErrorCode

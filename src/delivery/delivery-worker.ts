@@ -148,7 +148,7 @@ export class DeliveryWorker {
     }
     if (watch.status === 'paused') return this.#postpone(job, token, this.#pausedRecheckMs)
     if (watch.status === 'disabled') {
-      const error = new DeliveryError('BH_DELIVERY_STATUS', `the watch is disabled (${watch.disabledReason ?? 'by blockhook'})`, { retryable: false })
+      const error = new DeliveryError('BH_DELIVERY_WATCH_DISABLED', `the watch is disabled (${watch.disabledReason ?? 'by blockhook'})`, { retryable: false })
       await this.#finishAttempt(job, record, watch, { statusCode: null, durationMs: 0, error, response: null })
       throw new UnrecoverableError(error.message)
     }
