@@ -16,6 +16,8 @@ import { recordFromHash, type DeliveryAttempt, type DeliveryRecord, type Deliver
 /** Attempts kept on one record (replays and manual retries add more); the oldest go first. */
 export const MAX_ATTEMPTS_KEPT = 50
 export const MAX_LIST_LIMIT = 100
+/** Records one list request reads at most, however few match its status filter. */
+const MAX_SCANNED_PER_LIST = 1_000
 
 export const deliveryNotFound = () => new BlockhookError('BH_DELIVERY_NOT_FOUND', 'delivery not found', 404)
 
@@ -234,7 +236,8 @@ export class DeliveryStore {
   /**
    * A watch's deliveries, newest first. Records past their retention are gone and skipped. The
    * cursor is a position (score, how many of that score were passed), stable while new
-   * deliveries arrive, since they sort before it.
+   * deliveries arrive, since they sort before it. A page may hold fewer than `limit` items and
+   * still have a next cursor when a status filter matched few of the records read.
    */
   async listByWatch(watchId: string, query: DeliveryListQuery): Promise<{ items: DeliveryRecord[]; nextCursor: string | null }> {
     const key = this.#keys.watchDeliveries(watchId)
@@ -242,7 +245,9 @@ export class DeliveryStore {
     const items: DeliveryRecord[] = []
     let position = query.cursor ? decodeCursor(query.cursor) : undefined
     const page = Math.max(limit, MAX_LIST_LIMIT)
-    for (;;) {
+    for (let scanned = 0; ; scanned += page) {
+      // Bounded work per request: a status filter that matches little returns a short page and a cursor.
+      if (scanned >= MAX_SCANNED_PER_LIST && position) return { items, nextCursor: encodeCursor(position) }
       const max = position ? String(position.score) : '+inf'
       const reply = await this.#redis.zrevrangebyscore(key, max, '-inf', 'WITHSCORES', 'LIMIT', position?.passed ?? 0, page)
       if (reply.length === 0) return { items, nextCursor: null }
