@@ -4,6 +4,8 @@
  */
 import { ConfigError, loadConfig, type Config } from './config/config.js'
 import { createLogger, type Logger } from './logger.js'
+import { createRedis } from './storage/redis.js'
+import { checkRedisSettings } from './storage/redis-settings.js'
 import { startWorker } from '../workers/delivery-worker.js'
 import { startSubscriber } from '../workers/subscriber.js'
 import { runDev } from './dev/dev.js'
@@ -14,30 +16,36 @@ export interface RunningRole {
   close(): Promise<void>
 }
 
-export type RoleStarter = (config: Config, logger: Logger) => Promise<RunningRole>
+/** What roles started in one process share: the subscriber's readiness feeds the api's /readyz. */
+interface RoleContext {
+  readonly readinessChecks: Array<() => string | undefined>
+}
+
+type RoleStarter = (config: Config, logger: Logger, context: RoleContext) => Promise<RunningRole>
 
 const USAGE = 'usage: blockhook <all|api|subscriber|worker|dev>'
 /** SPEC §1: a stopped process exits within 10 s; force it just before. */
 const SHUTDOWN_DEADLINE_MS = 9_500
 
-function notLanded(role: string): RoleStarter {
-  return async () => {
-    process.stderr.write(`blockhook: the ${role} role is not available in this version\n`)
-    process.exit(2)
-  }
-}
-
 type RoleName = 'api' | 'subscriber' | 'worker'
 
 const ROLES: Record<RoleName, RoleStarter> = {
-  api: (config, logger) => startApi(config, logger),
-  subscriber: (config, logger) => startSubscriber(config, logger),
+  api: (config, logger, context) => startApi(config, logger, { readinessChecks: context.readinessChecks }),
+  subscriber: async (config, logger, context) => {
+    const subscriber = await startSubscriber(config, logger)
+    context.readinessChecks.push(() => subscriber.notReadyReason())
+    return subscriber
+  },
   worker: (config, logger) => startWorker(config, logger),
 }
 
+/** `all` (and dev): the api last, so it takes traffic only once what it reports on is running. */
+const ALL_ROLES: readonly RoleName[] = ['worker', 'subscriber', 'api']
+
 async function startRoles(names: readonly RoleName[], config: Config, logger: Logger): Promise<RunningRole[]> {
+  const context: RoleContext = { readinessChecks: [] }
   const started: RunningRole[] = []
-  for (const name of names) started.push(await ROLES[name](config, logger.child({ role: name })))
+  for (const name of names) started.push(await ROLES[name](config, logger.child({ role: name }), context))
   return started
 }
 
@@ -63,6 +71,18 @@ function shutdownOnSignals(roles: RunningRole[], logger: Logger): void {
   process.once('SIGINT', () => stop('SIGINT'))
 }
 
+async function warnAboutRedisSettings(config: Config, logger: Logger): Promise<void> {
+  const redis = createRedis(config.redisUrl, 'settings-check')
+  redis.on('error', () => {}) // reported by the roles' own connections and /readyz
+  try {
+    for (const warning of await checkRedisSettings(redis)) logger.warn(warning)
+  } catch (err) {
+    logger.warn({ err: (err as Error).message }, 'could not check the Redis persistence settings')
+  } finally {
+    redis.disconnect()
+  }
+}
+
 function keepServing(logger: Logger): void {
   process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejection'))
   process.on('uncaughtException', (err) => logger.error({ err }, 'uncaught exception'))
@@ -73,7 +93,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   if (command === 'dev') {
     await runDev({
       env: process.env,
-      startRoles: (config, logger) => startRoles(['worker', 'subscriber', 'api'], config, logger),
+      startRoles: (config, logger) => startRoles(ALL_ROLES, config, logger),
       shutdownOnSignals: (parts, logger) => {
         keepServing(logger)
         shutdownOnSignals(parts, logger)
@@ -82,7 +102,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     return
   }
   const roleNames: readonly RoleName[] | undefined =
-    command === 'all' ? ['worker', 'subscriber', 'api']
+    command === 'all' ? ALL_ROLES
     : command === 'api' || command === 'subscriber' || command === 'worker' ? [command]
     : undefined
   if (!command || !roleNames) {
@@ -100,6 +120,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   }
   const logger = createLogger(config, command)
   keepServing(logger)
+  await warnAboutRedisSettings(config, logger)
   const roles = await startRoles(roleNames, config, logger)
   shutdownOnSignals(roles, logger)
 }

@@ -52,3 +52,34 @@ t.test('blockhook api serves the API from a config file and exits 0 on SIGTERM',
   t.notMatch(run.output(), TOKEN, 'the admin token is never logged')
   t.match(run.output(), /BLOCKHOOK_ENCRYPTION_KEY is not set/, 'a missing encryption key is warned about at start')
 })
+
+t.test('blockhook all answers /readyz 503 naming the chain while its node cannot be reached', async (t) => {
+  const redis = await startRedis()
+  t.teardown(() => redis.stop())
+  const dir = mkdtempSync(join(tmpdir(), 'blockhook-cli-'))
+  const configPath = join(dir, 'blockhook.config.json')
+  const deadNode = await freePort() // nothing listens there
+  writeFileSync(configPath, JSON.stringify({ chains: [{ id: 'unreachable', type: 'evm', ws: [`ws://127.0.0.1:${deadNode}/secret-key`] }] }))
+  const port = await freePort()
+  const run = runCli(['all'], {
+    BLOCKHOOK_CONFIG: configPath, BLOCKHOOK_ADMIN_TOKEN: TOKEN, REDIS_URL: redis.url, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info',
+  })
+  t.teardown(() => { if (run.child.exitCode === null) run.child.kill('SIGKILL') })
+  await new Promise<void>((resolve, reject) => {
+    const onData = () => { if (/Server listening/.test(run.output())) resolve() }
+    run.child.stdout!.on('data', onData)
+    run.exited.then(({ code }) => reject(new Error(`exited ${code} before listening:\n${run.output()}`)))
+  })
+
+  const base = `http://127.0.0.1:${port}`
+  t.equal((await fetch(`${base}/healthz`)).status, 200)
+  const ready = await fetch(`${base}/readyz`)
+  t.equal(ready.status, 503)
+  const body = await ready.json() as { message: string }
+  t.match(body.message, /unreachable/, 'the reason names the chain')
+  t.notMatch(body.message, /secret-key/, 'and never the node URL path')
+  t.match(run.output(), /appendonly/, 'a Redis without AOF is warned about at start')
+
+  run.child.kill('SIGTERM')
+  t.equal((await run.exited).code, 0)
+})

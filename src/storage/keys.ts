@@ -47,9 +47,6 @@ export function redisKeys(prefix: string) {
      */
     solanaGapMarkers: (chain: string) => `${p}:chain:${chain}:solana-gap`,
 
-    /** Prefix of each process's metrics snapshot (`<prefix>:<processId>`, expiring). */
-    metricsSnapshots: `${p}:metrics`,
-
     /** Per-URL in-flight counter for maxConcurrencyPerUrl across worker processes. */
     urlInFlight: (urlHash: string) => `${p}:url:${urlHash}:in-flight`,
     /** Set of a watch's delivery ids still pending (queued or retrying), for cancelling them. */
