@@ -159,8 +159,9 @@ t.test('a URL whose name resolves to 127.0.0.1 is refused at delivery time', asy
   t.equal(receiver.received.length, 0, 'nothing reached the loopback receiver')
 })
 
-t.test('one URL hanging with 200 deliveries queued does not delay another URL', async (t) => {
+t.test('one URL hanging with 200 deliveries queued does not delay another URL; its cap holds across workers', async (t) => {
   const d = await setupDelivery(t, redisServer.url, { delivery: { timeoutMs: 60_000, maxConcurrencyPerUrl: 10, concurrency: 50 } })
+  d.startWorker() // a second worker: the per-URL cap is shared through Redis
   const hanging = await startReceiver(t, () => 'hang')
   const healthy = await startReceiver(t)
   const slow = await d.createWatch(hanging.url)
@@ -172,7 +173,7 @@ t.test('one URL hanging with 200 deliveries queued does not delay another URL', 
 
   await healthy.waitForCount(20)
   for (const e of promptEvents) await d.waitForRecord(e.id, (r) => r.status === 'delivered')
-  t.equal(hanging.received.length, 10, 'the hanging URL never had more than maxConcurrencyPerUrl requests')
+  t.equal(hanging.received.length, 10, 'the hanging URL never had more than maxConcurrencyPerUrl requests, from both workers together')
   t.equal(hanging.peakOpen, 10)
   const pending = await d.redis.hget(d.keys.watchStats(slow.watch.id), 'pending')
   t.equal(pending, '200', 'the hanging URL’s deliveries are all still pending, none spent')

@@ -120,17 +120,19 @@ export async function setupDelivery(t: Test, redisUrl: string, options: Delivery
   const httpClient = new WebhookHttpClient({
     timeoutMs: config.delivery.timeoutMs, userAgent: USER_AGENT, allowPrivateUrls: config.allowPrivateUrls, resolve: options.resolve,
   })
-  let worker: DeliveryWorker | undefined
+  const workers: DeliveryWorker[] = []
+  /** Each call starts one more worker (several act like several worker processes on one Redis). */
   const startWorker = () => {
-    worker = new DeliveryWorker(
+    const worker = new DeliveryWorker(
       { config, logger, redis, keys, watches, deliveryQueue, httpClient, metrics, random: options.random },
       { closeGraceMs: 200, ...options.tuning },
     )
+    workers.push(worker)
     return worker
   }
   if (options.startWorker ?? true) startWorker()
   t.teardown(async () => {
-    await worker?.close()
+    await Promise.all(workers.map((worker) => worker.close()))
     await deliveryQueue.close()
     httpClient.close()
     redis.disconnect()
