@@ -23,6 +23,10 @@ import "@openzeppelin/contracts/token/ERC1155/ERC1155.sol";
 contract TestToken is ERC20 {
   constructor() ERC20("Test", "TST") {}
   function mint(address to, uint256 amount) external { _mint(to, amount); }
+  /** Many Transfer logs in one transaction, for the catch-up benchmark. */
+  function spray(address to, uint256 count) external {
+    for (uint256 i = 0; i < count; i++) emit Transfer(msg.sender, to, i + 1);
+  }
 }
 
 contract TestNft is ERC721 {

@@ -178,7 +178,7 @@ export class BlockFollower {
     const blocks: RpcBlock[] = []
     let hash = cursor.hash
     for (let i = 0; i < this.#windowSize(); i++) {
-      const block = await this.#d.node.blockByHash(hash)
+      const block = await this.#d.node.blockByHash(hash, this.#d.index.needsTransactions())
       if (!block) break
       blocks.unshift(block)
       if (hexToNumber(block.number) === 0) break
@@ -200,6 +200,8 @@ export class BlockFollower {
 
   async #sync(): Promise<void> {
     if (!this.#initialized) await this.#init()
+    // The next chunk is read from the node while the current one is matched and queued.
+    let prefetched: { from: number; datas: Promise<(BlockData | undefined)[]> } | undefined
     for (;;) {
       if (this.#stopped) return
       const head = await this.#d.node.header('latest')
@@ -214,12 +216,14 @@ export class BlockFollower {
         await this.#reorg()
         continue
       }
-      const to = Math.min(headNumber, cursor.number + this.#d.chunkBlocks)
-      const numbers = Array.from({ length: to - cursor.number }, (_, i) => cursor.number + 1 + i)
-      const datas = await this.#mapBounded(numbers, async (n) => {
-        const block = await this.#d.node.blockByNumber(n)
-        return block ? this.#complete(block) : undefined
-      })
+      const from = cursor.number + 1
+      const datas = prefetched?.from === from ? await prefetched.datas : await this.#readRange(from, Math.min(headNumber, from + this.#d.chunkBlocks - 1))
+      prefetched = undefined
+      const next = from + datas.length
+      if (datas.length > 0 && next <= headNumber) {
+        prefetched = { from: next, datas: this.#readRange(next, Math.min(headNumber, next + this.#d.chunkBlocks - 1)) }
+        prefetched.datas.catch(() => undefined) // awaited (and its error seen) on the next pass, or dropped after a reorg
+      }
       const events: MatchedEvent[] = []
       let reorged = false
       for (const data of datas) {
@@ -231,8 +235,19 @@ export class BlockFollower {
         events.push(...this.#extend(data))
       }
       await this.#flush(events)
-      if (reorged) await this.#reorg()
+      if (reorged || datas.some((d) => d === undefined)) {
+        prefetched = undefined
+        if (reorged) await this.#reorg()
+      }
     }
+  }
+
+  #readRange(from: number, to: number): Promise<(BlockData | undefined)[]> {
+    const numbers = Array.from({ length: to - from + 1 }, (_, i) => from + i)
+    return this.#mapBounded(numbers, async (n) => {
+      const block = await this.#d.node.blockByNumber(n, this.#d.index.needsTransactions())
+      return block ? this.#complete(block) : undefined
+    })
   }
 
   #complete(block: RpcBlock): Promise<BlockData> {

@@ -34,17 +34,21 @@ export class EvmNode {
     return { ...head, parentHash }
   }
 
-  async blockByNumber(number: number): Promise<RpcBlock | undefined> {
-    return this.#block(await this.#socket.request('eth_getBlockByNumber', [toHex(number), true]))
+  /**
+   * A block with its transactions when `withTransactions`, else its header with `transactions: []`
+   * (full transactions cost the node several times more; only some watch types need them).
+   */
+  async blockByNumber(number: number, withTransactions: boolean): Promise<RpcBlock | undefined> {
+    return this.#block(await this.#socket.request('eth_getBlockByNumber', [toHex(number), withTransactions]), withTransactions)
   }
 
-  async blockByHash(hash: string): Promise<RpcBlock | undefined> {
-    return this.#block(await this.#socket.request('eth_getBlockByHash', [hash, true]))
+  async blockByHash(hash: string, withTransactions: boolean): Promise<RpcBlock | undefined> {
+    return this.#block(await this.#socket.request('eth_getBlockByHash', [hash, withTransactions]), withTransactions)
   }
 
-  #block(raw: unknown): RpcBlock | undefined {
+  #block(raw: unknown, withTransactions: boolean): RpcBlock | undefined {
     if (raw === null) return undefined
-    const block = parseBlock(raw)
+    const block = parseBlock(withTransactions || typeof raw !== 'object' ? raw : { ...raw, transactions: [] })
     if (!block) throw badAnswer('block')
     return block
   }

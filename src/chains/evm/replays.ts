@@ -90,7 +90,7 @@ export class ReplayConsumer {
     for (let from = request.fromBlock; from <= toBlock && !this.#abort.signal.aborted; from += CHUNK_BLOCKS) {
       const numbers = Array.from({ length: Math.min(CHUNK_BLOCKS, toBlock - from + 1) }, (_, i) => from + i)
       const datas = await mapBounded(numbers, FETCH_CONCURRENCY, async (n) => {
-        const block = await this.#d.node.blockByNumber(n)
+        const block = await this.#d.node.blockByNumber(n, index.needsTransactions())
         return block ? readBlockData(this.#d.node, index, block) : undefined
       })
       const events = datas.flatMap((data) => (data ? index.matchBlock(data, Date.now()).map((m) => m.event) : []))

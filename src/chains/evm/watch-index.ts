@@ -306,6 +306,11 @@ export class EvmWatchIndex {
     return found
   }
 
+  /** Whether matching looks at transactions at all (else blocks are read without them). */
+  needsTransactions(): boolean {
+    return this.#txEntries.size > 0 || this.#activity.size > 0
+  }
+
   /** The transactions that need a receipt: candidates of an `evm.transactions` watch. */
   transactionsNeedingReceipts(block: RpcBlock): string[] {
     if (this.#txEntries.size === 0) return []
