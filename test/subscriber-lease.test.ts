@@ -5,7 +5,8 @@ import { fileURLToPath } from 'node:url'
 import { QueueEvents } from 'bullmq'
 import type { Address } from 'viem'
 import { TRANSFER_TOPIC } from '../src/chains/evm/abi.js'
-import { DELIVERY_QUEUE } from '../src/delivery/delivery-queue.js'
+import { DELIVERY_QUEUE, replayJobId } from '../src/delivery/delivery-queue.js'
+import { requestReplay } from '../src/delivery/replay-requests.js'
 import { startAnvil, startRedis } from './helpers/processes.js'
 import { ACCOUNTS, anvilClients, deploy, send } from './helpers/contracts.js'
 import { harness, rpc, type Harness, type WatchInput } from './helpers/subscriber-harness.js'
@@ -94,4 +95,29 @@ t.test('two subscribers: the standby takes over from the cursor when the leader 
   t.same(await txHashes(h, watch.id), [first.hash, ...meanwhile.map((m) => m.hash)], 'every transfer exactly once')
   t.equal(await h.redis.get(h.keys.chainLease('local')) !== null, true)
   t.equal(standby.notReadyReason(), undefined)
+})
+
+t.test('a replay request scans its range again for that watch and re-queues each match under its webhook-id', async (t) => {
+  const h = harness(t, redisServer.url, { ws: [anvil.wsUrl], http: anvil.url })
+  const watch = await h.createWatch(transferWatch)
+  const bystander = await h.createWatch(transferWatch)
+  const sub = await h.startSubscriber()
+  await h.caughtUp(sub, await h.mine())
+  const sent = await transfer(h)
+  await h.caughtUp(sub, sent.block)
+  const [record] = await h.records(watch.id)
+  // As if the worker had delivered it.
+  await h.redis.hset(h.keys.delivery(record!.id), 'status', 'delivered')
+
+  const connection = h.redis.duplicate()
+  const events = new QueueEvents(DELIVERY_QUEUE, { connection, prefix: h.keys.queuePrefix })
+  t.teardown(async () => { await events.close(); connection.disconnect() })
+  await events.waitUntilReady()
+  const waiting = new Promise<string>((resolve) => events.once('waiting', ({ jobId }) => resolve(jobId)))
+  const replayId = await requestReplay(h.redis, h.keys, 'local', { watchId: watch.id, fromBlock: sent.block - 1, toBlock: sent.block })
+  t.equal(await waiting, replayJobId(record!.id, replayId))
+
+  const after = await h.records(watch.id)
+  t.same(after.map((r) => [r.id, r.status]), [[record!.id, 'pending']], 'the same webhook-id, pending again, no new record')
+  t.equal((await h.records(bystander.id)).length, 1, 'other watches are not replayed')
 })
