@@ -1,6 +1,8 @@
 import t from 'tap'
 import { DeliveryError } from '../src/delivery/delivery-error.js'
-import { classifyResponse, MAX_RETRY_AFTER_MS, nextRetryDelayMs, parseRetryAfterMs } from '../src/delivery/retry-policy.js'
+import {
+  classifyResponse, MAX_RETRY_AFTER_MS, nextRetryDelayMs, OVER_CAP_MAX_DELAY_MS, overCapDelayMs, parseRetryAfterMs,
+} from '../src/delivery/retry-policy.js'
 
 const schedule = [5_000, 300_000, 1_800_000]
 const failed = new DeliveryError('BH_DELIVERY_STATUS', 'answered 500', { retryable: true })
@@ -44,4 +46,11 @@ t.test('responses are classified: 2xx delivered, 3xx a retryable failure, 410 fi
   t.match(gone, { code: 'BH_DELIVERY_GONE', retryable: false })
   t.equal(nextRetryDelayMs({ attemptsMade: 1, retryScheduleMs: schedule, error: gone, random: Math.random }), undefined)
   t.match(classifyResponse(500, undefined, now), { code: 'BH_DELIVERY_STATUS', retryable: true })
+})
+
+t.test('a delivery over its URL cap waits longer each time it finds the URL full, up to a bound', async (t) => {
+  t.same([0, 1, 2, 3].map((n) => overCapDelayMs(n, () => 0)), [100, 200, 400, 800])
+  t.equal(overCapDelayMs(0, () => 0.5), 150, 'jitter adds up to as much again')
+  t.equal(overCapDelayMs(40, () => 0), OVER_CAP_MAX_DELAY_MS)
+  t.equal(overCapDelayMs(1000, () => 0.999), Math.round(OVER_CAP_MAX_DELAY_MS * 1.999))
 })

@@ -28,14 +28,12 @@ import { DELIVERY_QUEUE, RETRY_BACKOFF, type DeliveryJobData, type DeliveryQueue
 import { renderWebhookBody, type DeliveryAttempt, type DeliveryRecord } from './delivery-record.js'
 import type { AttemptOutcome } from './delivery-store.js'
 import { PostAbortedError, type WebhookHttpClient } from './http-client.js'
-import { nextRetryDelayMs } from './retry-policy.js'
+import { nextRetryDelayMs, overCapDelayMs } from './retry-policy.js'
 import { webhookHeaders } from './signing.js'
 import { UrlSlots } from './url-slots.js'
 
 /** How often a paused watch's queued deliveries look again. */
 export const PAUSED_RECHECK_MS = 30_000
-/** A job over its URL's cap waits this long, plus up to as much again (spread so they do not return together). */
-export const OVER_CAP_DELAY_MS = 250
 /** A slot's lease outlasts the request timeout by this much (signing, recording). */
 const LEASE_MARGIN_MS = 5_000
 /** SIGTERM: in-flight requests get this long to finish, then go back to the queue (SPEC §1: exit within 10 s). */
@@ -155,7 +153,11 @@ export class DeliveryWorker {
 
     const slot = await this.#slots.acquire(watch.url, record.id, this.#now())
     if (slot === 'not-pending') return 'skipped: no longer pending'
-    if (slot === 'full') return this.#postpone(job, token, OVER_CAP_DELAY_MS * (1 + this.#random()))
+    if (slot === 'full') {
+      // Every start that neither failed nor is this one was a postponement (or a stall).
+      const postponements = Math.max(0, job.attemptsStarted - job.attemptsMade - 1)
+      return this.#postpone(job, token, overCapDelayMs(postponements, this.#random))
+    }
     // The slot is held until the attempt is recorded, so after a 410 no other job reaches the URL
     // before its queued deliveries are cancelled.
     try {

@@ -54,3 +54,17 @@ export function classifyResponse(statusCode: number, retryAfterHeader: string | 
   const retryAfterMs = statusCode === 429 || statusCode === 503 ? parseRetryAfterMs(retryAfterHeader, nowMs) : undefined
   return new DeliveryError('BH_DELIVERY_STATUS', `answered ${statusCode}`, { retryable: true, retryAfterMs })
 }
+
+/** A delivery waiting for its URL's cap checks again after this long, doubling each time, up to the maximum. */
+export const OVER_CAP_FIRST_DELAY_MS = 100
+export const OVER_CAP_MAX_DELAY_MS = 5_000
+
+/**
+ * How long a delivery over its URL's cap waits before it looks again (no attempt spent). Doubling
+ * keeps the deliveries queued for a hanging URL from spinning through the queue (and the CPU
+ * other URLs need); the jitter (up to as much again) keeps them from returning together.
+ */
+export function overCapDelayMs(postponements: number, random: () => number): number {
+  const base = Math.min(OVER_CAP_MAX_DELAY_MS, OVER_CAP_FIRST_DELAY_MS * 2 ** Math.min(postponements, 16))
+  return Math.round(base * (1 + random()))
+}
