@@ -155,3 +155,9 @@ t.test('a node sending garbage frames, unknown shapes, a malformed block and rem
   t.equal(chain.socket.reconnects, 0, 'garbage does not cost the connection')
   t.equal(sub.notReadyReason(), undefined)
 })
+
+t.test('readiness names the chain without a live node connection, never its URL path or key', async (t) => {
+  const h = harness(t, redisServer.url, { ws: ['ws://127.0.0.1:9/secret-key?api-key=hidden'], http: anvil.url })
+  const sub = await h.startSubscriber()
+  t.match(sub.notReadyReason(), /^chain local: no connection to a node \(ws:\/\/127\.0\.0\.1:9\)$/)
+})

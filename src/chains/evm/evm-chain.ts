@@ -147,7 +147,7 @@ export class EvmChain implements ChainDriver {
     const replays = new ReplayConsumer({
       chain: chain.id, defaultConfirmations: chain.confirmations, reader: replayReader, redis,
       streamKey: keys.chainReplays(chain.id), cursorKey: keys.chainCursor(chain.id), store, node: this.#node,
-      cursor: () => follower.cursor,
+      cursor: () => follower.reached(0),
       enqueue: async (events, replayId) => { await this.#d.deliveryQueue.enqueue(events, { replayId }) },
       logger: this.#log,
     })

@@ -29,7 +29,8 @@ export interface ReplayDeps {
   cursorKey: string
   store: WatchStore
   node: EvmNode
-  cursor(): Cursor | undefined
+  /** Resolves with the follower's first saved cursor (replays scan only what it has passed). */
+  cursor(): Promise<Cursor>
   enqueue(events: MatchedEvent[], replayId: string): Promise<void>
   logger: Logger
 }
@@ -37,6 +38,7 @@ export interface ReplayDeps {
 export class ReplayConsumer {
   readonly #d: ReplayDeps
   readonly #abort = new AbortController()
+  readonly #aborted = new Promise<undefined>((resolve) => this.#abort.signal.addEventListener('abort', () => resolve(undefined)))
   #loop: Promise<void> | undefined
 
   constructor(deps: ReplayDeps) {
@@ -63,6 +65,7 @@ export class ReplayConsumer {
           const request = parseReplayRequest(fields)
           if (request) await this.#replay(request)
           else this.#d.logger.warn({ entry: id }, 'malformed replay request skipped')
+          if (this.#abort.signal.aborted) return // cut short: the next leader does it again
           position = id
           await this.#d.redis.hset(this.#d.cursorKey, POSITION_FIELD, position)
         }
@@ -83,8 +86,9 @@ export class ReplayConsumer {
     const index = new EvmWatchIndex(this.#d.chain, this.#d.defaultConfirmations)
     // Replayed whatever the watch's status now: the user asked for this range explicitly.
     index.upsert({ ...watch, status: 'active' })
-    const cursor = this.#d.cursor()
-    const confirmedTo = cursor ? cursor.number - index.confirmationsOf(watch) : -1
+    const cursor = await Promise.race([this.#d.cursor(), this.#aborted])
+    if (!cursor) return
+    const confirmedTo = cursor.number - index.confirmationsOf(watch)
     const toBlock = Math.min(request.toBlock, confirmedTo)
     let queued = 0
     for (let from = request.fromBlock; from <= toBlock && !this.#abort.signal.aborted; from += CHUNK_BLOCKS) {
