@@ -189,8 +189,11 @@ export class DeliveryWorker {
     const { config, deliveryQueue, metrics, logger } = this.#deps
     const nowMs = this.#now()
     const { error } = result
+    // The job's own attempt budget (fixed when it was queued) bounds the schedule, so a schedule
+    // lengthened by a config change cannot promise a retry BullMQ will not run.
+    const retryScheduleMs = config.delivery.retryScheduleMs.slice(0, Math.max(0, (job.opts.attempts ?? 1) - 1))
     const delayMs = error
-      ? nextRetryDelayMs({ attemptsMade: job.attemptsMade + 1, retryScheduleMs: config.delivery.retryScheduleMs, error, random: this.#random })
+      ? nextRetryDelayMs({ attemptsMade: job.attemptsMade + 1, retryScheduleMs, error, random: this.#random })
       : undefined
     const outcome: AttemptOutcome = !error ? 'delivered' : delayMs !== undefined ? 'retrying' : 'failed'
     const attempt: DeliveryAttempt = {
