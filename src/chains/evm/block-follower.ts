@@ -117,11 +117,6 @@ export class BlockFollower {
     await this.#running
   }
 
-  /** Resolves when the sync under way (if any) and those it asked for are done. For tests and shutdown. */
-  async idle(): Promise<void> {
-    while (this.#running) await this.#running
-  }
-
   async #run(): Promise<void> {
     try {
       await this.#sync()
@@ -163,6 +158,7 @@ export class BlockFollower {
       this.#log.info({ head: hexToNumber(head.number) }, 'no cursor yet: starting at the head')
     } else {
       this.#cursor = saved
+      this.#markSaved(saved)
       await this.#rebuildWindow(saved)
       this.#log.info({ cursor: saved.number, window: this.#window.length }, 'resuming from the saved cursor')
     }
@@ -219,6 +215,7 @@ export class BlockFollower {
       const from = cursor.number + 1
       const datas = prefetched?.from === from ? await prefetched.datas : await this.#readRange(from, Math.min(headNumber, from + this.#d.chunkBlocks - 1))
       prefetched = undefined
+      if (!datas[0]) return // the node has not got the block it called its head: wait for the next wake
       const next = from + datas.length
       if (datas.length > 0 && next <= headNumber) {
         prefetched = { from: next, datas: this.#readRange(next, Math.min(headNumber, next + this.#d.chunkBlocks - 1)) }
@@ -280,8 +277,13 @@ export class BlockFollower {
 
   async #flush(events: MatchedEvent[]): Promise<void> {
     const cursor = this.#cursor!
+    if (events.length === 0 && cursor.hash === this.#saved?.hash) return
     if (events.length > 0) await this.#d.emit(events)
     await this.#d.cursors.save(cursor)
+    this.#markSaved(cursor)
+  }
+
+  #markSaved(cursor: Cursor): void {
     this.#saved = cursor
     for (const waiter of this.#waiters) {
       if (cursor.number >= waiter.number) {
