@@ -266,3 +266,17 @@ t.test('a replay re-sends delivered events with their original webhook-id and bo
   }
   t.match(await d.redis.hgetall(d.keys.watchStats(watch.id)), { matched: '2', delivered: '4', pending: '0' })
 })
+
+t.test('a job that fails for a reason of its own (a corrupt stored watch) ends failed, not pending for ever', async (t) => {
+  const d = await setupDelivery(t, redisServer.url, { delivery: { retrySchedule: ['50ms'] } })
+  const receiver = await startReceiver(t)
+  const { watch } = await d.createWatch(receiver.url)
+  await d.redis.set(d.keys.watch(watch.id), '{not json')
+  const e = d.event(watch, 1)
+  await d.deliveryQueue.enqueue([e])
+
+  const record = await d.waitForRecord(e.id, (r) => r.status !== 'pending')
+  t.equal(record.status, 'failed')
+  t.match(record.attempts, [{ statusCode: null, error: /BH_DELIVERY_INTERNAL/ }], 'one record of it, after the job’s last attempt')
+  t.equal(receiver.received.length, 0)
+})

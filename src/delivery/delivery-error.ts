@@ -15,6 +15,8 @@ export type DeliveryErrorCode =
   | 'BH_DELIVERY_URL_REFUSED'
   /** Not sent: blockhook disabled the watch (410, or failing for too long). */
   | 'BH_DELIVERY_WATCH_DISABLED'
+  /** Not sent: the worker failed on its side (recorded only when that spent the last attempt). */
+  | 'BH_DELIVERY_INTERNAL'
 
 export class DeliveryError extends Error {
   readonly code: DeliveryErrorCode

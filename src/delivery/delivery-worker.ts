@@ -112,6 +112,27 @@ export class DeliveryWorker {
       },
     )
     this.worker.on('error', (err) => deps.logger.error({ err }, 'delivery worker error'))
+    this.worker.on('failed', (job, err) => {
+      if (job && !(err instanceof RetryScheduled) && !(err instanceof UnrecoverableError)) {
+        this.#failedUnexpectedly(job, err).catch((cause: unknown) => deps.logger.error({ err: cause }, 'could not record a failed delivery'))
+      }
+    })
+  }
+
+  /**
+   * An error this worker did not classify (Redis unreachable mid-job, a bug) still spends a BullMQ
+   * attempt; when it spends the last one, the record must not stay `pending` for ever.
+   */
+  async #failedUnexpectedly(job: Job<DeliveryJobData>, err: Error): Promise<void> {
+    this.#deps.logger.error({ err, deliveryId: job.data.deliveryId, attemptsMade: job.attemptsMade }, 'delivery job failed unexpectedly')
+    if (job.attemptsMade < (job.opts.attempts ?? 1)) return
+    const record = await this.#deps.deliveryQueue.store.get(job.data.deliveryId)
+    if (!record) return
+    const nowMs = this.#now()
+    const error = new DeliveryError('BH_DELIVERY_INTERNAL', err.message, { retryable: false })
+    const attempt: DeliveryAttempt = { at: new Date(nowMs).toISOString(), statusCode: null, durationMs: 0, error: `${error.code}: ${error.message}` }
+    await this.#deps.deliveryQueue.store.recordAttempt(record, attempt, 'failed', null, { ttlMs: this.#deps.config.delivery.disableAfterMs, counts: false }, nowMs)
+    this.#deps.metrics.deliveries.inc({ outcome: 'failed' })
   }
 
   /** Stops taking jobs, lets in-flight requests finish for a while, then returns the rest to the queue. Idempotent. */
