@@ -1,6 +1,7 @@
 import t from 'tap'
 import type { Address } from 'viem'
 import { TRANSFER_TOPIC } from '../src/chains/evm/abi.js'
+import { createMetrics } from '../src/metrics.js'
 import { startAnvil, startRedis } from './helpers/processes.js'
 import { ACCOUNTS, anvilClients, deploy, send } from './helpers/contracts.js'
 import { FAST, harness, rpc, type Harness, type WatchInput } from './helpers/subscriber-harness.js'
@@ -65,7 +66,8 @@ t.test('a connection cut mid-stream: reconnect, resubscribe, backfill what was m
   const h = harness(t, redisServer.url, { ws: [proxy.wsUrl], http: anvil.url })
   const watch = await h.createWatch(transferWatch)
   // A slow first retry, so that the blocks below are mined while disconnected: only the backfill can find them.
-  const sub = await h.startSubscriber({ ...FAST, evm: { socket: { backoffInitialMs: 600, backoffMaxMs: 600 } } })
+  const metrics = createMetrics()
+  const sub = await h.startSubscriber({ ...FAST, metrics, evm: { socket: { backoffInitialMs: 600, backoffMaxMs: 600 } } })
   const chain = await h.leader(sub)
   await h.caughtUp(sub, await h.mine())
   const reconnected = new Promise<void>((resolve) => chain.socket.on('reconnected', () => resolve()))
@@ -79,6 +81,11 @@ t.test('a connection cut mid-stream: reconnect, resubscribe, backfill what was m
   const after = await transfers(h, 1)
   await h.caughtUp(sub, after.last)
   t.same(await txHashes(h, watch.id), [...missed.hashes, ...after.hashes], 'newHeads resubscribed')
+  const value = async (metric: { get(): Promise<{ values: { value: number; labels: object }[] }> }) =>
+    (await metric.get()).values.map((v) => [v.labels, v.value])
+  t.same(await value(metrics.wsReconnects), [[{ chain: 'local' }, 1]])
+  t.same(await value(metrics.eventsMatched), [[{ chain: 'local', type: 'evm.log' }, 4]])
+  t.same(await value(metrics.chainHead), [[{ chain: 'local' }, after.last]])
   await chain.socket.close()
   await sub.close()
   const status = await h.redis.hgetall(h.keys.chainStatus('local'))

@@ -178,7 +178,9 @@ export class EvmChain implements ChainDriver {
 
   async #emit(events: MatchedEvent[]): Promise<void> {
     await this.#d.deliveryQueue.enqueue(events)
-    for (const e of events) this.#d.metrics.eventsMatched.inc({ chain: this.chainId, type: e.type })
+    const byType = new Map<string, number>()
+    for (const e of events) byType.set(e.type, (byType.get(e.type) ?? 0) + 1)
+    for (const [type, count] of byType) this.#d.metrics.eventsMatched.inc({ chain: this.chainId, type }, count)
   }
 
   async stopLeading(): Promise<void> {
