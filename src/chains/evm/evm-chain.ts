@@ -151,6 +151,15 @@ export class EvmChain implements ChainDriver {
       enqueue: async (events, replayId) => { await this.#d.deliveryQueue.enqueue(events, { replayId }) },
       logger: this.#log,
     })
+    // Watches first: a block matched against a half-loaded index would lose its events for good.
+    try {
+      await watchSet.start()
+    } catch (err) {
+      await Promise.all([watchSet.stop(), pending.stop()])
+      reader.disconnect()
+      replayReader.disconnect()
+      throw err
+    }
     this.#leadership = {
       index, reader, replayReader, watchSet, follower, pending, replays,
       heads: this.socket.subscribe(
@@ -158,7 +167,6 @@ export class EvmChain implements ChainDriver {
         (result) => this.#onHead(result),
       ),
     }
-    await watchSet.start()
     replays.start()
     this.#status.update(this.#connectionStatus())
     await this.#status.flush()
