@@ -168,3 +168,27 @@ t.test('readiness names the chain without a live node connection, never its URL 
   const sub = await h.startSubscriber()
   t.match(sub.notReadyReason(), /^chain local: no connection to a node \(ws:\/\/127\.0\.0\.1:9\)$/)
 })
+
+t.test('a node without eth_getBlockReceipts: receipts are read one transaction at a time', async (t) => {
+  const hash = (n: number) => `0x${Math.max(n, 0).toString(16).padStart(64, '0')}`
+  const sender = '0x00000000000000000000000000000000000000aa'
+  const tx = { hash: hash(900), from: sender, to: BOB, input: '0x', value: '0x2a', blockHash: hash(1), blockNumber: '0x1', transactionIndex: '0x0' }
+  const block = (n: number) => ({ number: `0x${n.toString(16)}`, hash: hash(n), parentHash: hash(n - 1), timestamp: '0x6553f100', transactions: n === 1 ? [tx] : [] })
+  const node = await startFakeNode({
+    eth_subscribe: () => '0x1',
+    eth_getBlockByNumber: ([tag]) => block(tag === 'latest' ? 1 : Number(tag)),
+    eth_getBlockByHash: ([h]) => block(Number(h)),
+    eth_getLogs: () => [],
+    eth_getTransactionReceipt: ([h]) => ({ transactionHash: h, status: '0x0', gasUsed: '0x5208', contractAddress: null }),
+  })
+  t.teardown(() => node.close())
+  const h = harness(t, redisServer.url, { ws: [node.wsUrl], http: anvil.url })
+  const watch = await h.createWatch({ type: 'evm.transactions', filter: { from: [sender], status: 'failed' } })
+  const sub = await h.startSubscriber()
+  await h.caughtUp(sub, 1)
+  const [record] = await h.records(watch.id)
+  t.same(record!.data.transaction, tx)
+  t.same(record!.data.receipt, { status: 'failed', gasUsed: '21000', contractAddress: null })
+  t.same(node.requests.filter((r) => r.method.endsWith('Receipts') || r.method.endsWith('Receipt')).map((r) => r.method),
+    ['eth_getBlockReceipts', 'eth_getTransactionReceipt'])
+})

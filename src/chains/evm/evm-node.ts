@@ -87,7 +87,9 @@ export class EvmNode {
         }
         return byHash
       } catch (err) {
-        if (!isRpcError(err, 'BH_RPC_ERROR') || (err.rpcCode !== -32601 && err.rpcCode !== -32602)) throw err
+        const unsupported = isRpcError(err, 'BH_RPC_ERROR')
+          && (err.rpcCode === -32601 || err.rpcCode === -32602 || /method .*(not (found|supported|available)|does not exist)/i.test(err.message))
+        if (!unsupported) throw err
         this.#log.info('the node has no eth_getBlockReceipts, reading receipts one by one')
         this.#blockReceipts = false
       }
