@@ -42,6 +42,11 @@ export function redisKeys(prefix: string) {
     /** Replay requests for the subscriber (a stream per chain). */
     chainReplays: (chain: string) => `${p}:chain:${chain}:replays`,
     /**
+     * Hash: field = block hash, value = JSON {number, parentHash, emitted: [webhook-id]} of the
+     * unfinalized blocks the EVM follower keeps, so a reorg found after a restart can still retract.
+     */
+    chainRecentBlocks: (chain: string) => `${p}:chain:${chain}:recent-blocks`,
+    /**
      * Hash per Solana chain: field = SHA-256 of a subscription's key, value = what gap recovery
      * resumes from (the last logs signature, or the hash of the last account state, delivered).
      */
