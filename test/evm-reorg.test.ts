@@ -68,3 +68,38 @@ t.test('a reorg retracts what dropped blocks delivered; a confirmations-3 watch 
   const numbers = blockRecords.filter((r) => r.type === 'evm.block').map((r) => (r.data.block as { number: number }).number)
   t.same(numbers, [start, droppedBlock, droppedBlock, droppedBlock + 1, droppedBlock + 2, droppedBlock + 3])
 })
+
+t.test('a reorg that happens while the subscriber is stopped is retracted after it starts, and nothing is queued twice', async (t) => {
+  const h = harness(t, redisServer.url, { ws: [anvil.wsUrl], http: anvil.url })
+  const instant = await h.createWatch({ type: 'evm.logs', filter: { address: token, topics: [TRANSFER_TOPIC] } })
+  const confirmed = await h.createWatch({ type: 'evm.logs', filter: { address: token, topics: [TRANSFER_TOPIC] }, confirmations: 2 })
+  const first = await h.startSubscriber()
+  await h.caughtUp(first, await h.mine())
+  const snapshot = await rpc<string>(anvil.url, 'evm_snapshot')
+  const dropped = await send(clients, token, 'TestToken', 'transfer', [BOB, 5n])
+  const droppedBlock = await h.mine()
+  await h.caughtUp(first, droppedBlock)
+  await first.close()
+
+  const droppedHash = ((await h.records(instant.id))[0]!.data.block as { hash: string }).hash
+  await rpc(anvil.url, 'evm_revert', [snapshot])
+  t.equal(await rpc(anvil.url, 'eth_getBlockByHash', [droppedHash, false]), null,
+    'the node has forgotten the dropped block: only what blockhook kept can retract it')
+  const kept = await send(clients, token, 'TestToken', 'transfer', [CAROL, 7n])
+  await h.mine()
+  await h.mine()
+  const head = await h.mine()
+  const second = await h.startSubscriber()
+  await h.caughtUp(second, head)
+
+  t.same((await h.records(instant.id)).map((r) => [r.type, (r.data.log as Log).transactionHash]), [
+    ['evm.log', dropped],
+    ['evm.log.removed', dropped],
+    ['evm.log', kept],
+  ])
+  t.same((await h.records(confirmed.id)).map((r) => [r.type, (r.data.log as Log).transactionHash]), [['evm.log', kept]])
+  await second.close()
+  const third = await h.startSubscriber()
+  await h.caughtUp(third, await h.mine())
+  t.equal((await h.records(instant.id)).length, 3, 'a restart after the reorg queues nothing again')
+})

@@ -3,7 +3,10 @@
  * sync-realtime). `wake()` (a head, a reconnect, a timer) runs one `sync`, never two at once.
  *
  * State: `cursor` = the last block whose ready events are all queued, and `window` = the recent
- * blocks up to the cursor, each with its matches, linked by parent hash.
+ * blocks up to the cursor, linked by parent hash, each with the `webhook-id`s it has emitted and
+ * the matches still waiting for confirmations. The window (without the waiting matches, which are
+ * re-matched from the node) is kept in Redis too, so a reorg noticed after a restart, even one
+ * whose dropped blocks the node no longer serves, still retracts what they emitted.
  *
  * Each sync reads the head, then handles the blocks after the cursor in chunks, in order, with one
  * of three cases per block:
@@ -11,7 +14,8 @@
  *   0, and older blocks' events now deep enough), push it on the window;
  * - `reorg`: its parent is not the cursor (or the cursor is no longer canonical): pop window
  *   blocks until one is canonical again (the common ancestor), queueing `*.removed` for every
- *   event of a dropped block that was delivered, then go on from the ancestor;
+ *   event a dropped block emitted (built from its stored delivery record), then go on from the
+ *   ancestor;
  * - `finalize`: blocks deeper than the window (max confirmations + a margin) leave it.
  *
  * Invariants: the cursor saved in Redis moves only after the events up to it are queued; queueing
@@ -37,6 +41,21 @@ export interface CursorStore {
   save(cursor: Cursor): Promise<void>
 }
 
+/** A window block as kept in Redis. */
+export interface RecentBlock {
+  number: number
+  hash: string
+  parentHash: string
+  emitted: string[]
+}
+
+export interface RecentBlockStore {
+  /** Every stored block, by hash. */
+  load(): Promise<Map<string, RecentBlock>>
+  /** Writes `blocks` (whole) and forgets the blocks `forget` names. */
+  save(blocks: readonly RecentBlock[], forget: readonly string[]): Promise<void>
+}
+
 export interface FollowerDeps {
   chain: string
   node: EvmNode
@@ -44,8 +63,9 @@ export interface FollowerDeps {
   cursors: CursorStore
   /** Queues events durably; resolves only once they are. */
   emit(events: MatchedEvent[]): Promise<void>
-  /** Which of these `webhook-id`s were queued before (their record exists). */
-  wereEmitted(ids: readonly string[]): Promise<boolean[]>
+  recentBlocks: RecentBlockStore
+  /** The events behind these `webhook-id`s, as stored when queued (missing ones left out). */
+  emittedEvents(ids: readonly string[]): Promise<MatchedEvent[]>
   logger: Logger
   /** Called once when a cursor write finds the lease gone: the follower has stopped. */
   onLeaseLost(): void
@@ -62,10 +82,13 @@ interface WindowBlock {
   number: number
   hash: string
   parentHash: string
-  matches: EvmMatch[]
+  emitted: Set<string>
   /** Matches still waiting for their confirmations. */
   waiting: EvmMatch[]
 }
+
+const stored = (b: WindowBlock): RecentBlock =>
+  ({ number: b.number, hash: b.hash, parentHash: b.parentHash, emitted: [...b.emitted] })
 
 const RETRY_INITIAL_MS = 500
 const RETRY_MAX_MS = 15_000
@@ -75,6 +98,9 @@ export class BlockFollower {
   readonly #log: Logger
   #cursor: Cursor | undefined
   #window: WindowBlock[] = []
+  /** Window changes not yet written to the recent-block store. */
+  readonly #dirty = new Set<WindowBlock>()
+  #forget: string[] = []
   #initialized = false
   #running: Promise<void> | undefined
   #again = false
@@ -150,6 +176,8 @@ export class BlockFollower {
   async #init(): Promise<void> {
     const saved = await this.#d.cursors.load()
     this.#window = []
+    this.#dirty.clear()
+    this.#forget = []
     if (!saved) {
       // First start: begin at the head, i.e. with the head block itself.
       const head = await this.#d.node.header('latest')
@@ -159,37 +187,41 @@ export class BlockFollower {
     } else {
       this.#cursor = saved
       this.#markSaved(saved)
-      await this.#rebuildWindow(saved)
+      await this.#restoreWindow(saved)
       this.#log.info({ cursor: saved.number, window: this.#window.length }, 'resuming from the saved cursor')
     }
     this.#initialized = true
   }
 
   /**
-   * Re-reads the blocks behind the cursor by parent hash (so even a branch the node has since
-   * dropped) and re-matches them: this restores what a reorg must retract and the events still
-   * waiting for confirmations, which were not queued before the restart.
+   * The stored blocks linked back from the cursor. Those the node still has are re-matched to
+   * restore the events still waiting for confirmations (never queued before the stop); a block it
+   * no longer has is off the chain, and its waiting events are void. Stored blocks not linked to
+   * the cursor (written after it by a run that stopped before moving it) are forgotten.
    */
-  async #rebuildWindow(cursor: Cursor): Promise<void> {
-    const blocks: RpcBlock[] = []
-    let hash = cursor.hash
-    for (let i = 0; i < this.#windowSize(); i++) {
-      const block = await this.#d.node.blockByHash(hash, this.#d.index.needsTransactions())
-      if (!block) break
-      blocks.unshift(block)
-      if (hexToNumber(block.number) === 0) break
-      hash = block.parentHash
+  async #restoreWindow(cursor: Cursor): Promise<void> {
+    const stored = await this.#d.recentBlocks.load()
+    const chain: RecentBlock[] = []
+    for (let at = stored.get(cursor.hash); at && chain.length < this.#windowSize(); at = stored.get(at.parentHash)) {
+      chain.unshift(at)
     }
-    const datas = await this.#mapBounded(blocks, (block) => this.#complete(block))
-    for (const data of datas) {
-      const number = hexToNumber(data.block.number)
-      const matches = this.#d.index.matchBlock(data, this.#d.now())
-      const depth = cursor.number - number
-      this.#window.push({
-        number, hash: data.block.hash, parentHash: data.block.parentHash, matches,
-        waiting: matches.filter((m) => m.confirmations > depth),
+    const linked = new Set(chain.map((b) => b.hash))
+    this.#forget = [...stored.keys()].filter((hash) => !linked.has(hash))
+    const deferred = this.#d.index.maxConfirmations() > 0
+    const datas = deferred
+      ? await this.#mapBounded(chain, async (b) => {
+        const block = await this.#d.node.blockByHash(b.hash, this.#d.index.needsTransactions())
+        return block ? this.#complete(block) : undefined
       })
-    }
+      : []
+    chain.forEach((b, i) => {
+      const data = datas[i]
+      const depth = cursor.number - b.number
+      const waiting = data
+        ? this.#d.index.matchBlock(data, this.#d.now()).filter((m) => m.confirmations > depth && !b.emitted.includes(m.event.id))
+        : []
+      this.#window.push({ number: b.number, hash: b.hash, parentHash: b.parentHash, emitted: new Set(b.emitted), waiting })
+    })
   }
 
   // --- sync ---------------------------------------------------------------------------------------
@@ -257,7 +289,11 @@ export class BlockFollower {
     const matches = this.#d.index.matchBlock(data, this.#d.now())
     const ready = matches.filter((m) => m.confirmations === 0).map((m) => m.event)
     const waiting = matches.filter((m) => m.confirmations > 0)
-    this.#window.push({ number, hash: data.block.hash, parentHash: data.block.parentHash, matches, waiting })
+    const added: WindowBlock = {
+      number, hash: data.block.hash, parentHash: data.block.parentHash, emitted: new Set(ready.map((e) => e.id)), waiting,
+    }
+    this.#window.push(added)
+    this.#dirty.add(added)
     this.#cursor = { number, hash: data.block.hash }
     for (const block of this.#window) {
       if (block.waiting.length === 0) continue
@@ -265,20 +301,35 @@ export class BlockFollower {
       block.waiting = block.waiting.filter((m) => {
         if (m.confirmations > depth) return true
         // Only while the watch is still active: a paused or deleted watch gets nothing late.
-        if (this.#d.index.get(m.event.watchId)) ready.push(m.event)
+        if (this.#d.index.get(m.event.watchId)) {
+          ready.push(m.event)
+          block.emitted.add(m.event.id)
+          this.#dirty.add(block)
+        }
         return false
       })
     }
     // Case `finalize`.
     const keep = this.#windowSize()
-    while (this.#window.length > 0 && this.#window[0]!.number <= number - keep) this.#window.shift()
+    while (this.#window.length > 0 && this.#window[0]!.number <= number - keep) this.#drop(this.#window.shift()!)
     return ready
   }
 
+  #drop(block: WindowBlock): void {
+    this.#dirty.delete(block)
+    this.#forget.push(block.hash)
+  }
+
+  /** Queues the events, then records the window, then moves the cursor: in that order. */
   async #flush(events: MatchedEvent[]): Promise<void> {
     const cursor = this.#cursor!
-    if (events.length === 0 && cursor.hash === this.#saved?.hash) return
+    if (events.length === 0 && this.#dirty.size === 0 && this.#forget.length === 0 && cursor.hash === this.#saved?.hash) return
     if (events.length > 0) await this.#d.emit(events)
+    if (this.#dirty.size > 0 || this.#forget.length > 0) {
+      await this.#d.recentBlocks.save([...this.#dirty].map(stored), this.#forget)
+      this.#dirty.clear()
+      this.#forget = []
+    }
     await this.#d.cursors.save(cursor)
     this.#markSaved(cursor)
   }
@@ -311,7 +362,7 @@ export class BlockFollower {
         break
       }
       dropped.push(tip)
-      this.#window.pop()
+      this.#drop(this.#window.pop()!)
       this.#cursor = { number: tip.number - 1, hash: tip.parentHash }
     }
     if (!ancestorFound) {
@@ -322,13 +373,10 @@ export class BlockFollower {
       this.#log.error({ at, dropped: dropped.length }, 'reorg deeper than the blocks kept: older events cannot be retracted')
       this.#cursor = { number: at, hash: canonical.hash }
     }
-    const candidates = dropped.flatMap((b) => b.matches.map((m) => m.event))
-    const emitted = candidates.length > 0 ? await this.#d.wereEmitted(candidates.map((e) => e.id)) : []
+    const emittedIds = dropped.flatMap((b) => [...b.emitted])
+    const emitted = emittedIds.length > 0 ? await this.#d.emittedEvents(emittedIds) : []
     const now = this.#d.now()
-    const removals = candidates
-      .filter((_, i) => emitted[i])
-      .map((e) => removedEvent(e, now))
-      .filter((e): e is MatchedEvent => e !== undefined)
+    const removals = emitted.map((e) => removedEvent(e, now)).filter((e): e is MatchedEvent => e !== undefined)
     this.#log.warn({ dropped: dropped.map((b) => b.number), retracted: removals.length, ancestor: this.#cursor!.number }, 'reorg')
     await this.#flush(removals)
   }

@@ -21,6 +21,7 @@ import { RpcSocket, type RpcSocketOptions, type RpcSubscription } from '../rpc-s
 import { BlockFollower, type FollowerDeps } from './block-follower.js'
 import { EvmNode } from './evm-node.js'
 import { PendingTransactions } from './pending-transactions.js'
+import { RedisRecentBlocks, storedEvents } from './recent-blocks.js'
 import { ReplayConsumer } from './replays.js'
 import { parseHead } from './rpc-types.js'
 import { EvmWatchIndex } from './watch-index.js'
@@ -132,10 +133,8 @@ export class EvmChain implements ChainDriver {
     const follower = new BlockFollower({
       chain: chain.id, node: this.#node, index, logger: this.#log, emit,
       cursors: new RedisCursorStore(redis, keys.chainCursor(chain.id), lease),
-      wereEmitted: async (ids) => {
-        const results = (await ids.reduce((p, id) => p.exists(keys.delivery(id)), redis.pipeline()).exec()) ?? []
-        return results.map(([err, n]) => { if (err) throw err; return n === 1 })
-      },
+      recentBlocks: new RedisRecentBlocks(redis, keys.chainRecentBlocks(chain.id), this.#log),
+      emittedEvents: (ids) => storedEvents(redis, keys, ids),
       onLeaseLost,
       onHead: (head) => {
         this.#d.metrics.chainHead.set({ chain: chain.id }, head.number)

@@ -1,0 +1,63 @@
+/**
+ * The follower's window in Redis (`keys.chainRecentBlocks`) and the stored events its blocks
+ * emitted: what a reorg noticed after a restart needs to retract, even when the node has already
+ * forgotten the dropped blocks.
+ */
+import type { Redis } from 'ioredis'
+import type { Logger } from 'pino'
+import { recordFromHash, type MatchedEvent } from '../../delivery/delivery-record.js'
+import type { RedisKeys } from '../../storage/keys.js'
+import type { RecentBlock, RecentBlockStore } from './block-follower.js'
+
+export class RedisRecentBlocks implements RecentBlockStore {
+  readonly #redis: Redis
+  readonly #key: string
+  readonly #log: Logger
+
+  constructor(redis: Redis, key: string, logger: Logger) {
+    this.#redis = redis
+    this.#key = key
+    this.#log = logger
+  }
+
+  async load(): Promise<Map<string, RecentBlock>> {
+    const blocks = new Map<string, RecentBlock>()
+    for (const [hash, raw] of Object.entries(await this.#redis.hgetall(this.#key))) {
+      try {
+        const b = JSON.parse(raw) as RecentBlock
+        if (Number.isSafeInteger(b.number) && typeof b.parentHash === 'string' && Array.isArray(b.emitted)) {
+          blocks.set(hash, { ...b, hash })
+          continue
+        }
+      } catch {
+        // fall through: logged below
+      }
+      this.#log.warn({ hash }, 'unreadable recent block entry skipped')
+    }
+    return blocks
+  }
+
+  async save(blocks: readonly RecentBlock[], forget: readonly string[]): Promise<void> {
+    const multi = this.#redis.multi()
+    if (forget.length > 0) multi.hdel(this.#key, ...forget)
+    for (const b of blocks) {
+      multi.hset(this.#key, b.hash, JSON.stringify({ number: b.number, parentHash: b.parentHash, emitted: b.emitted }))
+    }
+    await multi.exec()
+  }
+}
+
+/** The events behind `webhook-id`s, from their delivery records (missing ones left out). */
+export async function storedEvents(redis: Redis, keys: RedisKeys, ids: readonly string[]): Promise<MatchedEvent[]> {
+  const pipeline = redis.pipeline()
+  for (const id of ids) pipeline.hgetall(keys.delivery(id))
+  const events: MatchedEvent[] = []
+  for (const [err, hash] of (await pipeline.exec()) ?? []) {
+    if (err) throw err
+    const record = recordFromHash(hash as Record<string, string>)
+    if (!record) continue
+    const { id, watchId, tenantId, chain, type, timestamp, data, firstSeenAt } = record
+    events.push({ id, watchId, tenantId, chain, type, timestamp, data, firstSeenAt })
+  }
+  return events
+}
