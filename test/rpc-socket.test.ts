@@ -134,3 +134,25 @@ t.test('garbage frames are skipped and a notification that beats its id is not l
   t.equal(await s.request('eth_chainId'), '0x1')
   t.equal(s.reconnects, 0)
 })
+
+t.test('onLive runs on every acceptance of a subscription, ahead of the notifications of that connection', async (t) => {
+  let accepted = 0
+  const node = await startFakeNode({
+    eth_subscribe: (_params, connection) => {
+      accepted++
+      // Sent before the answer: the socket holds it until the subscription id is known.
+      connection.notify('0xabc', { number: `0x${accepted}` })
+      return '0xabc'
+    },
+  })
+  t.teardown(() => node.close())
+  const proxy = await startTcpProxy(Number(new URL(node.wsUrl).port))
+  t.teardown(() => proxy.close())
+  const s = socket(t, [proxy.wsUrl])
+  const seen = collector()
+  s.subscribe(NEW_HEADS, (head) => seen.push(head), () => seen.push('live'))
+  await seen.until(2)
+  proxy.cut()
+  await seen.until(4)
+  t.same(seen.seen, ['live', { number: '0x1' }, 'live', { number: '0x2' }], 'first acceptance and the renewal, each before its notification')
+})

@@ -104,6 +104,7 @@ interface SubscriptionEntry {
   /** The node's id on the current connection, once known. */
   serverId: string | undefined
   markReady: () => void
+  onLive: (() => void) | undefined
   closed: boolean
 }
 
@@ -221,11 +222,14 @@ export class RpcSocket {
   /**
    * Registers a subscription that is kept across reconnects. Notifications reach
    * `onNotification` with the notification's `result`, unvalidated: the caller checks its shape.
+   * `onLive` runs each time a node accepts the subscription (first time and every renewal),
+   * before any notification of that connection reaches `onNotification`: where a caller fills
+   * the gap the renewal left, once per connection and ahead of what follows it.
    */
-  subscribe(request: SubscribeRequest, onNotification: (result: unknown) => void): RpcSubscription {
+  subscribe(request: SubscribeRequest, onNotification: (result: unknown) => void, onLive?: () => void): RpcSubscription {
     let markReady!: () => void
     const ready = new Promise<void>((resolve) => { markReady = resolve })
-    const entry: SubscriptionEntry = { request, onNotification, serverId: undefined, markReady, closed: false }
+    const entry: SubscriptionEntry = { request, onNotification, serverId: undefined, markReady, onLive, closed: false }
     this.#subscriptions.add(entry)
     if (this.#open && this.#ws) {
       void this.#establish(this.#ws, entry).catch((err: unknown) => {
@@ -404,6 +408,11 @@ export class RpcSocket {
     }
     entry.serverId = serverId
     this.#byServerId.set(serverId, entry)
+    try {
+      entry.onLive?.()
+    } catch (err) {
+      this.#log.error({ err, method: entry.request.method }, 'onLive threw')
+    }
     const early = this.#early.get(serverId)
     if (early) {
       this.#early.delete(serverId)
