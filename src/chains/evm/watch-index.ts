@@ -169,14 +169,11 @@ export class EvmWatchIndex {
   readonly #pendingByTo = new MultiMap<PendingEntry>()
   readonly #pendingAny = new Set<PendingEntry>()
   readonly #pendingEntries = new Map<string, PendingEntry>()
+  #maxConfirmations: number | undefined
 
   constructor(chain: string, defaultConfirmations: number) {
     this.#chain = chain
     this.#defaultConfirmations = defaultConfirmations
-  }
-
-  get size(): number {
-    return this.#watches.size
   }
 
   get pendingWatchCount(): number {
@@ -189,9 +186,13 @@ export class EvmWatchIndex {
 
   /** The deepest confirmations any watch waits for: how many blocks the follower must keep. */
   maxConfirmations(): number {
-    let max = this.#defaultConfirmations
-    for (const watch of this.#watches.values()) max = Math.max(max, this.confirmationsOf(watch))
-    return max
+    // Asked once per block; recomputed only after a watch changed.
+    if (this.#maxConfirmations === undefined) {
+      let max = this.#defaultConfirmations
+      for (const watch of this.#watches.values()) max = Math.max(max, this.confirmationsOf(watch))
+      this.#maxConfirmations = max
+    }
+    return this.#maxConfirmations
   }
 
   confirmationsOf(watch: Watch): number {
@@ -201,6 +202,7 @@ export class EvmWatchIndex {
   /** Indexes an active EVM watch (replacing its previous version); any other is removed. */
   upsert(watch: Watch): void {
     this.remove(watch.id)
+    this.#maxConfirmations = undefined
     if (watch.status !== 'active' || watch.chain !== this.#chain) return
     switch (watch.type) {
       case 'evm.logs': this.#addLogs(watch); break
@@ -219,6 +221,7 @@ export class EvmWatchIndex {
     const watch = this.#watches.get(watchId)
     if (!watch) return
     this.#watches.delete(watchId)
+    this.#maxConfirmations = undefined
     switch (watch.type) {
       case 'evm.logs': {
         const entry = this.#logEntries.get(watchId)!
