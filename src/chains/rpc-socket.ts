@@ -403,7 +403,9 @@ export class RpcSocket {
     if (ws !== this.#ws) return
     if (entry.closed) {
       // Unsubscribed while the request was in flight: release it on the node too.
-      void this.#send(ws, entry.request.unsubscribeMethod, [result], this.#options.requestTimeoutMs).catch(() => undefined)
+      void this.#send(ws, entry.request.unsubscribeMethod, [result], this.#options.requestTimeoutMs).catch((err: unknown) => {
+        this.#log.debug({ err, method: entry.request.unsubscribeMethod }, 'late unsubscribe failed')
+      })
       return
     }
     entry.serverId = serverId

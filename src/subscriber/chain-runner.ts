@@ -91,7 +91,7 @@ export class ChainRunner {
       this.#log.warn({ err }, 'lease step failed')
       if (this.#leading) {
         await this.#stepDown('error while leading')
-        await this.#lease.release().catch(() => undefined)
+        await this.#lease.release().catch((releaseErr: unknown) => this.#log.warn({ err: releaseErr }, 'could not release the lease; it expires'))
       }
     }
   }

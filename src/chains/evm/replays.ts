@@ -55,9 +55,10 @@ export class ReplayConsumer {
   }
 
   async #run(): Promise<void> {
-    let position = (await this.#d.redis.hget(this.#d.cursorKey, POSITION_FIELD).catch(() => null)) ?? '0-0'
+    let position: string | undefined
     while (!this.#abort.signal.aborted) {
       try {
+        position ??= (await this.#d.redis.hget(this.#d.cursorKey, POSITION_FIELD)) ?? '0-0'
         const reply = (await this.#d.reader.xread('COUNT', 10, 'BLOCK', 500, 'STREAMS', this.#d.streamKey, position)) as
           | [string, [string, string[]][]][] | null
         for (const [id, fields] of reply?.[0]?.[1] ?? []) {
