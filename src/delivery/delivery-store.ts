@@ -21,28 +21,50 @@ const MAX_SCANNED_PER_LIST = 1_000
 
 export const deliveryNotFound = () => new BlockhookError('BH_DELIVERY_NOT_FOUND', 'delivery not found', 404)
 
-/** KEYS: record, sequence, log, stats, pending set, watch. ARGV[11]: replay job id or ''. */
-const STORE_RECORD = `
-local status = redis.call('HGET', KEYS[1], 'status')
-if status then
-  if ARGV[11] == '' or status == 'pending' then return {status, redis.call('HGET', KEYS[1], 'jobId') or ARGV[1]} end
-  redis.call('HSET', KEYS[1], 'status', 'pending', 'nextAttemptAt', '', 'jobId', ARGV[11])
-  redis.call('PERSIST', KEYS[1])
-  redis.call('SADD', KEYS[5], ARGV[1])
-  if redis.call('EXISTS', KEYS[6]) == 1 then redis.call('HINCRBY', KEYS[4], 'pending', 1) end
-  return {'replayed', ARGV[11]}
+/**
+ * Stores a batch of events, each as the one-event case did: KEYS are 6 per event (record,
+ * sequence, log, stats, pending set, watch); ARGV[1], ARGV[2] are createdAt (ISO) and now ms, then
+ * 9 per event: id, watchId, tenantId, chain, type, timestamp, data, firstSeenAt, replay job id or ''.
+ * Returns {outcome, jobId} per event, flattened. One script per batch, not per event: the per-call
+ * cost (script lookup, argument conversion, a reply each) was a third of Redis's time per event.
+ */
+const STORE_RECORDS = `
+local replies = {}
+for e = 0, #KEYS / 6 - 1 do
+  local k, a = e * 6, 2 + e * 9
+  local record, id, replayJobId = KEYS[k + 1], ARGV[a + 1], ARGV[a + 9]
+  local status = redis.call('HGET', record, 'status')
+  if status then
+    if replayJobId == '' or status == 'pending' then
+      replies[#replies + 1] = status
+      replies[#replies + 1] = redis.call('HGET', record, 'jobId') or id
+    else
+      redis.call('HSET', record, 'status', 'pending', 'nextAttemptAt', '', 'jobId', replayJobId)
+      redis.call('PERSIST', record)
+      redis.call('SADD', KEYS[k + 5], id)
+      if redis.call('EXISTS', KEYS[k + 6]) == 1 then redis.call('HINCRBY', KEYS[k + 4], 'pending', 1) end
+      replies[#replies + 1] = 'replayed'
+      replies[#replies + 1] = replayJobId
+    end
+  else
+    local jobId = replayJobId
+    if jobId == '' then jobId = id end
+    local sequence = redis.call('INCR', KEYS[k + 2])
+    redis.call('HSET', record, 'id', id, 'watchId', ARGV[a + 2], 'tenantId', ARGV[a + 3], 'chain', ARGV[a + 4],
+      'type', ARGV[a + 5], 'timestamp', ARGV[a + 6], 'data', ARGV[a + 7], 'firstSeenAt', ARGV[a + 8], 'createdAt', ARGV[1],
+      'sequence', sequence, 'status', 'pending', 'attempts', '[]', 'nextAttemptAt', '', 'jobId', jobId)
+    redis.call('ZADD', KEYS[k + 3], ARGV[2], id)
+    redis.call('SADD', KEYS[k + 5], id)
+    redis.call('HINCRBY', KEYS[k + 4], 'matched', 1)
+    redis.call('HINCRBY', KEYS[k + 4], 'pending', 1)
+    replies[#replies + 1] = 'new'
+    replies[#replies + 1] = jobId
+  end
 end
-local jobId = ARGV[11]
-if jobId == '' then jobId = ARGV[1] end
-local sequence = redis.call('INCR', KEYS[2])
-redis.call('HSET', KEYS[1], 'id', ARGV[1], 'watchId', ARGV[2], 'tenantId', ARGV[3], 'chain', ARGV[4],
-  'type', ARGV[5], 'timestamp', ARGV[6], 'data', ARGV[7], 'firstSeenAt', ARGV[8], 'createdAt', ARGV[9],
-  'sequence', sequence, 'status', 'pending', 'attempts', '[]', 'nextAttemptAt', '', 'jobId', jobId)
-redis.call('ZADD', KEYS[3], ARGV[10], ARGV[1])
-redis.call('SADD', KEYS[5], ARGV[1])
-redis.call('HINCRBY', KEYS[4], 'matched', 1)
-redis.call('HINCRBY', KEYS[4], 'pending', 1)
-return {'new', jobId}`
+return replies`
+
+/** Events per STORE_RECORDS call: bounds how long one call holds Redis (~5 ms at ~25 µs per event). */
+const STORE_BATCH = 200
 
 /** KEYS: record, pending set, stats, watch. Returns the status it had. */
 const REQUEUE_FAILED = `
@@ -146,20 +168,27 @@ export class DeliveryStore {
   /** Stores each event once (see delivery-queue.ts); with `replayJobIds`, finished records go back to pending. */
   async storeMatched(events: readonly MatchedEvent[], replayJobIds: readonly string[] | undefined, nowMs: number): Promise<StoredRecord[]> {
     const k = this.#keys
+    const createdAt = new Date(nowMs).toISOString()
     const pipeline = this.#redis.pipeline()
-    events.forEach((e, i) => {
-      pipeline.eval(
-        STORE_RECORD, 6,
-        k.delivery(e.id), k.watchSequence(e.watchId), k.watchDeliveries(e.watchId), k.watchStats(e.watchId),
-        k.watchPendingDeliveries(e.watchId), k.watch(e.watchId),
-        e.id, e.watchId, e.tenantId, e.chain, e.type, e.timestamp, JSON.stringify(e.data),
-        e.firstSeenAt, new Date(nowMs).toISOString(), nowMs, replayJobIds?.[i] ?? '',
-      )
-    })
-    return ((await pipeline.exec()) ?? []).map(([err, reply]) => {
+    for (let from = 0; from < events.length; from += STORE_BATCH) {
+      const batch = events.slice(from, from + STORE_BATCH)
+      const keys: string[] = []
+      const args: (string | number)[] = [createdAt, nowMs]
+      batch.forEach((e, i) => {
+        keys.push(
+          k.delivery(e.id), k.watchSequence(e.watchId), k.watchDeliveries(e.watchId), k.watchStats(e.watchId),
+          k.watchPendingDeliveries(e.watchId), k.watch(e.watchId),
+        )
+        args.push(e.id, e.watchId, e.tenantId, e.chain, e.type, e.timestamp, JSON.stringify(e.data), e.firstSeenAt, replayJobIds?.[from + i] ?? '')
+      })
+      pipeline.eval(STORE_RECORDS, keys.length, ...keys, ...args)
+    }
+    return ((await pipeline.exec()) ?? []).flatMap(([err, reply]) => {
       if (err) throw err
-      const [outcome, jobId] = reply as [StoredRecord['outcome'], string]
-      return { outcome, jobId }
+      const flat = reply as string[]
+      const stored: StoredRecord[] = []
+      for (let i = 0; i + 1 < flat.length; i += 2) stored.push({ outcome: flat[i] as StoredRecord['outcome'], jobId: flat[i + 1]! })
+      return stored
     })
   }
 
