@@ -47,7 +47,7 @@ interface Payload {
   }
 }
 
-interface Accepted { path: string; body: string; payload: Payload }
+interface Accepted { path: string; body: string; payload: Payload; headers: IncomingHttpHeaders }
 
 /**
  * What a new user writes: one path per watch, each verified with that watch's secret before
@@ -101,7 +101,7 @@ async function startUserReceiver() {
         return
       }
       if (accepted.has(id)) duplicates++
-      else accepted.set(id, { path: req.url!, body: raw, payload })
+      else accepted.set(id, { path: req.url!, body: raw, payload, headers: req.headers })
       res.writeHead(200).end()
       notify()
     })
@@ -399,6 +399,7 @@ t.test('a session of transfers, a reorg, a subscriber restart and a receiver out
 
   const byIdentity = new Map<string, { id: string } & Accepted>()
   for (const [id, entry] of receiver.accepted) {
+    t.match(entry.headers, { 'content-type': 'application/json', 'user-agent': /^blockhook\/\d+\.\d+\.\d+/, 'webhook-timestamp': /^\d+$/ }, `${id} headers`)
     const { type, data } = entry.payload
     t.equal(data.watchId, watchIds[watchOfPath.get(entry.path)!], `${id} came to its watch's URL`)
     byIdentity.set(identity(type, data.eventKey, data.block.hash), { id, ...entry })
