@@ -83,8 +83,11 @@ async function harness(t: Test, options: { http?: boolean } = {}) {
     redis.disconnect()
   })
 
-  /** A subscriber process for the chain: connects, takes the lease, leads. */
-  async function startChain(overrides: Pick<SolanaChainDeps, 'http'> = {}): Promise<SolanaChain> {
+  /**
+   * A subscriber process for the chain: connects, takes the lease, leads. With `connectedFirst`,
+   * it leads only once its connection is open, as a standby taking over does.
+   */
+  async function startChain(overrides: Pick<SolanaChainDeps, 'http'> = {}, { connectedFirst = false } = {}): Promise<SolanaChain> {
     const chain = new SolanaChain({
       chain: config.chains[0]!, redis, keys, store, deliveryQueue: queue, metrics, logger: pino({ level: 'silent' }),
       socket: { backoffInitialMs: 10, backoffMaxMs: 50, requestTimeoutMs: 5_000 },
@@ -92,7 +95,9 @@ async function harness(t: Test, options: { http?: boolean } = {}) {
       ...overrides,
     })
     chains.push(chain)
+    const connected = new Promise<void>((resolve) => chain.socket.on('connected', () => resolve()))
     chain.start()
+    if (connectedFirst) await connected
     if (!(await lease.acquire())) throw new Error('lease taken')
     await chain.lead(lease, () => t.fail('lease lost'))
     return chain
@@ -299,6 +304,27 @@ t.test('a last signature the node no longer lists (a dropped fork) bounds the ga
   t.same(h.node.httpRequests.filter((r) => r.method === 'getTransaction').map((r) => r.params?.[0]), [SIGS[3]])
   t.same(h.node.httpRequests.filter((r) => r.method === 'getSignaturesForAddress').map((r) => (r.params?.[1] as { commitment: string }).commitment),
     ['confirmed', 'confirmed'], 'the http methods get the nearest commitment they serve')
+})
+
+t.test('a standby taking the lease on an open connection reads each history once, after the node accepted the subscription', async (t) => {
+  const h = await harness(t)
+  h.node.addTransaction({ signature: SIGS[0]!, slot: 100, accountKeys: [MENTIONED], logs: [] })
+  h.node.setAccount(ACCOUNT, { slot: 100, value: result('account-notification').value })
+  await h.addWatch('solana.logs', { mentions: [MENTIONED] })
+  await h.addWatch('solana.account', { account: ACCOUNT })
+  const chain = await h.startChain({}, { connectedFirst: true })
+  const logsSub = await h.node.waitForSubscription('logsSubscribe')
+  await h.node.waitForHttpRequest('getSignaturesForAddress')
+  await h.node.waitForHttpRequest('getAccountInfo')
+  // Anything queued at the acceptance is ahead of this notification, so it has run once it is delivered.
+  h.node.notify(logsSub, { context: { slot: 101 }, value: { signature: SIGS[1], err: null, logs: [] } })
+  await h.queue.waitFor((e) => e.data.slot === 101)
+  await chain.leader!.idle()
+  const reads = (method: string) => h.node.httpRequests.filter((r) => r.method === method)
+  t.same(reads('getSignaturesForAddress').map((r) => r.params?.[1]), [{ commitment: 'confirmed', limit: 1 }],
+    'the logs history is started once, from the head')
+  t.equal(reads('getAccountInfo').length, 1, 'the account state is noted once')
+  t.same(h.queue.events.map((e) => e.data.slot), [101])
 })
 
 t.test('stopping cuts a gap recovery short instead of waiting on a hung http endpoint', async (t) => {

@@ -76,9 +76,7 @@ export class SolanaChain implements ChainDriver {
       this.#log.warn({ reason }, 'connection lost: subscriptions will be renewed and gaps filled')
     })
     this.socket.on('connected', () => {
-      if (!this.#leadership) return
-      this.status.update(this.#connectionStatus())
-      this.#leadership.leader.catchUpAll()
+      if (this.#leadership) this.status.update(this.#connectionStatus())
     })
   }
 

@@ -1,8 +1,9 @@
 /**
  * What a Solana chain does while this process holds its lease: it is the sink of the chain's
  * watch set, keeps one node subscription per distinct request however many watches share it,
- * turns notifications into MatchedEvents on the delivery queue, and after every (re)connection
- * fills the gap from the chain's `http` endpoint.
+ * turns notifications into MatchedEvents on the delivery queue, and each time the node accepts a
+ * subscription (first start, lease takeover, every reconnect) fills its gap from the chain's
+ * `http` endpoint, once, queued ahead of that connection's notifications.
  *
  * Everything that touches Redis runs through one serial queue, so events reach the delivery
  * queue in the order the node sent them and a gap is delivered before what came after it.
@@ -125,16 +126,14 @@ export class SolanaLeader implements WatchSink {
   }
 
   /**
-   * Called once the watch set is loaded: subscribes the head, forgets the gap markers of
-   * subscriptions no watch needs any more, and fills the gaps now if already connected (else the
-   * `connected` event will).
+   * Called once the watch set is loaded: subscribes the head and forgets the gap markers of
+   * subscriptions no watch needs any more. Gaps are filled as the node accepts each subscription.
    */
   begin(): void {
     if (!this.#http) this.#log.warn('no http endpoint: logs, account and signature gaps after a reconnect cannot be filled')
     this.#apply(this.#registry.put(HEAD_HOLDER, slotSubscription(this.#d.chain.commitment)))
     const live = [...this.#open.values()].map((o) => o.subscription)
     this.#push(() => this.#d.markers.retainOnly(live))
-    if (this.#d.socket.connected) this.catchUpAll()
   }
 
   /** A watch of any status was created or changed: (re)subscribe it, or let it go if not active. */
@@ -180,14 +179,16 @@ export class SolanaLeader implements WatchSink {
       this.#push(() => this.#d.markers.delete(subscription))
     }
     for (const subscription of changes.open) {
-      const connectedAlready = this.#d.socket.connected
       const handle = this.#d.socket.subscribe(
         { method: subscription.method, params: subscription.params, unsubscribeMethod: subscription.unsubscribeMethod },
         (result) => this.#onNotification(subscription, result),
+        // A resubscription is not continuity: the gap is read once per acceptance, queued ahead of
+        // that connection's notifications. Read before the acceptance (a takeover on an open
+        // connection), it would leave a hole up to it; read twice, the second read would deliver
+        // ahead of live notifications what the live subscription covers.
+        () => this.#queueCatchUp(subscription),
       )
       this.#open.set(subscription.key, { subscription, handle })
-      // Opened on a live connection: no `connected` event will follow to start its history.
-      if (connectedAlready) void handle.ready.then(() => this.#queueCatchUp(subscription))
     }
     if (changes.open.length + changes.close.length > 0) this.#d.onSubscriptionsChanged()
   }
@@ -292,11 +293,6 @@ export class SolanaLeader implements WatchSink {
   }
 
   // --- gap recovery -----------------------------------------------------------------------------
-
-  /** After every (re)connection: a resubscription is not continuity. */
-  catchUpAll(): void {
-    for (const { subscription } of this.#open.values()) this.#queueCatchUp(subscription)
-  }
 
   #queueCatchUp(subscription: SolanaSubscription): void {
     if (!this.#http || this.#stopping.signal.aborted) return
