@@ -4,6 +4,8 @@
  * records and BullMQ jobs in Redis). Beside it, in the same run, a plain sequential eth_getLogs
  * loop over the same range on one WebSocket: the floor of reading those logs at all.
  */
+import { readFileSync } from 'node:fs'
+import type { Redis } from 'ioredis'
 import { pino } from 'pino'
 import { encodeFunctionData, type Address } from 'viem'
 import { RpcSocket } from '../src/chains/rpc-socket.js'
@@ -15,6 +17,25 @@ import { harness, rpc } from '../test/helpers/subscriber-harness.js'
 const BLOCKS = Number(process.env.CATCH_UP_BLOCKS ?? 2_000)
 const LOGS_PER_BLOCK = 20
 const BOB = '0x00000000000000000000000000000000000000b0' as Address
+
+/** utime + stime of a child process, from /proc (Linux), in ms. */
+function processCpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100 // clock ticks at USER_HZ = 100
+}
+
+async function redisMainThreadCpuMs(client: Redis): Promise<number> {
+  const info = Object.fromEntries((await client.info('cpu')).split('\n').map((line) => line.trim().split(':')))
+  return (Number(info.used_cpu_user_main_thread) + Number(info.used_cpu_sys_main_thread)) * 1000
+}
+
+/** Scripts count the commands they run twice (the script and each command), so only scripts are listed. */
+async function busiestCommands(client: Redis): Promise<{ name: string; calls: number; usec: number }[]> {
+  return (await client.info('commandstats')).split('\n').flatMap((line) => {
+    const match = /^cmdstat_(evalsha|eval):calls=(\d+),usec=(\d+)/.exec(line.trim())
+    return match ? [{ name: match[1]!, calls: Number(match[2]), usec: Number(match[3]) }] : []
+  })
+}
 
 const redis = await startRedis()
 const anvil = await startAnvil(['--no-mining'])
@@ -50,6 +71,11 @@ try {
   if (head - start !== BLOCKS) throw new Error(`expected ${BLOCKS} blocks, the node has ${head - start}`)
   console.log(`mined ${head - start} blocks of ${LOGS_PER_BLOCK} logs in ${((Date.now() - mineStart) / 1000).toFixed(1)} s`)
 
+  // Redis's own share: main-thread CPU and the time in its busiest commands, per event queued.
+  await h.redis.config('RESETSTAT')
+  const redisCpu0 = await redisMainThreadCpuMs(h.redis)
+  const anvilCpu0 = processCpuMs(anvil.child.pid!)
+  const ownCpu0 = process.cpuUsage()
   const t0 = process.hrtime.bigint()
   const second = await h.startSubscriber()
   await h.leader(second)
@@ -57,6 +83,10 @@ try {
   await h.caughtUp(second, head)
   const subscriberMs = Number(process.hrtime.bigint() - t0) / 1e6
   const queued = await h.redis.zcard(h.keys.watchDeliveries(watch.id))
+  const ownCpu = process.cpuUsage(ownCpu0)
+  const anvilCpuMs = processCpuMs(anvil.child.pid!) - anvilCpu0
+  const redisCpuMs = (await redisMainThreadCpuMs(h.redis)) - redisCpu0
+  const redisCommands = await busiestCommands(h.redis)
   await second.close()
   if (!process.env.NO_MATCH && queued !== BLOCKS * LOGS_PER_BLOCK) throw new Error(`expected ${BLOCKS * LOGS_PER_BLOCK} queued, found ${queued}`)
 
@@ -75,6 +105,11 @@ try {
 
   const ratio = subscriberMs / plainMs
   console.log(`subscriber: ${BLOCKS} blocks, ${queued} events queued in ${(subscriberMs / 1000).toFixed(2)} s = ${(BLOCKS / (subscriberMs / 1000)).toFixed(0)} blocks/s (of which start, lease and watch load: ${startupMs.toFixed(0)} ms)`)
+  if (queued > 0) {
+    const perEvent = (us: number) => `${(us / queued).toFixed(1)} us`
+    console.log(`CPU per event queued: subscriber process ${perEvent(ownCpu.user + ownCpu.system)}, redis main thread ${perEvent(redisCpuMs * 1000)}, anvil ${perEvent(anvilCpuMs * 1000)}`)
+    console.log(`redis scripts (wall time inside redis, per event): ${redisCommands.map((c) => `${c.name} ${perEvent(c.usec)} (${c.calls} calls)`).join(', ')}`)
+  }
   console.log(`plain eth_getLogs loop: ${logs} logs in ${(plainMs / 1000).toFixed(2)} s = ${(BLOCKS / (plainMs / 1000)).toFixed(0)} blocks/s`)
   if (!process.env.NO_MATCH && logs !== queued) throw new Error(`the plain loop read ${logs} logs, the subscriber queued ${queued}`)
   console.log(`ratio ${ratio.toFixed(2)} (target <= 2) ${ratio <= 2 ? 'OK' : 'OVER'}`)
