@@ -6,18 +6,17 @@
  */
 import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
-import type { Redis } from 'ioredis'
 import type { EvmChainDeps } from '../src/chains/evm/evm-chain.js'
 import { EvmChain } from '../src/chains/evm/evm-chain.js'
 import { SolanaChain, type SolanaChainDeps } from '../src/chains/solana/solana-chain.js'
 import type { RunningRole } from '../src/cli.js'
-import type { ChainConfig, ChainType, Config } from '../src/config/config.js'
+import type { ChainType, Config } from '../src/config/config.js'
 import { DeliveryQueue } from '../src/delivery/delivery-queue.js'
 import type { Logger } from '../src/logger.js'
 import { createMetrics, MetricsPublisher, type Metrics } from '../src/metrics.js'
-import { ChainRunner, DEFAULT_LEASE_TIMING, type ChainDriver, type LeaseTiming } from '../src/subscriber/chain-runner.js'
+import { ChainRunner, DEFAULT_LEASE_TIMING, type ChainDriver, type ChainDriverDeps, type LeaseTiming } from '../src/subscriber/chain-runner.js'
 import { ChainLease } from '../src/subscriber/lease.js'
-import { redisKeys, type RedisKeys } from '../src/storage/keys.js'
+import { redisKeys } from '../src/storage/keys.js'
 import { createRedis } from '../src/storage/redis.js'
 import { SecretBox } from '../src/storage/secret-box.js'
 import { WatchStore } from '../src/storage/watch-store.js'
@@ -38,31 +37,10 @@ export interface RunningSubscriber extends RunningRole {
   readonly chains: ReadonlyMap<string, ChainRunner>
 }
 
-/** What a chain driver is built from. */
-interface DriverContext {
-  config: Config
-  redis: Redis
-  keys: RedisKeys
-  store: WatchStore
-  deliveryQueue: DeliveryQueue
-  metrics: Metrics
-  logger: Logger
-  options: SubscriberRoleOptions
-}
-
-/**
- * One driver per chain type. The Solana subscriber plugs in here: it returns its ChainDriver
- * (`src/subscriber/chain-runner.ts`) built from the same context.
- */
-const DRIVERS: Record<ChainType, (chain: ChainConfig, ctx: DriverContext) => ChainDriver | undefined> = {
-  evm: (chain, ctx) => new EvmChain({
-    chain, redis: ctx.redis, keys: ctx.keys, store: ctx.store, deliveryQueue: ctx.deliveryQueue,
-    metrics: ctx.metrics, logger: ctx.logger, ...ctx.options.evm,
-  }),
-  solana: (chain, ctx) => new SolanaChain({
-    chain, redis: ctx.redis, keys: ctx.keys, store: ctx.store, deliveryQueue: ctx.deliveryQueue,
-    metrics: ctx.metrics, logger: ctx.logger, ...ctx.options.solana,
-  }),
+/** One driver per chain type, built from the same chain-generic deps plus its test tuning. */
+const DRIVERS: Record<ChainType, (deps: ChainDriverDeps, options: SubscriberRoleOptions) => ChainDriver> = {
+  evm: (deps, options) => new EvmChain({ ...deps, ...options.evm }),
+  solana: (deps, options) => new SolanaChain({ ...deps, ...options.solana }),
 }
 
 export async function startSubscriber(config: Config, logger: Logger, options: SubscriberRoleOptions = {}): Promise<RunningSubscriber> {
@@ -74,16 +52,11 @@ export async function startSubscriber(config: Config, logger: Logger, options: S
   const store = new WatchStore(redis, keys, new SecretBox(config.encryptionKey))
   const timing = options.lease ?? DEFAULT_LEASE_TIMING
   const owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`
-  const ctx: DriverContext = { config, redis, keys, store, deliveryQueue, metrics, logger, options }
 
   const chains = new Map<string, ChainRunner>()
   for (const chain of config.chains) {
     const chainLogger = logger.child({ chain: chain.id })
-    const driver = DRIVERS[chain.type](chain, { ...ctx, logger: chainLogger })
-    if (!driver) {
-      chainLogger.warn({ type: chain.type }, 'no subscriber for this chain type in this version, skipped')
-      continue
-    }
+    const driver = DRIVERS[chain.type]({ chain, redis, keys, store, deliveryQueue, metrics, logger: chainLogger }, options)
     const lease = new ChainLease(redis, keys.chainLease(chain.id), owner, timing.ttlMs)
     chains.set(chain.id, new ChainRunner(driver, lease, timing.pollMs, chainLogger))
   }

@@ -4,8 +4,35 @@
  * process is the chain's active subscriber. The chain type supplies a `ChainDriver`; the runner
  * owns the lease loop: take it when free, renew it while leading, stop leading when it is lost.
  */
+import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
+import type { ChainConfig } from '../config/config.js'
+import type { DeliveryQueue } from '../delivery/delivery-queue.js'
+import type { Metrics } from '../metrics.js'
+import type { RedisKeys } from '../storage/keys.js'
+import type { WatchStore } from '../storage/watch-store.js'
 import type { ChainLease } from './lease.js'
+
+/** What every chain driver is built from, whatever its chain type. */
+export interface ChainDriverDeps {
+  chain: ChainConfig
+  redis: Redis
+  keys: RedisKeys
+  store: WatchStore
+  deliveryQueue: DeliveryQueue
+  metrics: Metrics
+  logger: Logger
+}
+
+/** SPEC §6: no head for 3 × blockTimeMs, and at least 30 s, means the node is stuck. */
+export function watchdogMsFor(chain: ChainConfig): number {
+  return Math.max(30_000, 3 * chain.blockTimeMs)
+}
+
+/** A driver's readiness: undefined while its node connection is live (the endpoint is redacted). */
+export function connectionNotReadyReason(chainId: string, socket: { connected: boolean; endpoint: string }): string | undefined {
+  return socket.connected ? undefined : `chain ${chainId}: no connection to a node (${socket.endpoint})`
+}
 
 export interface ChainDriver {
   readonly chainId: string

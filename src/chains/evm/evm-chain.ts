@@ -6,13 +6,8 @@
  */
 import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
-import type { ChainConfig } from '../../config/config.js'
-import type { DeliveryQueue } from '../../delivery/delivery-queue.js'
 import type { MatchedEvent } from '../../delivery/delivery-record.js'
-import type { Metrics } from '../../metrics.js'
-import type { RedisKeys } from '../../storage/keys.js'
-import type { WatchStore } from '../../storage/watch-store.js'
-import type { ChainDriver } from '../../subscriber/chain-runner.js'
+import { connectionNotReadyReason, watchdogMsFor, type ChainDriver, type ChainDriverDeps } from '../../subscriber/chain-runner.js'
 import { ChainStatusPublisher } from '../../subscriber/chain-status.js'
 import { RedisCursorStore } from '../../subscriber/cursor-store.js'
 import type { ChainLease } from '../../subscriber/lease.js'
@@ -26,22 +21,10 @@ import { ReplayConsumer } from './replays.js'
 import { parseHead } from './rpc-types.js'
 import { EvmWatchIndex } from './watch-index.js'
 
-export interface EvmChainDeps {
-  chain: ChainConfig
-  redis: Redis
-  keys: RedisKeys
-  store: WatchStore
-  deliveryQueue: DeliveryQueue
-  metrics: Metrics
-  logger: Logger
+export interface EvmChainDeps extends ChainDriverDeps {
   /** Overrides for tests (small watchdog, ping, backoff). */
   socket?: Partial<RpcSocketOptions>
   follower?: Pick<FollowerDeps, 'chunkBlocks' | 'fetchConcurrency' | 'reorgMarginBlocks'>
-}
-
-/** SPEC §6: no head for 3 × blockTimeMs, and at least 30 s, means the node is stuck. */
-export function watchdogMsFor(chain: ChainConfig): number {
-  return Math.max(30_000, 3 * chain.blockTimeMs)
 }
 
 interface Leadership {
@@ -105,7 +88,7 @@ export class EvmChain implements ChainDriver {
   }
 
   notReadyReason(): string | undefined {
-    return this.socket.connected ? undefined : `chain ${this.chainId}: no connection to a node (${this.socket.endpoint})`
+    return connectionNotReadyReason(this.chainId, this.socket)
   }
 
   #connectionStatus() {

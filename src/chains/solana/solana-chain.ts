@@ -6,30 +6,17 @@
  */
 import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
-import type { ChainConfig } from '../../config/config.js'
-import type { DeliveryQueue } from '../../delivery/delivery-queue.js'
-import type { Metrics } from '../../metrics.js'
-import type { RedisKeys } from '../../storage/keys.js'
-import type { WatchStore } from '../../storage/watch-store.js'
-import type { ChainDriver } from '../../subscriber/chain-runner.js'
+import { connectionNotReadyReason, watchdogMsFor, type ChainDriver, type ChainDriverDeps } from '../../subscriber/chain-runner.js'
 import { ChainStatusPublisher } from '../../subscriber/chain-status.js'
 import type { ChainLease } from '../../subscriber/lease.js'
 import { WatchSet } from '../../subscriber/watch-set.js'
-import { watchdogMsFor } from '../evm/evm-chain.js'
 import { RpcSocket, type RpcSocketOptions } from '../rpc-socket.js'
 import { GapMarkers } from './gap-recovery.js'
 import { SolanaHttpClient, type SolanaRpc } from './http-client.js'
 import { parseSolanaJson } from './json.js'
 import { SolanaLeader } from './solana-leader.js'
 
-export interface SolanaChainDeps {
-  chain: ChainConfig
-  redis: Redis
-  keys: RedisKeys
-  store: WatchStore
-  deliveryQueue: DeliveryQueue
-  metrics: Metrics
-  logger: Logger
+export interface SolanaChainDeps extends ChainDriverDeps {
   /** Overrides for tests (small backoff and timeouts). */
   socket?: Partial<RpcSocketOptions>
   /** Gap recovery client; by default one over the chain's `http` endpoints, if it has any. */
@@ -94,7 +81,7 @@ export class SolanaChain implements ChainDriver {
   }
 
   notReadyReason(): string | undefined {
-    return this.socket.connected ? undefined : `chain ${this.chainId}: no connection to a node (${this.socket.endpoint})`
+    return connectionNotReadyReason(this.chainId, this.socket)
   }
 
   #connectionStatus() {
