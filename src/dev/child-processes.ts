@@ -52,7 +52,10 @@ function startAndWaitFor(
   ready: RegExp,
   options: { cwd?: string } = {},
 ): Promise<{ child: ChildProcess; match: RegExpMatchArray }> {
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: options.cwd })
+  // A process group of its own: Ctrl-C in a terminal signals the whole foreground group, and
+  // redis-server and anvil must outlive the roles that are still closing over them; dev stops
+  // them itself, last (and the exit handler above kills any left).
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: options.cwd, detached: true })
   running.add(child)
   child.once('exit', () => running.delete(child))
   child.once('error', () => running.delete(child))
