@@ -1,11 +1,25 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort, startRedis } from './helpers/processes.js'
-import { runCli } from './helpers/spawn-cli.js'
+import { runCli, type CliRun } from './helpers/spawn-cli.js'
 
 const TOKEN = 'an-admin-token-of-at-least-32-characters'
+
+/** Runs `blockhook <args>` on a config file and resolves once its API listens (no port polling). */
+async function startListening(t: Test, args: string[], configPath: string, redisUrl: string, port: number): Promise<CliRun> {
+  const run = runCli(args, {
+    BLOCKHOOK_CONFIG: configPath, BLOCKHOOK_ADMIN_TOKEN: TOKEN, REDIS_URL: redisUrl, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info',
+  })
+  t.teardown(() => { if (run.child.exitCode === null) run.child.kill('SIGKILL') })
+  await new Promise<void>((resolve, reject) => {
+    const onData = () => { if (/Server listening/.test(run.output())) resolve() }
+    run.child.stdout!.on('data', onData)
+    run.exited.then(({ code }) => reject(new Error(`exited ${code} before listening:\n${run.output()}`)))
+  })
+  return run
+}
 
 t.test('without a known command it prints the usage and exits 2', async (t) => {
   const { code, stderr } = await runCli(['serve'], {}).exited
@@ -20,17 +34,7 @@ t.test('blockhook api serves the API from a config file and exits 0 on SIGTERM',
   const configPath = join(dir, 'blockhook.config.json')
   writeFileSync(configPath, JSON.stringify({ chains: [{ id: 'eth', type: 'evm', ws: ['wss://node.example/key'] }] }))
   const port = await freePort()
-  const run = runCli(['api'], {
-    BLOCKHOOK_CONFIG: configPath, BLOCKHOOK_ADMIN_TOKEN: TOKEN, REDIS_URL: redis.url, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info',
-  })
-  t.teardown(() => { if (run.child.exitCode === null) run.child.kill('SIGKILL') })
-
-  // Wait for the listening line rather than polling the port.
-  await new Promise<void>((resolve, reject) => {
-    const onData = () => { if (/Server listening/.test(run.output())) resolve() }
-    run.child.stdout!.on('data', onData)
-    run.exited.then(({ code }) => reject(new Error(`exited ${code} before listening:\n${run.output()}`)))
-  })
+  const run = await startListening(t, ['api'], configPath, redis.url, port)
   const base = `http://127.0.0.1:${port}`
   t.equal((await fetch(`${base}/healthz`)).status, 200)
   t.equal((await fetch(`${base}/readyz`)).status, 200)
@@ -61,15 +65,7 @@ t.test('blockhook all answers /readyz 503 naming the chain while its node cannot
   const deadNode = await freePort() // nothing listens there
   writeFileSync(configPath, JSON.stringify({ chains: [{ id: 'unreachable', type: 'evm', ws: [`ws://127.0.0.1:${deadNode}/secret-key`] }] }))
   const port = await freePort()
-  const run = runCli(['all'], {
-    BLOCKHOOK_CONFIG: configPath, BLOCKHOOK_ADMIN_TOKEN: TOKEN, REDIS_URL: redis.url, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info',
-  })
-  t.teardown(() => { if (run.child.exitCode === null) run.child.kill('SIGKILL') })
-  await new Promise<void>((resolve, reject) => {
-    const onData = () => { if (/Server listening/.test(run.output())) resolve() }
-    run.child.stdout!.on('data', onData)
-    run.exited.then(({ code }) => reject(new Error(`exited ${code} before listening:\n${run.output()}`)))
-  })
+  const run = await startListening(t, ['all'], configPath, redis.url, port)
 
   const base = `http://127.0.0.1:${port}`
   t.equal((await fetch(`${base}/healthz`)).status, 200)
