@@ -1,19 +1,12 @@
 import t from 'tap'
 import type { Address } from 'viem'
 import { TRANSFER_TOPIC } from '../src/chains/evm/abi.js'
-import { startAnvil, startRedis } from './helpers/processes.js'
-import { ACCOUNTS, anvilClients, deploy, send } from './helpers/contracts.js'
-import { harness, rpc } from './helpers/subscriber-harness.js'
+import { send } from './helpers/contracts.js'
+import { harness, rpc, startTokenChain } from './helpers/subscriber-harness.js'
 
-const redisServer = await startRedis()
-const anvil = await startAnvil(['--no-mining'])
-t.teardown(async () => { await anvil.stop(); await redisServer.stop() })
-const clients = anvilClients(anvil.url)
+const { redisServer, anvil, clients, token } = await startTokenChain(t, 1_000_000n)
 const BOB = '0x00000000000000000000000000000000000000b0' as Address
 const CAROL = '0x00000000000000000000000000000000000000c0' as Address
-const token = await deploy(clients, 'TestToken', async () => { await rpc(anvil.url, 'evm_mine') })
-await send(clients, token, 'TestToken', 'mint', [ACCOUNTS[0], 1_000_000n])
-await rpc(anvil.url, 'evm_mine')
 
 interface Log { transactionHash: string; removed: boolean }
 

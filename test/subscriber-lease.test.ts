@@ -4,26 +4,14 @@ import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { QueueEvents } from 'bullmq'
 import type { Address } from 'viem'
-import { TRANSFER_TOPIC } from '../src/chains/evm/abi.js'
 import { DELIVERY_QUEUE, replayJobId } from '../src/delivery/delivery-queue.js'
 import { requestReplay } from '../src/delivery/replay-requests.js'
-import { startAnvil, startRedis } from './helpers/processes.js'
-import { ACCOUNTS, anvilClients, deploy, send } from './helpers/contracts.js'
-import { harness, rpc, type Harness, type WatchInput } from './helpers/subscriber-harness.js'
+import { send } from './helpers/contracts.js'
+import { harness, loggedTxHashes, startTokenChain, type Harness } from './helpers/subscriber-harness.js'
 
-const redisServer = await startRedis()
-const anvil = await startAnvil(['--no-mining'])
-t.teardown(async () => { await anvil.stop(); await redisServer.stop() })
-const clients = anvilClients(anvil.url)
+const { redisServer, anvil, clients, token, transferWatch } = await startTokenChain(t, 10n ** 24n)
 const BOB = '0x00000000000000000000000000000000000000b0' as Address
-const token = await deploy(clients, 'TestToken', async () => { await rpc(anvil.url, 'evm_mine') })
-await send(clients, token, 'TestToken', 'mint', [ACCOUNTS[0], 10n ** 24n])
-await rpc(anvil.url, 'evm_mine')
-const transferWatch: WatchInput = { type: 'evm.logs', filter: { address: token, topics: [TRANSFER_TOPIC] } }
-
-interface Log { transactionHash: string }
-const txHashes = async (h: Harness, watchId: string) =>
-  (await h.records(watchId)).map((r) => (r.data.log as Log).transactionHash)
+const txHashes = loggedTxHashes
 
 async function transfer(h: Harness): Promise<{ hash: string; block: number }> {
   const hash = await send(clients, token, 'TestToken', 'transfer', [BOB, 1n])

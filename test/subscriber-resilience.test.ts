@@ -2,25 +2,15 @@ import t from 'tap'
 import type { Address } from 'viem'
 import { TRANSFER_TOPIC } from '../src/chains/evm/abi.js'
 import { createMetrics } from '../src/metrics.js'
-import { startAnvil, startRedis } from './helpers/processes.js'
-import { ACCOUNTS, anvilClients, deploy, send } from './helpers/contracts.js'
-import { FAST, harness, rpc, type Harness, type WatchInput } from './helpers/subscriber-harness.js'
+import { startAnvil } from './helpers/processes.js'
+import { send } from './helpers/contracts.js'
+import { FAST, harness, loggedTxHashes, rpc, startTokenChain, type Harness } from './helpers/subscriber-harness.js'
 import { startTcpProxy } from './helpers/tcp-proxy.js'
 import { startFakeNode } from './helpers/fake-evm-node.js'
 
-const redisServer = await startRedis()
-const anvil = await startAnvil(['--no-mining'])
-t.teardown(async () => { await anvil.stop(); await redisServer.stop() })
-const clients = anvilClients(anvil.url)
+const { redisServer, anvil, clients, token, transferWatch } = await startTokenChain(t, 10n ** 24n)
 const BOB = '0x00000000000000000000000000000000000000b0' as Address
-const token = await deploy(clients, 'TestToken', async () => { await rpc(anvil.url, 'evm_mine') })
-await send(clients, token, 'TestToken', 'mint', [ACCOUNTS[0], 10n ** 24n])
-await rpc(anvil.url, 'evm_mine')
-const transferWatch: WatchInput = { type: 'evm.logs', filter: { address: token, topics: [TRANSFER_TOPIC] } }
-
-interface Log { transactionHash: string }
-const txHashes = async (h: Harness, watchId: string) =>
-  (await h.records(watchId)).map((r) => (r.data.log as Log).transactionHash)
+const txHashes = loggedTxHashes
 
 /** Sends `count` transfers, one block each, straight to anvil; returns their hashes and the last block. */
 async function transfers(h: Harness, count: number): Promise<{ hashes: string[]; last: number }> {

@@ -18,7 +18,11 @@ import { SecretBox } from '../../src/storage/secret-box.js'
 import { WatchStore } from '../../src/storage/watch-store.js'
 import type { EvmChain } from '../../src/chains/evm/evm-chain.js'
 import { startSubscriber, type RunningSubscriber, type SubscriberRoleOptions } from '../../workers/subscriber.js'
+import type { Address } from 'viem'
+import { TRANSFER_TOPIC } from '../../src/chains/evm/abi.js'
 import { testConfig } from './config.js'
+import { ACCOUNTS, anvilClients, deploy, send } from './contracts.js'
+import { startAnvil, startRedis, type RunningProcess } from './processes.js'
 
 export const CHAIN = 'local'
 
@@ -113,4 +117,31 @@ export function harness(t: Test, redisUrl: string, nodes: { ws: string[]; http: 
     },
   }
   return h
+}
+
+export interface TokenChain {
+  redisServer: RunningProcess
+  anvil: RunningProcess & { wsUrl: string }
+  clients: ReturnType<typeof anvilClients>
+  /** A TestToken deployed and minted to ACCOUNTS[0], so transfers can be sent at once. */
+  token: Address
+  /** An evm.logs watch on the token's Transfer events. */
+  transferWatch: WatchInput
+}
+
+/** The subscriber test files' common ground: Redis, anvil that mines only on request, a minted token. */
+export async function startTokenChain(t: Test, minted: bigint): Promise<TokenChain> {
+  const redisServer = await startRedis()
+  const anvil = await startAnvil(['--no-mining'])
+  t.teardown(async () => { await anvil.stop(); await redisServer.stop() })
+  const clients = anvilClients(anvil.url)
+  const token = await deploy(clients, 'TestToken', async () => { await rpc(anvil.url, 'evm_mine') })
+  await send(clients, token, 'TestToken', 'mint', [ACCOUNTS[0], minted])
+  await rpc(anvil.url, 'evm_mine')
+  return { redisServer, anvil, clients, token, transferWatch: { type: 'evm.logs', filter: { address: token, topics: [TRANSFER_TOPIC] } } }
+}
+
+/** The transaction hashes of a watch's evm.log deliveries, in sequence order. */
+export async function loggedTxHashes(h: Harness, watchId: string): Promise<string[]> {
+  return (await h.records(watchId)).map((r) => (r.data.log as { transactionHash: string }).transactionHash)
 }
