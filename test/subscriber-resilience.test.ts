@@ -57,9 +57,12 @@ t.test('a connection cut mid-stream: reconnect, resubscribe, backfill what was m
   const watch = await h.createWatch(transferWatch)
   // A slow first retry, so that the blocks below are mined while disconnected: only the backfill can find them.
   const metrics = createMetrics()
+  const value = async (metric: { get(): Promise<{ values: { value: number; labels: object }[] }> }) =>
+    (await metric.get()).values.map((v) => [v.labels, v.value])
   const sub = await h.startSubscriber({ ...FAST, metrics, evm: { socket: { backoffInitialMs: 600, backoffMaxMs: 600 } } })
   const chain = await h.leader(sub)
   await h.caughtUp(sub, await h.mine())
+  t.same(await value(metrics.wsReconnects), [[{ chain: 'local' }, 0]], 'the reconnect counter is exposed at 0 before any reconnect')
   const reconnected = new Promise<void>((resolve) => chain.socket.on('reconnected', () => resolve()))
   proxy.cut()
   const missed = await transfers(h, 3)
@@ -71,8 +74,6 @@ t.test('a connection cut mid-stream: reconnect, resubscribe, backfill what was m
   const after = await transfers(h, 1)
   await h.caughtUp(sub, after.last)
   t.same(await txHashes(h, watch.id), [...missed.hashes, ...after.hashes], 'newHeads resubscribed')
-  const value = async (metric: { get(): Promise<{ values: { value: number; labels: object }[] }> }) =>
-    (await metric.get()).values.map((v) => [v.labels, v.value])
   t.same(await value(metrics.wsReconnects), [[{ chain: 'local' }, 1]])
   t.same(await value(metrics.eventsMatched), [[{ chain: 'local', type: 'evm.log' }, 4]])
   t.same(await value(metrics.chainHead), [[{ chain: 'local' }, after.last]])

@@ -55,6 +55,8 @@ export async function startSubscriber(config: Config, logger: Logger, options: S
 
   const chains = new Map<string, ChainRunner>()
   for (const chain of config.chains) {
+    // Exposed at 0 from the start, so a dashboard or alert on it finds the series before the first reconnect.
+    metrics.wsReconnects.inc({ chain: chain.id }, 0)
     const chainLogger = logger.child({ chain: chain.id })
     const driver = DRIVERS[chain.type]({ chain, redis, keys, store, deliveryQueue, metrics, logger: chainLogger }, options)
     const lease = new ChainLease(redis, keys.chainLease(chain.id), owner, timing.ttlMs)
