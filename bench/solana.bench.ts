@@ -21,6 +21,7 @@ import { createMetrics } from '../src/metrics.js'
 import { redisKeys } from '../src/storage/keys.js'
 import { createRedis } from '../src/storage/redis.js'
 import { SecretBox } from '../src/storage/secret-box.js'
+import { WatchService } from '../src/services/watch-service.js'
 import { WatchStore } from '../src/storage/watch-store.js'
 import { ChainLease } from '../src/subscriber/lease.js'
 import { FakeSolanaNode, solanaFixture } from '../test/helpers/solana-node.js'
@@ -93,7 +94,7 @@ async function main(): Promise<void> {
     for (const watch of watches) await store.create(watch as Watch, newWebhookSecret())
     const deliveryQueue = new DeliveryQueue(redis, keys, config.delivery)
     const chain = new SolanaChain({
-      chain: config.chains[0]!, redis, keys, store, deliveryQueue, metrics: createMetrics(), logger: pino({ level: 'silent' }),
+      chain: config.chains[0]!, redis, keys, store, watches: WatchService.forConfig(config, store, deliveryQueue), deliveryQueue, metrics: createMetrics(), logger: pino({ level: 'silent' }),
     })
     chain.start()
     const lease = new ChainLease(redis, keys.chainLease('sol'), 'bench', 60_000)

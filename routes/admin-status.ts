@@ -1,10 +1,9 @@
 /** Operator views (SPEC §3): /admin/status and the Prometheus /metrics, behind the admin token. */
-import type { ApiRoutes } from '../src/api/app.js'
+import type { ApiRoutes } from '../src/api/route-context.js'
 import { adminSecurity, errorResponses } from '../src/api/schemas.js'
 import type { ChainConfig } from '../src/config/config.js'
 import { redactUrl } from '../src/domain/redact.js'
-import { WATCH_STATUSES, type Watch, type WatchStatus } from '../src/domain/watch-types.js'
-import { aggregatedMetricsText } from '../src/metrics.js'
+import { WATCH_STATUSES } from '../src/domain/watch-types.js'
 
 const nullableString = { type: ['string', 'null'] } as const
 const counter = { type: 'integer' } as const
@@ -44,9 +43,6 @@ const statusSchema = {
   },
 } as const
 
-/** Watches read per MGET while counting statuses: bounded memory however many there are. */
-const COUNT_BATCH = 500
-
 function integerOrNull(text: string | undefined): number | null {
   return text !== undefined && /^[0-9]+$/.test(text) ? Number(text) : null
 }
@@ -72,18 +68,8 @@ export function renderChainStatus(chain: ChainConfig, stored: Record<string, str
   }
 }
 
-export const adminStatusRoutes: ApiRoutes = async (app, { config, deps }) => {
-  async function countWatches(): Promise<Record<WatchStatus, number>> {
-    const counts = Object.fromEntries(WATCH_STATUSES.map((s) => [s, 0])) as Record<WatchStatus, number>
-    for (const chain of config.chains) {
-      const ids = await deps.redis.smembers(deps.keys.watchesByChain(chain.id))
-      for (let i = 0; i < ids.length; i += COUNT_BATCH) {
-        const watches: Watch[] = await deps.watches.getMany(ids.slice(i, i + COUNT_BATCH))
-        for (const watch of watches) counts[watch.status] += 1
-      }
-    }
-    return counts
-  }
+export const adminStatusRoutes: ApiRoutes = async (app, { config, services }) => {
+  const { operations } = services
 
   app.get('/admin/status', {
     schema: {
@@ -94,9 +80,9 @@ export const adminStatusRoutes: ApiRoutes = async (app, { config, deps }) => {
   }, async () => {
     const [chains, queues, watches] = await Promise.all([
       Promise.all(config.chains.map(async (chain) =>
-        renderChainStatus(chain, await deps.redis.hgetall(deps.keys.chainStatus(chain.id))))),
-      deps.deliveryQueue.queue.getJobCounts('waiting', 'active', 'delayed', 'failed'),
-      countWatches(),
+        renderChainStatus(chain, await operations.chainStatus(chain)))),
+      services.deliveries.queueCounts(),
+      services.watches.countByStatus(),
     ])
     return { chains, queues, watches }
   })
@@ -108,8 +94,7 @@ export const adminStatusRoutes: ApiRoutes = async (app, { config, deps }) => {
       response: { 200: { type: 'string', description: 'Prometheus text exposition format' }, ...errorResponses },
     },
   }, async (request, reply) => {
-    await deps.metricsPublisher.publish()
-    const { text, contentType } = await aggregatedMetricsText(deps.redis, deps.keys.queuePrefix)
+    const { text, contentType } = await operations.metricsText()
     return reply.type(contentType).send(text)
   })
 }

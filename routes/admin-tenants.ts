@@ -1,9 +1,7 @@
 /** Tenants and their API keys (SPEC §3), behind the admin token. */
-import type { ApiRoutes } from '../src/api/app.js'
+import type { ApiRoutes } from '../src/api/route-context.js'
 import { adminSecurity, errorResponses, idParams } from '../src/api/schemas.js'
 import { API_KEY_PREFIX_LENGTH } from '../src/domain/ids.js'
-import { tenantNotFound } from '../src/storage/tenant-store.js'
-import { deleteWatch } from './watches.js'
 
 const tenantIdParams = idParams('id', 'ten')
 
@@ -25,7 +23,8 @@ const apiKeySchema = { type: 'string', description: 'Shown only once; stored as 
 
 interface TenantIdParams { id: string }
 
-export const adminTenantRoutes: ApiRoutes = async (app, { deps }) => {
+export const adminTenantRoutes: ApiRoutes = async (app, { services }) => {
+  const { tenants } = services
   const common = { tags: ['tenants'], security: adminSecurity }
 
   app.post<{ Body: { name: string } }>('/admin/tenants', {
@@ -45,7 +44,7 @@ export const adminTenantRoutes: ApiRoutes = async (app, { deps }) => {
       },
     },
   }, async (request, reply) => {
-    const { tenant, apiKey } = await deps.tenants.create(request.body.name)
+    const { tenant, apiKey } = await tenants.create(request.body.name)
     request.log.info({ tenantId: tenant.id }, 'tenant created')
     return reply.code(201).send({ id: tenant.id, name: tenant.name, apiKey, createdAt: tenant.createdAt })
   })
@@ -59,7 +58,7 @@ export const adminTenantRoutes: ApiRoutes = async (app, { deps }) => {
         ...errorResponses,
       },
     },
-  }, async () => ({ items: await deps.tenants.list() }))
+  }, async () => ({ items: await tenants.list() }))
 
   app.delete<{ Params: TenantIdParams }>('/admin/tenants/:id', {
     schema: {
@@ -70,12 +69,8 @@ export const adminTenantRoutes: ApiRoutes = async (app, { deps }) => {
     },
   }, async (request, reply) => {
     const tenantId = request.params.id
-    if (!(await deps.tenants.get(tenantId))) throw tenantNotFound()
-    await deps.tenants.revokeAllApiKeys(tenantId)
-    const watches = await deps.watches.getMany(await deps.watches.idsOfTenant(tenantId))
-    for (const watch of watches) await deleteWatch(deps, watch)
-    await deps.tenants.delete(tenantId)
-    request.log.info({ tenantId, watches: watches.length }, 'tenant deleted')
+    const watches = await tenants.delete(tenantId)
+    request.log.info({ tenantId, watches }, 'tenant deleted')
     return reply.code(204).send()
   })
 
@@ -90,7 +85,7 @@ export const adminTenantRoutes: ApiRoutes = async (app, { deps }) => {
       },
     },
   }, async (request, reply) => {
-    const apiKey = await deps.tenants.addApiKey(request.params.id)
+    const apiKey = await tenants.addApiKey(request.params.id)
     request.log.info({ tenantId: request.params.id, prefix: apiKey.slice(0, API_KEY_PREFIX_LENGTH) }, 'api key added')
     return reply.code(201).send({ apiKey })
   })
@@ -109,7 +104,7 @@ export const adminTenantRoutes: ApiRoutes = async (app, { deps }) => {
       response: { 204: { type: 'null', description: 'Revoked' }, ...errorResponses },
     },
   }, async (request, reply) => {
-    await deps.tenants.revokeApiKey(request.params.id, request.params.prefix)
+    await tenants.revokeApiKey(request.params.id, request.params.prefix)
     request.log.info({ tenantId: request.params.id, prefix: request.params.prefix }, 'api key revoked')
     return reply.code(204).send()
   })

@@ -3,16 +3,10 @@
  * with its attempts and payload, list a watch's deliveries, send a failed one again, send a test
  * event now, and replay a block range.
  */
-import type { ApiRoutes } from '../src/api/app.js'
+import type { ApiRoutes } from '../src/api/route-context.js'
 import { cursorQuery, errorResponses, idParams, limitQuery, tenantSecurity, watchIdParams } from '../src/api/schemas.js'
 import type { DeliveryRecord, DeliveryStatus } from '../src/delivery/delivery-record.js'
-import { renderWebhookBody } from '../src/delivery/delivery-record.js'
-import { WebhookHttpClient } from '../src/delivery/http-client.js'
-import { MAX_REPLAY_BLOCKS, requestReplay } from '../src/delivery/replay-requests.js'
-import { sendTestWebhook } from '../src/delivery/test-send.js'
-import { USER_AGENT } from '../src/delivery/user-agent.js'
-import { badRequest, BlockhookError } from '../src/domain/errors.js'
-import { chainTypeOf } from '../src/domain/watch-types.js'
+import { MAX_REPLAY_BLOCKS } from '../src/delivery/replay-requests.js'
 
 const DELIVERY_STATUSES: readonly DeliveryStatus[] = ['pending', 'delivered', 'failed', 'cancelled']
 const dateTime = { type: 'string', format: 'date-time' } as const
@@ -66,16 +60,8 @@ function summary(record: DeliveryRecord) {
   return { id, watchId, type, status, attempts, nextAttemptAt, createdAt }
 }
 
-export const deliveryRoutes: ApiRoutes = async (app, { config, deps }) => {
-  const store = deps.deliveryQueue.store
-  // The api's own client for test sends: same policy, timeout and agents as the worker's.
-  const httpClient = new WebhookHttpClient({
-    timeoutMs: config.delivery.timeoutMs,
-    userAgent: USER_AGENT,
-    allowPrivateUrls: config.allowPrivateUrls,
-    resolve: deps.resolve,
-  })
-  app.addHook('onClose', async () => httpClient.close())
+export const deliveryRoutes: ApiRoutes = async (app, { services }) => {
+  const { deliveries } = services
   const common = { tags: ['deliveries'], security: tenantSecurity } as const
 
   app.get<{ Params: IdParams }>('/deliveries/:id', {
@@ -86,8 +72,8 @@ export const deliveryRoutes: ApiRoutes = async (app, { config, deps }) => {
       response: { 200: deliverySchema, ...errorResponses },
     },
   }, async (request) => {
-    const record = await store.getForTenant(request.tenantId, request.params.id)
-    return { ...summary(record), payload: JSON.parse(renderWebhookBody(record)) as unknown }
+    const record = await deliveries.getForTenant(request.tenantId, request.params.id)
+    return { ...summary(record), payload: deliveries.payloadOf(record) }
   })
 
   app.post<{ Params: IdParams }>('/deliveries/:id/retry', {
@@ -98,14 +84,7 @@ export const deliveryRoutes: ApiRoutes = async (app, { config, deps }) => {
       response: { 202: deliverySummarySchema, ...errorResponses },
     },
   }, async (request, reply) => {
-    const record = await store.getForTenant(request.tenantId, request.params.id)
-    if (!(await deps.watches.get(record.watchId))) {
-      throw new BlockhookError('BH_WATCH_DELETED', 'the watch of this delivery was deleted', 409)
-    }
-    const previous = await deps.deliveryQueue.requeueFailed(record.id, record.watchId)
-    if (previous !== 'failed') {
-      throw new BlockhookError('BH_DELIVERY_NOT_FAILED', `only a failed delivery can be retried; this one is ${previous ?? 'gone'}`, 409)
-    }
+    const record = await deliveries.retry(request.tenantId, request.params.id)
     request.log.info({ deliveryId: record.id, watchId: record.watchId }, 'delivery queued again')
     return reply.code(202).send({ ...summary(record), status: 'pending', nextAttemptAt: null })
   })
@@ -128,8 +107,7 @@ export const deliveryRoutes: ApiRoutes = async (app, { config, deps }) => {
       },
     },
   }, async (request) => {
-    const watch = await deps.watches.getForTenant(request.tenantId, request.params.id)
-    const page = await store.listByWatch(watch.id, request.query)
+    const page = await deliveries.listForWatch(request.tenantId, request.params.id, request.query)
     return { items: page.items.map(summary), nextCursor: page.nextCursor }
   })
 
@@ -152,9 +130,8 @@ export const deliveryRoutes: ApiRoutes = async (app, { config, deps }) => {
       },
     },
   }, async (request) => {
-    const watch = await deps.watches.getForTenant(request.tenantId, request.params.id)
-    const result = await sendTestWebhook(httpClient, watch, await deps.watches.signingSecrets(watch.id))
-    request.log.info({ watchId: watch.id, statusCode: result.statusCode, delivered: result.delivered }, 'test webhook sent')
+    const result = await deliveries.sendTest(request.tenantId, request.params.id)
+    request.log.info({ watchId: request.params.id, statusCode: result.statusCode, delivered: result.delivered }, 'test webhook sent')
     return result
   })
 
@@ -174,15 +151,9 @@ export const deliveryRoutes: ApiRoutes = async (app, { config, deps }) => {
       },
     },
   }, async (request, reply) => {
-    const watch = await deps.watches.getForTenant(request.tenantId, request.params.id)
     const { fromBlock, toBlock } = request.body
-    if (chainTypeOf(watch.type) !== 'evm') throw badRequest('BH_REPLAY_UNSUPPORTED', `replay is for EVM watches; this one is ${watch.type}`)
-    if (toBlock < fromBlock) throw badRequest('BH_VALIDATION', 'body/toBlock must be at least body/fromBlock')
-    if (toBlock - fromBlock + 1 > MAX_REPLAY_BLOCKS) {
-      throw badRequest('BH_VALIDATION', `body/toBlock must be within ${MAX_REPLAY_BLOCKS} blocks of body/fromBlock`)
-    }
-    const replayId = await requestReplay(deps.redis, deps.keys, watch.chain, { watchId: watch.id, fromBlock, toBlock })
-    request.log.info({ watchId: watch.id, replayId, fromBlock, toBlock }, 'replay requested')
+    const replayId = await deliveries.replay(request.tenantId, request.params.id, fromBlock, toBlock)
+    request.log.info({ watchId: request.params.id, replayId, fromBlock, toBlock }, 'replay requested')
     return reply.code(202).send({ replayId })
   })
 }

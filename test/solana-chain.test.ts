@@ -8,6 +8,7 @@ import { pino } from 'pino'
 import { createRedis } from '../src/storage/redis.js'
 import { redisKeys } from '../src/storage/keys.js'
 import { SecretBox } from '../src/storage/secret-box.js'
+import { WatchService } from '../src/services/watch-service.js'
 import { WatchStore } from '../src/storage/watch-store.js'
 import { DeliveryQueue, type EnqueueOptions } from '../src/delivery/delivery-queue.js'
 import { renderWebhookBody, type MatchedEvent } from '../src/delivery/delivery-record.js'
@@ -89,7 +90,7 @@ async function harness(t: Test, options: { http?: boolean } = {}) {
    */
   async function startChain(overrides: Pick<SolanaChainDeps, 'http'> = {}, { connectedFirst = false } = {}): Promise<SolanaChain> {
     const chain = new SolanaChain({
-      chain: config.chains[0]!, redis, keys, store, deliveryQueue: queue, metrics, logger: pino({ level: 'silent' }),
+      chain: config.chains[0]!, redis, keys, store, watches: WatchService.forConfig(config, store, queue), deliveryQueue: queue, metrics, logger: pino({ level: 'silent' }),
       socket: { backoffInitialMs: 10, backoffMaxMs: 50, requestTimeoutMs: 5_000 },
       gapRetryDelaysMs: [20, 100],
       ...overrides,

@@ -15,6 +15,7 @@ import { createMetrics, MetricsPublisher, type Metrics } from '../src/metrics.js
 import { redisKeys } from '../src/storage/keys.js'
 import { createRedis } from '../src/storage/redis.js'
 import { SecretBox } from '../src/storage/secret-box.js'
+import { WatchService } from '../src/services/watch-service.js'
 import { WatchStore } from '../src/storage/watch-store.js'
 
 export interface WorkerRoleOptions {
@@ -40,7 +41,7 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
   })
   const worker = new DeliveryWorker({
     config, logger, redis, keys, metrics, httpClient, deliveryQueue,
-    watches: new WatchStore(redis, keys, new SecretBox(config.encryptionKey)),
+    watches: WatchService.forConfig(config, new WatchStore(redis, keys, new SecretBox(config.encryptionKey)), deliveryQueue, options.resolve),
   }, options.tuning)
   publisher?.start((err) => logger.warn({ err }, 'could not publish metrics'))
   logger.info({ concurrency: config.delivery.concurrency }, 'delivery worker started')

@@ -19,6 +19,7 @@ import { ChainLease } from '../src/subscriber/lease.js'
 import { redisKeys } from '../src/storage/keys.js'
 import { createRedis } from '../src/storage/redis.js'
 import { SecretBox } from '../src/storage/secret-box.js'
+import { WatchService } from '../src/services/watch-service.js'
 import { WatchStore } from '../src/storage/watch-store.js'
 
 export interface SubscriberRoleOptions {
@@ -50,6 +51,7 @@ export async function startSubscriber(config: Config, logger: Logger, options: S
   const publisher = options.metrics ? undefined : new MetricsPublisher(redis, keys.queuePrefix, metrics)
   const deliveryQueue = new DeliveryQueue(redis, keys, config.delivery)
   const store = new WatchStore(redis, keys, new SecretBox(config.encryptionKey))
+  const watches = WatchService.forConfig(config, store, deliveryQueue)
   const timing = options.lease ?? DEFAULT_LEASE_TIMING
   const owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`
 
@@ -58,7 +60,7 @@ export async function startSubscriber(config: Config, logger: Logger, options: S
     // Exposed at 0 from the start, so a dashboard or alert on it finds the series before the first reconnect.
     metrics.wsReconnects.inc({ chain: chain.id }, 0)
     const chainLogger = logger.child({ chain: chain.id })
-    const driver = DRIVERS[chain.type]({ chain, redis, keys, store, deliveryQueue, metrics, logger: chainLogger }, options)
+    const driver = DRIVERS[chain.type]({ chain, redis, keys, store, watches, deliveryQueue, metrics, logger: chainLogger }, options)
     const lease = new ChainLease(redis, keys.chainLease(chain.id), owner, timing.ttlMs)
     chains.set(chain.id, new ChainRunner(driver, lease, timing.pollMs, chainLogger))
   }

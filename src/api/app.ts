@@ -4,19 +4,25 @@
  * behind tenant API keys and one behind the admin token; a route file added later needs one
  * `register` line in the scope it belongs to.
  */
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { ErrorObject } from 'ajv'
 import type { Redis } from 'ioredis'
 import type { Config } from '../config/config.js'
 import type { DeliveryQueue } from '../delivery/delivery-queue.js'
+import { WebhookHttpClient } from '../delivery/http-client.js'
+import { USER_AGENT } from '../delivery/user-agent.js'
 import type { Resolver } from '../domain/url-policy.js'
 import type { Logger } from '../logger.js'
 import type { Metrics, MetricsPublisher } from '../metrics.js'
 import type { RedisKeys } from '../storage/keys.js'
 import type { TenantStore } from '../storage/tenant-store.js'
 import type { WatchStore } from '../storage/watch-store.js'
+import { DeliveryService } from '../services/delivery-service.js'
+import { OperationsService } from '../services/operations-service.js'
+import { TenantService } from '../services/tenant-service.js'
+import { WatchService } from '../services/watch-service.js'
 import { adminStatusRoutes } from '../../routes/admin-status.js'
 import { adminTenantRoutes } from '../../routes/admin-tenants.js'
 import { healthRoutes } from '../../routes/health.js'
@@ -25,6 +31,7 @@ import { deliveryRoutes } from '../../routes/deliveries.js'
 import { adminAuth, tenantAuth } from './auth.js'
 import { errorBody, RetryLaterError, toErrorBody } from './errors.js'
 import { RateLimiter } from './rate-limit.js'
+import type { ApiContext, ApiServices, ReadinessCheck } from './route-context.js'
 import { bodyAjv, formatValidationErrors, urlAjv } from './validation.js'
 
 /**
@@ -44,16 +51,26 @@ export interface ApiDeps {
   /** DNS for the webhook URL policy; the system resolver when absent (tests inject one). */
   resolve?: Resolver
   /** Extra readiness conditions (the subscriber's connections in `blockhook all`): a string is the 503 reason. */
-  readinessChecks?: Array<() => string | undefined>
+  readinessChecks?: ReadinessCheck[]
 }
 
-/** What every route plugin is registered with. */
-export interface ApiContext {
-  config: Config
-  deps: ApiDeps
+/** The services the routes call, over the stores and the queue of `deps`. */
+function buildServices(config: Config, deps: ApiDeps): ApiServices {
+  const watches = WatchService.forConfig(config, deps.watches, deps.deliveryQueue, deps.resolve)
+  // The api's own client for test sends: same policy, timeout and agents as the worker's.
+  const httpClient = new WebhookHttpClient({
+    timeoutMs: config.delivery.timeoutMs,
+    userAgent: USER_AGENT,
+    allowPrivateUrls: config.allowPrivateUrls,
+    resolve: deps.resolve,
+  })
+  return {
+    tenants: new TenantService(deps.tenants, watches),
+    watches,
+    deliveries: new DeliveryService({ redis: deps.redis, keys: deps.keys, deliveryQueue: deps.deliveryQueue, watches, httpClient }),
+    operations: new OperationsService({ redis: deps.redis, keys: deps.keys, metricsPublisher: deps.metricsPublisher }),
+  }
 }
-
-export type ApiRoutes = FastifyPluginAsync<ApiContext>
 
 /** SPEC §3: bodies over 1 MiB get 413. */
 export const BODY_LIMIT_BYTES = 1024 * 1024
@@ -120,7 +137,10 @@ export async function buildApi(config: Config, deps: ApiDeps): Promise<FastifyIn
 
   await installDocs(app)
 
-  const context: ApiContext = { config, deps }
+  const services = buildServices(config, deps)
+  app.addHook('onClose', async () => services.deliveries.close())
+  // The array itself, not a copy: a role started later in the process may still add its check.
+  const context: ApiContext = { config, services, readinessChecks: deps.readinessChecks ?? [] }
   const rateLimiter = new RateLimiter(deps.redis, deps.keys, config.rateLimitPerSecond)
 
   await app.register(healthRoutes, context)

@@ -102,6 +102,12 @@ export class DeliveryQueue {
     return cancelled
   }
 
+  /** Jobs per state, for /admin/status. */
+  async jobCounts(): Promise<{ waiting: number; active: number; delayed: number; failed: number }> {
+    const counts = await this.queue.getJobCounts('waiting', 'active', 'delayed', 'failed')
+    return { waiting: counts.waiting ?? 0, active: counts.active ?? 0, delayed: counts.delayed ?? 0, failed: counts.failed ?? 0 }
+  }
+
   async #add(jobs: readonly { deliveryId: string; jobId: string }[]): Promise<void> {
     if (jobs.length === 0) return
     await this.queue.addBulk(jobs.map(({ deliveryId, jobId }) => ({

@@ -16,13 +16,12 @@
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq'
 import type { Redis } from 'ioredis'
 import type { Config } from '../config/config.js'
-import { BlockhookError } from '../domain/errors.js'
 import { redactUrl } from '../domain/redact.js'
 import type { Watch } from '../domain/watch-types.js'
 import type { Logger } from '../logger.js'
 import type { Metrics } from '../metrics.js'
 import type { RedisKeys } from '../storage/keys.js'
-import type { WatchStore } from '../storage/watch-store.js'
+import type { WatchService } from '../services/watch-service.js'
 import { DeliveryError } from './delivery-error.js'
 import { DELIVERY_QUEUE, RETRY_BACKOFF, type DeliveryJobData, type DeliveryQueue } from './delivery-queue.js'
 import { renderWebhookBody, type DeliveryAttempt, type DeliveryRecord } from './delivery-record.js'
@@ -58,7 +57,8 @@ export interface DeliveryWorkerDeps {
   /** Commands; BullMQ duplicates it for its blocking reads. */
   redis: Redis
   keys: RedisKeys
-  watches: WatchStore
+  /** Reads watches and their secrets, and disables a watch (410, disable-after). */
+  watches: WatchService
   deliveryQueue: DeliveryQueue
   httpClient: WebhookHttpClient
   metrics: Metrics
@@ -155,10 +155,7 @@ export class DeliveryWorker {
     // Both in one round trip. The secrets are read now, so during a rotation both sign.
     const [watch, secrets] = await Promise.all([
       watches.get(record.watchId),
-      watches.signingSecrets(record.watchId, this.#now()).catch((err: unknown) => {
-        if (err instanceof BlockhookError && err.code === 'BH_WATCH_NOT_FOUND') return undefined
-        throw err
-      }),
+      watches.signingSecrets(record.watchId),
     ])
     if (!watch || !secrets) {
       await deliveryQueue.store.cancel([record.id], record.watchId)
@@ -251,18 +248,8 @@ export class DeliveryWorker {
   }
 
   async #disable(watch: Watch, reason: string): Promise<void> {
-    try {
-      await this.#deps.watches.update(watch.id, (current) => {
-        if (current.status !== 'active') throw new BlockhookError('BH_WATCH_NOT_ACTIVE', 'already not active', 409)
-        return { ...current, status: 'disabled', disabledReason: reason, updatedAt: new Date(this.#now()).toISOString() }
-      })
-      await this.#deps.deliveryQueue.store.clearFailingSince(watch.id)
-      this.#deps.logger.warn({ watchId: watch.id, reason }, 'watch disabled')
-    } catch (err) {
-      // Deleted or already paused/disabled meanwhile: nothing left to disable.
-      if (err instanceof BlockhookError && (err.code === 'BH_WATCH_NOT_ACTIVE' || err.code === 'BH_WATCH_NOT_FOUND')) return
-      throw err
-    }
+    // False when deleted, paused or disabled meanwhile: nothing left to disable.
+    if (await this.#deps.watches.disable(watch.id, reason)) this.#deps.logger.warn({ watchId: watch.id, reason }, 'watch disabled')
   }
 
   /** Back to the queue after `delayMs` without spending an attempt. */

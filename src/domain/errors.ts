@@ -18,3 +18,8 @@ export const badRequest = (code: string, message: string) => new BlockhookError(
 export const notFound = (what: string) => new BlockhookError('BH_NOT_FOUND', `${what} not found`, 404)
 export const unauthorized = () =>
   new BlockhookError('BH_UNAUTHORIZED', 'missing or invalid bearer token', 401)
+
+/** Whether `err` is a blockhook error with this code: the one way callers branch on a code. */
+export function hasCode(err: unknown, code: string): boolean {
+  return err instanceof BlockhookError && err.code === code
+}

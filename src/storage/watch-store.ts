@@ -143,6 +143,16 @@ export class WatchStore {
       .exec()
   }
 
+  /** The delivery counters of a watch as stored (matched, delivered, failed, pending, lastDeliveredAt). */
+  async stats(watchId: string): Promise<Record<string, string>> {
+    return this.#redis.hgetall(this.#keys.watchStats(watchId))
+  }
+
+  /** Every watch id, any status, on a chain. */
+  async idsOfChain(chain: string): Promise<string[]> {
+    return this.#redis.smembers(this.#keys.watchesByChain(chain))
+  }
+
   /** Every watch id of a tenant, for deleting the tenant. */
   async idsOfTenant(tenantId: string): Promise<string[]> {
     const members = await this.#redis.zrange(this.#keys.watchesByTenant(tenantId), '0', '-1')

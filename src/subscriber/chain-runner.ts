@@ -10,6 +10,7 @@ import type { ChainConfig } from '../config/config.js'
 import type { DeliveryQueue } from '../delivery/delivery-queue.js'
 import type { Metrics } from '../metrics.js'
 import type { RedisKeys } from '../storage/keys.js'
+import type { WatchService } from '../services/watch-service.js'
 import type { WatchStore } from '../storage/watch-store.js'
 import type { ChainLease } from './lease.js'
 
@@ -18,7 +19,10 @@ export interface ChainDriverDeps {
   chain: ChainConfig
   redis: Redis
   keys: RedisKeys
+  /** Reads: the chain's watches and their change feed. */
   store: WatchStore
+  /** Status changes (a fired one-shot watch completes). */
+  watches: WatchService
   deliveryQueue: DeliveryQueue
   metrics: Metrics
   logger: Logger

@@ -20,6 +20,7 @@ import { createMetrics } from '../../src/metrics.js'
 import { redisKeys } from '../../src/storage/keys.js'
 import { createRedis } from '../../src/storage/redis.js'
 import { SecretBox } from '../../src/storage/secret-box.js'
+import { WatchService } from '../../src/services/watch-service.js'
 import { WatchStore } from '../../src/storage/watch-store.js'
 import { testConfig } from './config.js'
 
@@ -124,7 +125,7 @@ export async function setupDelivery(t: Test, redisUrl: string, options: Delivery
   /** Each call starts one more worker (several act like several worker processes on one Redis). */
   const startWorker = () => {
     const worker = new DeliveryWorker(
-      { config, logger, redis, keys, watches, deliveryQueue, httpClient, metrics, random: options.random },
+      { config, logger, redis, keys, watches: WatchService.forConfig(config, watches, deliveryQueue), deliveryQueue, httpClient, metrics, random: options.random },
       { closeGraceMs: 200, ...options.tuning },
     )
     workers.push(worker)

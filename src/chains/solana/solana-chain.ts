@@ -96,7 +96,7 @@ export class SolanaChain implements ChainDriver {
   async lead(lease: ChainLease, onLeaseLost: () => void): Promise<void> {
     const { chain, redis, keys, store } = this.#d
     const leader = new SolanaLeader({
-      chain, socket: this.socket, http: this.#http, markers: new GapMarkers(redis, keys, chain.id, lease), store,
+      chain, socket: this.socket, http: this.#http, markers: new GapMarkers(redis, keys, chain.id, lease), watches: this.#d.watches,
       deliveryQueue: this.#d.deliveryQueue, metrics: this.#d.metrics, logger: this.#log,
       gapRetryDelaysMs: this.#d.gapRetryDelaysMs ?? DEFAULT_GAP_RETRY_DELAYS_MS,
       onHead: (slot) => this.#onHead(slot),

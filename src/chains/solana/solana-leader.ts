@@ -14,7 +14,7 @@ import type { MatchedEvent } from '../../delivery/delivery-record.js'
 import type { DeliveryQueue } from '../../delivery/delivery-queue.js'
 import type { EventType, Watch } from '../../domain/watch-types.js'
 import type { Metrics } from '../../metrics.js'
-import type { WatchStore } from '../../storage/watch-store.js'
+import type { WatchService } from '../../services/watch-service.js'
 import type { WatchSink } from '../../subscriber/watch-set.js'
 import type { RpcSocket, RpcSubscription } from '../rpc-socket.js'
 import {
@@ -34,7 +34,8 @@ export interface SolanaLeaderDeps {
   /** Gap recovery client; without one, gaps are not filled (logged at start). */
   http: SolanaRpc | undefined
   markers: GapMarkers
-  store: WatchStore
+  /** Marks a signature watch `completed` once it fired. */
+  watches: WatchService
   deliveryQueue: DeliveryQueue
   metrics: Metrics
   logger: Logger
@@ -284,11 +285,7 @@ export class SolanaLeader implements WatchSink {
     this.#d.onSubscriptionsChanged()
     for (const watchId of this.#registry.forget(subscription.key)) {
       this.#watches.delete(watchId)
-      try {
-        await this.#d.store.update(watchId, (w) => ({ ...w, status: 'completed', updatedAt: new Date().toISOString() }))
-      } catch (err) {
-        if ((err as { code?: string }).code !== 'BH_WATCH_NOT_FOUND') throw err
-      }
+      await this.#d.watches.complete(watchId)
     }
   }
 

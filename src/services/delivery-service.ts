@@ -1,0 +1,96 @@
+/**
+ * The delivery rules a tenant reaches through the API: read one delivery with its payload, list a
+ * watch's deliveries, retry a failed one, replay a block range, send a test event now, and the
+ * queue's job counts for /admin/status. Routes call it and never see the store or the queue.
+ */
+import type { Redis } from 'ioredis'
+import type { DeliveryQueue } from '../delivery/delivery-queue.js'
+import { renderWebhookBody, type DeliveryRecord } from '../delivery/delivery-record.js'
+import type { DeliveryListQuery } from '../delivery/delivery-store.js'
+import type { WebhookHttpClient } from '../delivery/http-client.js'
+import { MAX_REPLAY_BLOCKS, requestReplay } from '../delivery/replay-requests.js'
+import { sendTestWebhook, type TestSendResult } from '../delivery/test-send.js'
+import { badRequest, BlockhookError } from '../domain/errors.js'
+import { chainTypeOf } from '../domain/watch-types.js'
+import type { RedisKeys } from '../storage/keys.js'
+import { watchNotFound } from '../storage/watch-store.js'
+import type { WatchService } from './watch-service.js'
+
+export interface DeliveryServiceDeps {
+  redis: Redis
+  keys: RedisKeys
+  deliveryQueue: DeliveryQueue
+  watches: WatchService
+  /** Sends test events: the same URL policy, timeout and agents as the worker's. */
+  httpClient: WebhookHttpClient
+}
+
+export interface QueueCounts {
+  waiting: number
+  active: number
+  delayed: number
+  failed: number
+}
+
+export class DeliveryService {
+  readonly #d: DeliveryServiceDeps
+
+  constructor(deps: DeliveryServiceDeps) {
+    this.#d = deps
+  }
+
+  /** A tenant sees only deliveries of its own watches. */
+  getForTenant(tenantId: string, deliveryId: string): Promise<DeliveryRecord> {
+    return this.#d.deliveryQueue.store.getForTenant(tenantId, deliveryId)
+  }
+
+  /** The webhook body as sent, parsed. */
+  payloadOf(record: DeliveryRecord): unknown {
+    return JSON.parse(renderWebhookBody(record)) as unknown
+  }
+
+  async listForWatch(tenantId: string, watchId: string, query: DeliveryListQuery): Promise<{ items: DeliveryRecord[]; nextCursor: string | null }> {
+    const watch = await this.#d.watches.getForTenant(tenantId, watchId)
+    return this.#d.deliveryQueue.store.listByWatch(watch.id, query)
+  }
+
+  /** A failed delivery of a watch that still exists goes back to the queue with fresh attempts. */
+  async retry(tenantId: string, deliveryId: string): Promise<DeliveryRecord> {
+    const record = await this.getForTenant(tenantId, deliveryId)
+    if (!(await this.#d.watches.get(record.watchId))) {
+      throw new BlockhookError('BH_WATCH_DELETED', 'the watch of this delivery was deleted', 409)
+    }
+    const previous = await this.#d.deliveryQueue.requeueFailed(record.id, record.watchId)
+    if (previous !== 'failed') {
+      throw new BlockhookError('BH_DELIVERY_NOT_FAILED', `only a failed delivery can be retried; this one is ${previous ?? 'gone'}`, 409)
+    }
+    return record
+  }
+
+  /** Asks the chain's subscriber to scan the range again; returns the replay id. */
+  async replay(tenantId: string, watchId: string, fromBlock: number, toBlock: number): Promise<string> {
+    const watch = await this.#d.watches.getForTenant(tenantId, watchId)
+    if (chainTypeOf(watch.type) !== 'evm') throw badRequest('BH_REPLAY_UNSUPPORTED', `replay is for EVM watches; this one is ${watch.type}`)
+    if (toBlock < fromBlock) throw badRequest('BH_VALIDATION', 'body/toBlock must be at least body/fromBlock')
+    if (toBlock - fromBlock + 1 > MAX_REPLAY_BLOCKS) {
+      throw badRequest('BH_VALIDATION', `body/toBlock must be within ${MAX_REPLAY_BLOCKS} blocks of body/fromBlock`)
+    }
+    return requestReplay(this.#d.redis, this.#d.keys, watch.chain, { watchId: watch.id, fromBlock, toBlock })
+  }
+
+  /** One webhook.test event to the watch URL now, outside the queue. */
+  async sendTest(tenantId: string, watchId: string): Promise<TestSendResult> {
+    const watch = await this.#d.watches.getForTenant(tenantId, watchId)
+    const secrets = await this.#d.watches.signingSecrets(watch.id)
+    if (!secrets) throw watchNotFound() // deleted between the two reads
+    return sendTestWebhook(this.#d.httpClient, watch, secrets)
+  }
+
+  async queueCounts(): Promise<QueueCounts> {
+    return this.#d.deliveryQueue.jobCounts()
+  }
+
+  close(): void {
+    this.#d.httpClient.close()
+  }
+}

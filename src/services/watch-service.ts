@@ -1,0 +1,243 @@
+/**
+ * The watch rules in one place: what a create or a change must satisfy beyond its JSON Schema,
+ * every status transition (the routes', the delivery worker's 410 and disable-after, the Solana
+ * leader's completed; the rules are in domain/watch-status.ts), deletion with its queued
+ * deliveries, stats and counts. Routes, the delivery worker and the chains call it; it is the
+ * only writer of watches besides tests.
+ */
+import type { ChainConfig, Commitment, Config } from '../config/config.js'
+import type { DeliveryQueue } from '../delivery/delivery-queue.js'
+import { badRequest, hasCode } from '../domain/errors.js'
+import { newId, newWebhookSecret } from '../domain/ids.js'
+import { checkWebhookUrl, type Resolver } from '../domain/url-policy.js'
+import { applyUserChange, completed, disabled, type UserStatus } from '../domain/watch-status.js'
+import { WATCH_STATUSES, type Watch, type WatchStatus, type WatchType } from '../domain/watch-types.js'
+import { filterError } from '../api/validation.js'
+import {
+  changeAddresses, chainSettings, checkChainSettings, checkTypeFitsChain, findChain, normalizeFilter,
+} from '../api/watch-input.js'
+import { watchNotFound, type WatchListQuery, type WatchStore } from '../storage/watch-store.js'
+
+/** The old secret keeps signing beside the new one for 24 h (README, "Secrets"). */
+export const SECRET_ROTATION_GRACE_MS = 24 * 60 * 60 * 1000
+/** Watches read per MGET while counting statuses: bounded memory however many there are. */
+const COUNT_BATCH = 500
+
+export interface CreateWatchInput {
+  chain: string
+  type: WatchType
+  filter: Watch['filter']
+  url: string
+  confirmations?: number
+  commitment?: Commitment
+  description?: string
+  metadata?: Record<string, unknown>
+}
+
+export type UpdateWatchInput = Partial<Omit<CreateWatchInput, 'chain' | 'type'>> & { status?: UserStatus }
+
+export interface WatchStats {
+  matched: number
+  delivered: number
+  failed: number
+  pending: number
+  lastDeliveredAt: string | null
+}
+
+export interface WatchServiceDeps {
+  chains: readonly ChainConfig[]
+  allowPrivateUrls: Config['allowPrivateUrls']
+  store: WatchStore
+  deliveryQueue: DeliveryQueue
+  /** DNS for the webhook URL policy; the system resolver when absent (tests inject one). */
+  resolve?: Resolver
+  now?: () => number
+}
+
+function toCount(text: string | undefined): number {
+  return text !== undefined && /^[0-9]+$/.test(text) ? Number(text) : 0
+}
+
+export class WatchService {
+  readonly #d: WatchServiceDeps
+  readonly #now: () => number
+
+  /** The service over `store` and `deliveryQueue` with the chains and URL policy of `config`. */
+  static forConfig(config: Config, store: WatchStore, deliveryQueue: DeliveryQueue, resolve?: Resolver): WatchService {
+    return new WatchService({ chains: config.chains, allowPrivateUrls: config.allowPrivateUrls, store, deliveryQueue, resolve })
+  }
+
+  constructor(deps: WatchServiceDeps) {
+    this.#d = deps
+    this.#now = deps.now ?? Date.now
+  }
+
+  #nowIso(): string {
+    return new Date(this.#now()).toISOString()
+  }
+
+  async #checkUrl(text: string): Promise<void> {
+    const verdict = await checkWebhookUrl(text, { allowPrivateUrls: this.#d.allowPrivateUrls, resolve: this.#d.resolve })
+    if (!verdict.ok) throw badRequest(verdict.code, `body/url ${verdict.reason}`)
+  }
+
+  // --- reads ------------------------------------------------------------------------------------
+
+  get(watchId: string): Promise<Watch | undefined> {
+    return this.#d.store.get(watchId)
+  }
+
+  /** A tenant sees only its own watches: another tenant's id reads as not found. */
+  getForTenant(tenantId: string, watchId: string): Promise<Watch> {
+    return this.#d.store.getForTenant(tenantId, watchId)
+  }
+
+  list(tenantId: string, query: WatchListQuery): Promise<{ items: Watch[]; nextCursor: string | null }> {
+    return this.#d.store.list(tenantId, query)
+  }
+
+  async stats(watchId: string): Promise<WatchStats> {
+    const stats = await this.#d.store.stats(watchId)
+    return {
+      matched: toCount(stats.matched),
+      delivered: toCount(stats.delivered),
+      failed: toCount(stats.failed),
+      pending: toCount(stats.pending),
+      lastDeliveredAt: stats.lastDeliveredAt || null,
+    }
+  }
+
+  /** How many watches of the configured chains are in each status. */
+  async countByStatus(): Promise<Record<WatchStatus, number>> {
+    const counts = Object.fromEntries(WATCH_STATUSES.map((s) => [s, 0])) as Record<WatchStatus, number>
+    for (const chain of this.#d.chains) {
+      const ids = await this.#d.store.idsOfChain(chain.id)
+      for (let i = 0; i < ids.length; i += COUNT_BATCH) {
+        for (const watch of await this.#d.store.getMany(ids.slice(i, i + COUNT_BATCH))) counts[watch.status] += 1
+      }
+    }
+    return counts
+  }
+
+  // --- changes by a tenant ----------------------------------------------------------------------
+
+  async create(tenantId: string, input: CreateWatchInput): Promise<{ watch: Watch; secret: string }> {
+    const chain = findChain(this.#d.chains, input.chain)
+    checkTypeFitsChain(input.type, chain)
+    const settings = chainSettings(input.type, chain, input)
+    const filter = normalizeFilter(input.type, input.filter)
+    await this.#checkUrl(input.url)
+    const now = this.#nowIso()
+    const watch = {
+      id: newId('wch'),
+      tenantId,
+      chain: chain.id,
+      type: input.type,
+      filter,
+      url: input.url,
+      status: 'active',
+      ...settings,
+      ...(input.description !== undefined && { description: input.description }),
+      ...(input.metadata !== undefined && { metadata: input.metadata }),
+      createdAt: now,
+      updatedAt: now,
+    } as Watch
+    const secret = newWebhookSecret()
+    await this.#d.store.create(watch, secret)
+    return { watch, secret }
+  }
+
+  async update(tenantId: string, watchId: string, input: UpdateWatchInput): Promise<Watch> {
+    const current = await this.#d.store.getForTenant(tenantId, watchId)
+    checkChainSettings(current.type, input)
+    let filter: Watch['filter'] | undefined
+    if (input.filter !== undefined) {
+      const error = filterError(current.type, input.filter)
+      if (error) throw badRequest('BH_VALIDATION', error)
+      filter = normalizeFilter(current.type, input.filter)
+    }
+    if (input.url !== undefined) await this.#checkUrl(input.url)
+    return this.#d.store.update(current.id, (watch) => {
+      if (watch.tenantId !== tenantId) throw watchNotFound()
+      return applyUserChange(watch, { ...input, ...(filter && { filter }) } as Partial<Watch> & { status?: UserStatus }, this.#nowIso())
+    })
+  }
+
+  /** Adds and removes addresses of every address list of the filter; returns how many it now holds. */
+  async changeAddresses(tenantId: string, watchId: string, change: { add?: string[]; remove?: string[] }): Promise<number> {
+    let count = 0
+    await this.#d.store.update(watchId, (watch) => {
+      if (watch.tenantId !== tenantId) throw watchNotFound()
+      const changed = changeAddresses(watch, change)
+      count = changed.count
+      return { ...watch, filter: changed.filter, updatedAt: this.#nowIso() } as Watch
+    })
+    return count
+  }
+
+  /**
+   * Removes the watch (the change feed tells subscribers to stop matching it), then cancels its
+   * queued deliveries. Returns how many were cancelled.
+   */
+  async delete(watch: Watch): Promise<number> {
+    await this.#d.store.delete(watch)
+    return this.#d.deliveryQueue.cancelWatch(watch.id)
+  }
+
+  /** Deletes every watch of a tenant; returns how many there were. */
+  async deleteAllOfTenant(tenantId: string): Promise<number> {
+    const watches = await this.#d.store.getMany(await this.#d.store.idsOfTenant(tenantId))
+    for (const watch of watches) await this.delete(watch)
+    return watches.length
+  }
+
+  // --- secrets ----------------------------------------------------------------------------------
+
+  async currentSecret(tenantId: string, watchId: string): Promise<string> {
+    const watch = await this.#d.store.getForTenant(tenantId, watchId)
+    return this.#d.store.currentSecret(watch.id)
+  }
+
+  async rotateSecret(tenantId: string, watchId: string): Promise<string> {
+    const watch = await this.#d.store.getForTenant(tenantId, watchId)
+    const secret = newWebhookSecret()
+    await this.#d.store.rotateSecret(watch.id, secret, SECRET_ROTATION_GRACE_MS, this.#now())
+    return secret
+  }
+
+  /** The secrets a webhook is signed with now; undefined when the watch was deleted. */
+  async signingSecrets(watchId: string): Promise<string[] | undefined> {
+    try {
+      return await this.#d.store.signingSecrets(watchId, this.#now())
+    } catch (err) {
+      if (hasCode(err, 'BH_WATCH_NOT_FOUND')) return undefined
+      throw err
+    }
+  }
+
+  // --- transitions by blockhook -----------------------------------------------------------------
+
+  /**
+   * Disables an active watch and clears its failing-since mark. Returns false when there was
+   * nothing to disable: deleted, paused, disabled or completed meanwhile.
+   */
+  async disable(watchId: string, reason: string): Promise<boolean> {
+    try {
+      await this.#d.store.update(watchId, (current) => disabled(current, reason, this.#nowIso()))
+    } catch (err) {
+      if (hasCode(err, 'BH_WATCH_NOT_ACTIVE') || hasCode(err, 'BH_WATCH_NOT_FOUND')) return false
+      throw err
+    }
+    await this.#d.deliveryQueue.store.clearFailingSince(watchId)
+    return true
+  }
+
+  /** A one-shot watch fired; a watch deleted meanwhile is left deleted. */
+  async complete(watchId: string): Promise<void> {
+    try {
+      await this.#d.store.update(watchId, (current) => completed(current, this.#nowIso()))
+    } catch (err) {
+      if (!hasCode(err, 'BH_WATCH_NOT_FOUND')) throw err
+    }
+  }
+}
