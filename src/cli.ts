@@ -4,17 +4,14 @@
  */
 import { ConfigError, loadConfig, type Config } from './config/config.js'
 import { createLogger, type Logger } from './logger.js'
-import { createRedis } from './storage/redis.js'
+import type { RunningRole } from './roles.js'
+import { connectRedis } from './wiring.js'
 import { checkRedisSettings } from './storage/redis-settings.js'
 import { startWorker } from '../workers/delivery-worker.js'
 import { startSubscriber } from '../workers/subscriber.js'
 import { runDev } from './dev/dev.js'
 import { startApi } from './api/server.js'
 
-export interface RunningRole {
-  readonly name: string
-  close(): Promise<void>
-}
 
 /** What roles started in one process share: the subscriber's readiness feeds the api's /readyz. */
 interface RoleContext {
@@ -72,8 +69,7 @@ function shutdownOnSignals(roles: RunningRole[], logger: Logger): void {
 }
 
 async function warnAboutRedisSettings(config: Config, logger: Logger): Promise<void> {
-  const redis = createRedis(config.redisUrl, 'settings-check')
-  redis.on('error', () => {}) // reported by the roles' own connections and /readyz
+  const redis = connectRedis(config, 'settings-check', logger)
   try {
     for (const warning of await checkRedisSettings(redis)) logger.warn(warning)
   } catch (err) {

@@ -1,5 +1,4 @@
 import t, { type Test } from 'tap'
-import { WatchService } from '../src/services/watch-service.js'
 import { pino } from 'pino'
 import { Webhook } from 'standardwebhooks'
 import type { MatchedEvent } from '../src/delivery/delivery-record.js'
@@ -27,7 +26,7 @@ async function setup(t: Test, delivery: Record<string, unknown> = {}) {
 function startWorker(t: Test, { config, deps }: TestApi): DeliveryWorker {
   const httpClient = new WebhookHttpClient({ timeoutMs: config.delivery.timeoutMs, userAgent: USER_AGENT, allowPrivateUrls: true })
   const worker = new DeliveryWorker({
-    config, logger: pino({ level: 'silent' }), redis: deps.redis, keys: deps.keys, watches: WatchService.forConfig(config, deps.watches, deps.deliveryQueue),
+    config, logger: pino({ level: 'silent' }), redis: deps.redis, keys: deps.keys, watches: deps.watchService,
     deliveryQueue: deps.deliveryQueue, httpClient, metrics: deps.metrics,
   }, { closeGraceMs: 200 })
   t.teardown(async () => { await worker.close(); httpClient.close() })

@@ -1,7 +1,6 @@
 import t from 'tap'
 import type { Address } from 'viem'
 import { TRANSFER_TOPIC } from '../src/chains/evm/abi.js'
-import { createMetrics } from '../src/metrics.js'
 import { startAnvil } from './helpers/processes.js'
 import { send } from './helpers/contracts.js'
 import { FAST, harness, loggedTxHashes, rpc, startTokenChain, type Harness } from './helpers/subscriber-harness.js'
@@ -56,10 +55,10 @@ t.test('a connection cut mid-stream: reconnect, resubscribe, backfill what was m
   const h = harness(t, redisServer.url, { ws: [proxy.wsUrl], http: anvil.url })
   const watch = await h.createWatch(transferWatch)
   // A slow first retry, so that the blocks below are mined while disconnected: only the backfill can find them.
-  const metrics = createMetrics()
   const value = async (metric: { get(): Promise<{ values: { value: number; labels: object }[] }> }) =>
     (await metric.get()).values.map((v) => [v.labels, v.value])
-  const sub = await h.startSubscriber({ ...FAST, metrics, evm: { socket: { backoffInitialMs: 600, backoffMaxMs: 600 } } })
+  const sub = await h.startSubscriber({ ...FAST, evm: { socket: { backoffInitialMs: 600, backoffMaxMs: 600 } } })
+  const metrics = sub.metrics
   const chain = await h.leader(sub)
   await h.caughtUp(sub, await h.mine())
   t.same(await value(metrics.wsReconnects), [[{ chain: 'local' }, 0]], 'the reconnect counter is exposed at 0 before any reconnect')

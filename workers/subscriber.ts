@@ -1,30 +1,23 @@
 /**
  * The `subscriber` role: one ChainRunner per configured chain, each with the node connection of
  * its chain type and the per-chain lease that makes one process the chain's active subscriber
- * (SPEC §6). `close()` (SIGTERM) stops every chain (the cursor is saved as each chunk is queued),
- * frees their leases for a standby at once, then closes the queue producer, metrics and Redis.
+ * (docs/architecture.md, "Subscriber"). `close()` (SIGTERM) stops every chain (the cursor is saved
+ * as each chunk is queued), frees their leases for a standby at once, then closes the wiring.
  */
 import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import type { EvmChainDeps } from '../src/chains/evm/evm-chain.js'
 import { EvmChain } from '../src/chains/evm/evm-chain.js'
 import { SolanaChain, type SolanaChainDeps } from '../src/chains/solana/solana-chain.js'
-import type { RunningRole } from '../src/cli.js'
 import type { ChainType, Config } from '../src/config/config.js'
-import { DeliveryQueue } from '../src/delivery/delivery-queue.js'
 import type { Logger } from '../src/logger.js'
-import { createMetrics, MetricsPublisher, type Metrics } from '../src/metrics.js'
+import type { Metrics } from '../src/metrics.js'
+import type { RunningRole } from '../src/roles.js'
 import { ChainRunner, DEFAULT_LEASE_TIMING, type ChainDriver, type ChainDriverDeps, type LeaseTiming } from '../src/subscriber/chain-runner.js'
 import { ChainLease } from '../src/subscriber/lease.js'
-import { redisKeys } from '../src/storage/keys.js'
-import { createRedis } from '../src/storage/redis.js'
-import { SecretBox } from '../src/storage/secret-box.js'
-import { WatchService } from '../src/services/watch-service.js'
-import { WatchStore } from '../src/storage/watch-store.js'
+import { wire } from '../src/wiring.js'
 
 export interface SubscriberRoleOptions {
-  /** Shared with the other roles of the process (`blockhook all`); its own otherwise. */
-  metrics?: Metrics
   lease?: LeaseTiming
   /** EVM tuning for tests: small watchdog, ping and backoff, small chunks. */
   evm?: Pick<EvmChainDeps, 'socket' | 'follower'>
@@ -36,6 +29,8 @@ export interface RunningSubscriber extends RunningRole {
   /** Undefined when every chain this process leads or stands by for has a live node connection. */
   notReadyReason(): string | undefined
   readonly chains: ReadonlyMap<string, ChainRunner>
+  /** This process's metrics (tests read them). */
+  readonly metrics: Metrics
 }
 
 /** One driver per chain type, built from the same chain-generic deps plus its test tuning. */
@@ -45,13 +40,8 @@ const DRIVERS: Record<ChainType, (deps: ChainDriverDeps, options: SubscriberRole
 }
 
 export async function startSubscriber(config: Config, logger: Logger, options: SubscriberRoleOptions = {}): Promise<RunningSubscriber> {
-  const redis = createRedis(config.redisUrl, 'subscriber')
-  const keys = redisKeys(config.redisPrefix)
-  const metrics = options.metrics ?? createMetrics()
-  const publisher = options.metrics ? undefined : new MetricsPublisher(redis, keys.queuePrefix, metrics)
-  const deliveryQueue = new DeliveryQueue(redis, keys, config.delivery)
-  const store = new WatchStore(redis, keys, new SecretBox(config.encryptionKey))
-  const watches = WatchService.forConfig(config, store, deliveryQueue)
+  const wiring = wire(config, 'subscriber', logger)
+  const { redis, keys, metrics, deliveryQueue, watches: store, watchService: watches } = wiring
   const timing = options.lease ?? DEFAULT_LEASE_TIMING
   const owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`
 
@@ -65,13 +55,14 @@ export async function startSubscriber(config: Config, logger: Logger, options: S
     chains.set(chain.id, new ChainRunner(driver, lease, timing.pollMs, chainLogger))
   }
   for (const runner of chains.values()) runner.start()
-  publisher?.start((err) => logger.warn({ err }, 'could not publish metrics'))
+  wiring.metricsPublisher.start((err) => logger.warn({ err }, 'could not publish metrics'))
   logger.info({ chains: [...chains.keys()], owner }, 'subscriber started')
 
   let closing: Promise<void> | undefined
   return {
     name: 'subscriber',
     chains,
+    metrics,
     notReadyReason: () => {
       const reasons = [...chains.values()].map((r) => r.driver.notReadyReason()).filter((r) => r !== undefined)
       return reasons.length > 0 ? reasons.join('; ') : undefined
@@ -80,9 +71,7 @@ export async function startSubscriber(config: Config, logger: Logger, options: S
       closing ??= (async () => {
         await Promise.all([...chains.values()].map((runner) =>
           runner.close().catch((err: unknown) => logger.error({ err, chain: runner.driver.chainId }, 'error while closing a chain'))))
-        await deliveryQueue.close()
-        await publisher?.stop().catch((err: unknown) => logger.warn({ err }, 'could not remove the metrics snapshot'))
-        await redis.quit()
+        await wiring.close()
       })()
       return closing
     },

@@ -8,21 +8,15 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { ErrorObject } from 'ajv'
-import type { Redis } from 'ioredis'
 import type { Config } from '../config/config.js'
-import type { DeliveryQueue } from '../delivery/delivery-queue.js'
 import { WebhookHttpClient } from '../delivery/http-client.js'
 import { USER_AGENT } from '../delivery/user-agent.js'
 import type { Resolver } from '../domain/url-policy.js'
 import type { Logger } from '../logger.js'
-import type { Metrics, MetricsPublisher } from '../metrics.js'
-import type { RedisKeys } from '../storage/keys.js'
-import type { TenantStore } from '../storage/tenant-store.js'
-import type { WatchStore } from '../storage/watch-store.js'
+import type { Wiring } from '../wiring.js'
 import { DeliveryService } from '../services/delivery-service.js'
 import { OperationsService } from '../services/operations-service.js'
 import { TenantService } from '../services/tenant-service.js'
-import { WatchService } from '../services/watch-service.js'
 import { adminStatusRoutes } from '../../routes/admin-status.js'
 import { adminTenantRoutes } from '../../routes/admin-tenants.js'
 import { healthRoutes } from '../../routes/health.js'
@@ -34,29 +28,18 @@ import { RateLimiter } from './rate-limit.js'
 import type { ApiContext, ApiServices, ReadinessCheck } from './route-context.js'
 import { bodyAjv, formatValidationErrors, urlAjv } from './validation.js'
 
-/**
- * What the routes use. Open to additions: a route module that needs more (e.g. a delivery
- * store) adds an optional field here and `server.ts` supplies it.
- */
-export interface ApiDeps {
-  redis: Redis
-  keys: RedisKeys
-  tenants: TenantStore
-  watches: WatchStore
-  deliveryQueue: DeliveryQueue
-  metrics: Metrics
-  /** Publishes this process's metrics before /metrics sums every process's snapshot. */
-  metricsPublisher: MetricsPublisher
+/** What the routes' services are built on (see wiring.ts), and the api's own settings. */
+export interface ApiDeps extends Pick<Wiring, 'redis' | 'keys' | 'tenants' | 'deliveryQueue' | 'metricsPublisher' | 'watchService'> {
   logger: Logger
-  /** DNS for the webhook URL policy; the system resolver when absent (tests inject one). */
+  /** DNS for the test sends' URL policy; the system resolver when absent (tests inject one). */
   resolve?: Resolver
-  /** Extra readiness conditions (the subscriber's connections in `blockhook all`): a string is the 503 reason. */
+  /** Extra readiness conditions (the subscriber's connections in `blockhook all`). */
   readinessChecks?: ReadinessCheck[]
 }
 
 /** The services the routes call, over the stores and the queue of `deps`. */
 function buildServices(config: Config, deps: ApiDeps): ApiServices {
-  const watches = WatchService.forConfig(config, deps.watches, deps.deliveryQueue, deps.resolve)
+  const watches = deps.watchService
   // The api's own client for test sends: same policy, timeout and agents as the worker's.
   const httpClient = new WebhookHttpClient({
     timeoutMs: config.delivery.timeoutMs,

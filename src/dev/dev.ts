@@ -8,15 +8,11 @@
 import { randomBytes } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
 import { resolve } from 'node:path'
-import type { RunningRole } from '../cli.js'
 import { ConfigError, deepFreeze, loadConfig, type Config } from '../config/config.js'
 import { redactUrl } from '../domain/redact.js'
 import { createLogger, type Logger } from '../logger.js'
-import { redisKeys } from '../storage/keys.js'
-import { createRedis } from '../storage/redis.js'
-import { TenantStore } from '../storage/tenant-store.js'
-import { SecretBox } from '../storage/secret-box.js'
-import { WatchStore } from '../storage/watch-store.js'
+import type { RunningRole } from '../roles.js'
+import { connectRedis, wire } from '../wiring.js'
 import { devBanner } from './banner.js'
 import { runDemo } from './demo.js'
 import { startInbox } from './inbox.js'
@@ -65,7 +61,7 @@ function sharedRedisCleanup(config: Config, logger: Logger): RunningRole {
   return {
     name: 'dev keys',
     async close() {
-      const redis = createRedis(config.redisUrl, 'dev-cleanup')
+      const redis = connectRedis(config, 'dev-cleanup', logger)
       const deadline = Date.now() + KEY_CLEANUP_DEADLINE_MS
       try {
         let cursor = '0'
@@ -132,12 +128,11 @@ export async function runDev(options: DevOptions): Promise<void> {
       : loaded
     if (probe.ok) parts.push(sharedRedisCleanup(config, logger))
 
-    const redis = createRedis(config.redisUrl, 'dev')
-    parts.push({ name: 'dev redis connection', close: async () => void (await redis.quit()) })
-    const keys = redisKeys(config.redisPrefix)
-    const { tenant, apiKey } = await new TenantStore(redis, keys).create('demo')
+    const wiring = wire(config, 'dev', logger)
+    parts.push({ name: 'dev redis connection', close: () => wiring.close() })
+    const { tenant, apiKey } = await wiring.tenants.create('demo')
     // Before the roles, so it closes after the worker: no delivery in flight finds it gone.
-    const inbox = await startInbox(new WatchStore(redis, keys, new SecretBox(config.encryptionKey)), write)
+    const inbox = await startInbox(wiring.watches, write)
     parts.push({ name: 'inbox', close: () => inbox.close() })
 
     parts.push(...await options.startRoles(config, logger))

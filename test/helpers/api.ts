@@ -1,5 +1,5 @@
 /**
- * Builds the API on a real Redis, the way `startApi` wires it, without opening a port: tests
+ * Builds the API on a real Redis, wired as `startApi` wires it, without opening a port: tests
  * talk to it with `app.inject()`. Every call gets its own Redis key prefix.
  */
 import type { Test } from 'tap'
@@ -7,14 +7,8 @@ import { pino } from 'pino'
 import type { FastifyInstance } from 'fastify'
 import { buildApi, type ApiDeps } from '../../src/api/app.js'
 import type { Config } from '../../src/config/config.js'
-import { DeliveryQueue } from '../../src/delivery/delivery-queue.js'
 import type { Resolver } from '../../src/domain/url-policy.js'
-import { createMetrics, MetricsPublisher } from '../../src/metrics.js'
-import { redisKeys } from '../../src/storage/keys.js'
-import { createRedis } from '../../src/storage/redis.js'
-import { SecretBox } from '../../src/storage/secret-box.js'
-import { TenantStore } from '../../src/storage/tenant-store.js'
-import { WatchStore } from '../../src/storage/watch-store.js'
+import { wire, type Wiring } from '../../src/wiring.js'
 import { TEST_ADMIN_TOKEN, testConfig } from './config.js'
 
 export const ADMIN = { authorization: `Bearer ${TEST_ADMIN_TOKEN}` }
@@ -34,7 +28,8 @@ export const testResolver: Resolver = async (hostname) => {
 
 export interface TestApi {
   app: FastifyInstance
-  deps: ApiDeps
+  /** What the api runs on, for a test to look into Redis or the queue. */
+  deps: Wiring
   config: Config
 }
 
@@ -42,29 +37,17 @@ export async function buildTestApi(
   t: Test,
   redisUrl: string,
   overrides: Partial<Config> & { file?: unknown } = {},
-  extraDeps: Partial<ApiDeps> = {},
+  extraDeps: Pick<ApiDeps, 'readinessChecks'> = {},
 ): Promise<TestApi> {
   const config = testConfig({ redisUrl, file: { chains: TEST_CHAINS }, ...overrides })
-  const redis = createRedis(config.redisUrl, 'test-api')
-  const keys = redisKeys(config.redisPrefix)
-  const metrics = createMetrics()
-  const deps: ApiDeps = {
-    redis,
-    keys,
-    tenants: new TenantStore(redis, keys),
-    watches: new WatchStore(redis, keys, new SecretBox(config.encryptionKey)),
-    deliveryQueue: new DeliveryQueue(redis, keys, config.delivery),
-    metrics,
-    metricsPublisher: new MetricsPublisher(redis, keys.queuePrefix, metrics),
-    logger: pino({ level: 'silent' }),
-    resolve: testResolver,
-    ...extraDeps,
-  }
-  const app = await buildApi(config, deps)
+  const logger = pino({ level: 'silent' })
+  const deps = wire(config, 'test-api', logger, { resolve: testResolver })
+  const app = await buildApi(config, { ...deps, logger, resolve: testResolver, ...extraDeps })
   t.teardown(async () => {
     await app.close()
     await deps.deliveryQueue.close()
-    redis.disconnect()
+    // Not quit: a test may have stopped this Redis, and a QUIT would wait for it for ever.
+    deps.redis.disconnect()
   })
   return { app, deps, config }
 }

@@ -8,7 +8,6 @@ import type { AddressInfo } from 'node:net'
 import type { Test } from 'tap'
 import { pino } from 'pino'
 import type { Config } from '../../src/config/config.js'
-import { DeliveryQueue } from '../../src/delivery/delivery-queue.js'
 import type { DeliveryRecord, MatchedEvent } from '../../src/delivery/delivery-record.js'
 import { DeliveryWorker, type DeliveryWorkerTuning } from '../../src/delivery/delivery-worker.js'
 import { WebhookHttpClient } from '../../src/delivery/http-client.js'
@@ -16,12 +15,7 @@ import { USER_AGENT } from '../../src/delivery/user-agent.js'
 import { newWebhookSecret, webhookId } from '../../src/domain/ids.js'
 import type { Resolver } from '../../src/domain/url-policy.js'
 import type { Watch } from '../../src/domain/watch-types.js'
-import { createMetrics } from '../../src/metrics.js'
-import { redisKeys } from '../../src/storage/keys.js'
-import { createRedis } from '../../src/storage/redis.js'
-import { SecretBox } from '../../src/storage/secret-box.js'
-import { WatchService } from '../../src/services/watch-service.js'
-import { WatchStore } from '../../src/storage/watch-store.js'
+import { wire } from '../../src/wiring.js'
 import { testConfig } from './config.js'
 
 export interface ReceivedWebhook {
@@ -112,12 +106,9 @@ export async function setupDelivery(t: Test, redisUrl: string, options: Delivery
     file: { chains: [{ id: 'eth', type: 'evm', ws: ['ws://127.0.0.1:1'] }], delivery: options.delivery ?? {} },
     ...(options.redisPrefix ? { redisPrefix: options.redisPrefix } : {}),
   })
-  const redis = createRedis(config.redisUrl, 'test-delivery')
-  const keys = redisKeys(config.redisPrefix)
-  const watches = new WatchStore(redis, keys, new SecretBox(config.encryptionKey))
-  const deliveryQueue = new DeliveryQueue(redis, keys, config.delivery)
-  const metrics = createMetrics()
   const logger = pino({ level: 'silent' })
+  const wiring = wire(config, 'test-delivery', logger, { resolve: options.resolve })
+  const { redis, keys, watches, deliveryQueue, metrics } = wiring
   const httpClient = new WebhookHttpClient({
     timeoutMs: config.delivery.timeoutMs, userAgent: USER_AGENT, allowPrivateUrls: config.allowPrivateUrls, resolve: options.resolve,
   })
@@ -125,7 +116,7 @@ export async function setupDelivery(t: Test, redisUrl: string, options: Delivery
   /** Each call starts one more worker (several act like several worker processes on one Redis). */
   const startWorker = () => {
     const worker = new DeliveryWorker(
-      { config, logger, redis, keys, watches: WatchService.forConfig(config, watches, deliveryQueue), deliveryQueue, httpClient, metrics, random: options.random },
+      { config, logger, redis, keys, watches: wiring.watchService, deliveryQueue, httpClient, metrics, random: options.random },
       { closeGraceMs: 200, ...options.tuning },
     )
     workers.push(worker)

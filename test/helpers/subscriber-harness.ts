@@ -12,10 +12,9 @@ import { recordFromHash, type DeliveryRecord } from '../../src/delivery/delivery
 import { DELIVERY_QUEUE } from '../../src/delivery/delivery-queue.js'
 import type { Watch, WatchType } from '../../src/domain/watch-types.js'
 import { newId } from '../../src/domain/ids.js'
-import { redisKeys, type RedisKeys } from '../../src/storage/keys.js'
-import { createRedis } from '../../src/storage/redis.js'
-import { SecretBox } from '../../src/storage/secret-box.js'
-import { WatchStore } from '../../src/storage/watch-store.js'
+import type { RedisKeys } from '../../src/storage/keys.js'
+import type { WatchStore } from '../../src/storage/watch-store.js'
+import { wire } from '../../src/wiring.js'
 import type { EvmChain } from '../../src/chains/evm/evm-chain.js'
 import { startSubscriber, type RunningSubscriber, type SubscriberRoleOptions } from '../../workers/subscriber.js'
 import type { Address } from 'viem'
@@ -68,11 +67,13 @@ export function harness(t: Test, redisUrl: string, nodes: { ws: string[]; http: 
     redisUrl,
     chains: [{ id: CHAIN, type: 'evm', ws: nodes.ws, http: [], confirmations: 0, blockTimeMs: 1_000, commitment: 'confirmed', ...chain }],
   })
-  const redis = createRedis(config.redisUrl, 'test')
-  t.teardown(() => redis.disconnect())
-  const keys = redisKeys(config.redisPrefix)
-  const store = new WatchStore(redis, keys, new SecretBox(undefined))
   const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' })
+  const wiring = wire(config, 'test', logger)
+  const { redis, keys, watches: store } = wiring
+  t.teardown(async () => {
+    await wiring.deliveryQueue.close()
+    redis.disconnect()
+  })
 
   const h: Harness = {
     config, redis, keys, store,

@@ -1,0 +1,71 @@
+/**
+ * The one place that builds what a role runs on: the Redis connection (with its error handler),
+ * the key builder, the metrics and their publisher, the delivery queue, the stores and the watch
+ * service. The api, subscriber and worker roles, `blockhook dev` and the test helpers all start
+ * from `wire()`; Redis Cluster support plugs in at `connectRedis`.
+ */
+import type { Redis } from 'ioredis'
+import type { Config } from './config/config.js'
+import { DeliveryQueue } from './delivery/delivery-queue.js'
+import type { Resolver } from './domain/url-policy.js'
+import type { Logger } from './logger.js'
+import { createMetrics, MetricsPublisher, type Metrics } from './metrics.js'
+import { WatchService } from './services/watch-service.js'
+import { redisKeys, type RedisKeys } from './storage/keys.js'
+import { createRedis } from './storage/redis.js'
+import { SecretBox } from './storage/secret-box.js'
+import { TenantStore } from './storage/tenant-store.js'
+import { WatchStore } from './storage/watch-store.js'
+
+export interface WiringOptions {
+  /** DNS for the webhook URL policy; the system resolver when absent (tests inject one). */
+  resolve?: Resolver
+}
+
+export interface Wiring {
+  readonly config: Config
+  readonly redis: Redis
+  readonly keys: RedisKeys
+  readonly metrics: Metrics
+  /** This process's metrics snapshot in Redis, which /metrics sums over every process. The role starts it. */
+  readonly metricsPublisher: MetricsPublisher
+  readonly deliveryQueue: DeliveryQueue
+  readonly tenants: TenantStore
+  readonly watches: WatchStore
+  readonly watchService: WatchService
+  /** Closes the queue producer, removes the metrics snapshot and quits Redis, in that order; once. */
+  close(): Promise<void>
+}
+
+/** A connection for `role`; errors are logged (ioredis reconnects on its own), never thrown at the process. */
+export function connectRedis(config: Config, role: string, logger: Logger): Redis {
+  const redis = createRedis(config.redisUrl, role)
+  redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection error'))
+  return redis
+}
+
+export function wire(config: Config, role: string, logger: Logger, options: WiringOptions = {}): Wiring {
+  const redis = connectRedis(config, role, logger)
+  const keys = redisKeys(config.redisPrefix)
+  const metrics = createMetrics()
+  const metricsPublisher = new MetricsPublisher(redis, keys.queuePrefix, metrics)
+  const deliveryQueue = new DeliveryQueue(redis, keys, config.delivery)
+  const watches = new WatchStore(redis, keys, new SecretBox(config.encryptionKey))
+  let closing: Promise<void> | undefined
+  return {
+    config,
+    redis,
+    keys,
+    metrics,
+    metricsPublisher,
+    deliveryQueue,
+    tenants: new TenantStore(redis, keys),
+    watches,
+    watchService: WatchService.forConfig(config, watches, deliveryQueue, options.resolve),
+    close: () => (closing ??= (async () => {
+      await deliveryQueue.close()
+      await metricsPublisher.stop().catch((err: unknown) => logger.warn({ err }, 'could not remove the metrics snapshot'))
+      await redis.quit()
+    })()),
+  }
+}
