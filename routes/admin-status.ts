@@ -1,4 +1,4 @@
-/** Operator views (SPEC §3): /admin/status and the Prometheus /metrics, behind the admin token. */
+/** Operator views (README, "API tour"): /admin/status and the Prometheus /metrics, behind the admin token. */
 import type { ApiRoutes } from '../src/api/route-context.js'
 import { adminSecurity, errorResponses } from '../src/api/schemas.js'
 import type { ChainConfig } from '../src/config/config.js'
@@ -54,7 +54,7 @@ function isoOrNull(text: string | undefined): string | null {
   return Number.isFinite(ms) ? new Date(ms).toISOString() : null
 }
 
-/** `keys.chainStatus(id)` as SPEC §3 shows it; a chain no subscriber reported on reads as disconnected. */
+/** `keys.chainStatus(id)` as /admin/status shows it (README, "API tour"); a chain no subscriber reported on reads as disconnected. */
 export function renderChainStatus(chain: ChainConfig, stored: Record<string, string>) {
   return {
     id: chain.id,

@@ -1,4 +1,4 @@
-/** Tenants and their API keys (SPEC §3), behind the admin token. */
+/** Tenants and their API keys (README, "API tour"), behind the admin token. */
 import type { ApiRoutes } from '../src/api/route-context.js'
 import { adminSecurity, errorResponses, idParams } from '../src/api/schemas.js'
 import { API_KEY_PREFIX_LENGTH } from '../src/domain/ids.js'

@@ -1,5 +1,5 @@
 /**
- * The delivery log and the delivery actions (SPEC §3), behind a tenant API key: read one delivery
+ * The delivery log and the delivery actions (README, "API tour"), behind a tenant API key: read one delivery
  * with its attempts and payload, list a watch's deliveries, send a failed one again, send a test
  * event now, and replay a block range.
  */

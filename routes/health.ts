@@ -1,4 +1,4 @@
-/** Liveness and readiness (SPEC §3), unauthenticated so orchestrators can probe them. */
+/** Liveness and readiness (README, "API tour"), unauthenticated so orchestrators can probe them. */
 import type { ApiRoutes } from '../src/api/route-context.js'
 import { errorBody } from '../src/api/errors.js'
 import { errorBodySchema } from '../src/api/schemas.js'

@@ -1,4 +1,4 @@
-/** Watches (SPEC §3, §4), behind a tenant API key: CRUD, secrets, address lists. */
+/** Watches (README, "API tour" and "Concepts"), behind a tenant API key: CRUD, secrets, address lists. */
 import type { ApiRoutes } from '../src/api/route-context.js'
 import {
   cursorQuery, errorResponses, limitQuery, tenantSecurity, watchIdParams, watchSchema, watchStatsSchema,

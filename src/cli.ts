@@ -1,5 +1,5 @@
 /**
- * The only place that starts processes (STYLE §1): parse the role, load the config (exit 1 on a
+ * The only place that starts processes: parse the role, load the config (exit 1 on a
  * bad one), start the role(s), and on SIGTERM/SIGINT close them once, in order, and exit 0.
  */
 import { ConfigError, loadConfig, type Config } from './config/config.js'
@@ -21,7 +21,7 @@ interface RoleContext {
 type RoleStarter = (config: Config, logger: Logger, context: RoleContext) => Promise<RunningRole>
 
 const USAGE = 'usage: blockhook <all|api|subscriber|worker|dev>'
-/** SPEC §1: a stopped process exits within 10 s; force it just before. */
+/** README, "Operations": a stopped process exits within 10 s; force it just before. */
 const SHUTDOWN_DEADLINE_MS = 9_500
 
 type RoleName = 'api' | 'subscriber' | 'worker'

@@ -3,7 +3,7 @@ import type { Config } from './config/config.js'
 
 export type { Logger }
 
-/** One structured logger per process; tokens, API keys and secrets never reach it (SPEC §7). */
+/** One structured logger per process; tokens, API keys and secrets never reach it (docs/architecture.md, "Data and secrets"). */
 export function createLogger(config: Pick<Config, 'logLevel'>, role: string): Logger {
   return pino({
     level: config.logLevel,

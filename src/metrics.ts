@@ -1,5 +1,5 @@
 /**
- * Every Prometheus metric of SPEC §3, in one registry per process. Roles may run in separate
+ * Every Prometheus metric (README, "Operations"), in one registry per process. Roles may run in separate
  * processes while only the api serves /metrics, so each process publishes its registry to Redis
  * (`MetricsPublisher`) and the api sums every live snapshot with prom-client's AggregatorRegistry.
  * In `blockhook all` the roles share one Metrics, so one snapshot covers them.

@@ -3,7 +3,7 @@ import { createRedis } from '../src/storage/redis.js'
 import { checkRedisSettings, redisSettingWarnings } from '../src/storage/redis-settings.js'
 import { startRedis } from './helpers/processes.js'
 
-t.test('a Redis set up as SPEC §7 asks gets no warning', async (t) => {
+t.test('a Redis set up as README, "Operations", asks gets no warning', async (t) => {
   t.same(redisSettingWarnings('# Persistence\r\naof_enabled:1\r\n# Memory\r\nmaxmemory_policy:noeviction\r\n'), [])
 })
 

@@ -1,5 +1,5 @@
 /**
- * The REST API as a Fastify app that is built but not started (STYLE §1): tests call `inject()`
+ * The REST API as a Fastify app that is built but not started: tests call `inject()`
  * on it, `server.ts` listens. Routes live in `routes/` as plugins registered into two scopes, one
  * behind tenant API keys and one behind the admin token; a route file added later needs one
  * `register` line in the scope it belongs to.
@@ -55,7 +55,7 @@ function buildServices(config: Config, deps: ApiDeps): ApiServices {
   }
 }
 
-/** SPEC §3: bodies over 1 MiB get 413. */
+/** README, "API tour": bodies over 1 MiB get 413. */
 export const BODY_LIMIT_BYTES = 1024 * 1024
 
 /** Bodies validate without coercion, querystrings and params with it (see validation.ts). */

@@ -1,5 +1,5 @@
 /**
- * Bearer authentication (SPEC §3): tenant API keys for /watches and /deliveries, the admin token
+ * Bearer authentication (README, "API tour"): tenant API keys for /watches and /deliveries, the admin token
  * for /admin and /metrics. Both run as `onRequest` hooks, before the body is read, so an
  * unauthenticated client learns nothing about what it sent. Tenant requests are then counted
  * against their key's rate limit.

@@ -1,5 +1,5 @@
 /**
- * Every error the API answers with is SPEC §3's body `{statusCode, error, code, message}`.
+ * Every error the API answers with is the body `{statusCode, error, code, message}` of README, "API tour".
  * Fastify's own errors (validation, body parsing) are given stable `BH_` codes here, so clients
  * branch on one vocabulary; their readable messages (`body/url must match format "uri"`) stay.
  */

@@ -1,5 +1,5 @@
 /**
- * Per-API-key request limit (SPEC §3) as a fixed one-second window counted in Redis, so the
+ * Per-API-key request limit (README, "API tour") as a fixed one-second window counted in Redis, so the
  * limit holds across every api process. A key's counter lives two seconds, long enough for the
  * window it counts.
  */

@@ -1,5 +1,5 @@
 /**
- * JSON Schemas shared by the routes (STYLE §3): they validate requests, shape responses (so no
+ * JSON Schemas shared by the routes: they validate requests, shape responses (so no
  * field such as a secret leaks by accident), and feed /openapi.json.
  */
 import { WATCH_STATUSES, WATCH_TYPES } from '../domain/watch-types.js'
@@ -16,7 +16,7 @@ export const errorBodySchema = {
   },
 } as const
 
-/** Spread into every route's `response`: errors are always SPEC §3's body. */
+/** Spread into every route's `response`: errors are always the error body of README, "API tour". */
 export const errorResponses = {
   '4xx': { description: 'Client error', ...errorBodySchema },
   '5xx': { description: 'Server error', ...errorBodySchema },

@@ -1,5 +1,5 @@
 /**
- * The rules a watch must satisfy beyond its JSON Schema (SPEC §4), as pure functions the watch
+ * The rules a watch must satisfy beyond its JSON Schema (README, "Concepts"), as pure functions the watch
  * routes call: the type fits the chain, `confirmations` and `commitment` belong to the chain's
  * type, ABI entries parse, and filters are stored in one canonical form (hex lowercase, address
  * lists deduplicated) so matching compares strings as they are.

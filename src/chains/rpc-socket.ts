@@ -1,5 +1,5 @@
 /**
- * A WebSocket JSON-RPC client in the shape of viem's socket client (STYLE §9), plus what viem
+ * A WebSocket JSON-RPC client in the shape of viem's socket client, plus what viem
  * lacks: ordered endpoints with failover, exponential backoff with jitter, a pong timeout and a
  * stale-head watchdog so a dead socket is always noticed, and `connected`/`reconnected` events
  * fired only once every subscription has been replayed, so the caller can backfill from its cursor
@@ -62,7 +62,7 @@ export interface RpcSubscription {
 }
 
 export interface ConnectionInfo {
-  /** Scheme and host only (SPEC §7). */
+  /** Scheme and host only (docs/architecture.md, "Data and secrets"). */
   endpoint: string
 }
 

@@ -2,7 +2,7 @@ import { DURATION_PATTERN } from './duration.js'
 
 export const CHAIN_ID_PATTERN = '^[a-z0-9][a-z0-9_-]{0,63}$'
 
-/** JSON Schema of blockhook.config.json (SPEC §2). Defaults are filled in by ajv. */
+/** JSON Schema of blockhook.config.json (README, "Configuration"). Defaults are filled in by ajv. */
 export const configFileSchema = {
   type: 'object',
   additionalProperties: false,

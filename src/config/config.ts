@@ -1,5 +1,5 @@
 /**
- * The one place that reads the environment and the config file (STYLE §4): defaults, then the
+ * The one place that reads the environment and the config file: defaults, then the
  * file, then the environment, validated once and deep-frozen. Everything else receives a Config.
  */
 import { readFileSync } from 'node:fs'

@@ -1,11 +1,11 @@
 /**
- * Why an attempt failed, classified where it happens (STYLE §5): each DeliveryError knows whether
+ * Why an attempt failed, classified where it happens: each DeliveryError knows whether
  * another attempt can help and, after a 429/503 with Retry-After, exactly when it may come.
  */
 export type DeliveryErrorCode =
   /** A non-2xx answer other than the ones below. */
   | 'BH_DELIVERY_STATUS'
-  /** A 3xx: redirects are not followed (SPEC §5). */
+  /** A 3xx: redirects are not followed (README, "The webhook"). */
   | 'BH_DELIVERY_REDIRECT'
   /** 410 Gone: the receiver asks us to stop; the watch is disabled. */
   | 'BH_DELIVERY_GONE'

@@ -1,6 +1,6 @@
 /**
  * What the subscriber hands to delivery: one MatchedEvent per (event, watch). It is stored once
- * as a delivery record under its `webhook-id`; the queue job carries only that id (STYLE §6).
+ * as a delivery record under its `webhook-id`; the queue job carries only that id.
  */
 import type { EventType } from '../domain/watch-types.js'
 
@@ -40,7 +40,7 @@ export interface DeliveryRecord extends MatchedEvent {
 
 /**
  * The webhook body, rendered the same way on every attempt so the signed bytes never change:
- * `{type, timestamp, data: {watchId, chain, sequence, ...data}}` (SPEC §5).
+ * `{type, timestamp, data: {watchId, chain, sequence, ...data}}` (README, "The webhook").
  */
 export function renderWebhookBody(record: Pick<DeliveryRecord, 'type' | 'timestamp' | 'watchId' | 'chain' | 'sequence' | 'data'>): string {
   return JSON.stringify({

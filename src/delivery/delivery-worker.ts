@@ -1,5 +1,5 @@
 /**
- * The BullMQ worker that turns a queued delivery id into a signed POST (SPEC §5).
+ * The BullMQ worker that turns a queued delivery id into a signed POST (README, "The webhook").
  *
  * One job is one attempt: the processor reads the record and the watch (the URL as it is now),
  * takes a per-URL slot, signs the stored body, posts it and records the attempt. A failed attempt
@@ -35,7 +35,7 @@ import { UrlSlots } from './url-slots.js'
 export const PAUSED_RECHECK_MS = 30_000
 /** A slot's lease outlasts the request timeout by this much (signing, recording). */
 const LEASE_MARGIN_MS = 5_000
-/** SIGTERM: in-flight requests get this long to finish, then go back to the queue (SPEC §1: exit within 10 s). */
+/** SIGTERM: in-flight requests get this long to finish, then go back to the queue (README, "Operations": exit within 10 s). */
 const CLOSE_GRACE_MS = 4_000
 /** A job may be recovered from a crashed worker this many times before BullMQ fails it. */
 const MAX_STALLED_COUNT = 5

@@ -1,5 +1,5 @@
 /**
- * One webhook POST over got (STYLE §7): no retries of its own, no redirects, a timeout on the
+ * One webhook POST over got: no retries of its own, no redirects, a timeout on the
  * whole exchange, keep-alive agents, and at most 64 KiB of the answer read. The connection goes
  * only to an address the URL policy accepts, chosen in the same lookup that checked it, so a name
  * that re-resolves to a private address after the watch was saved is still refused.

@@ -1,5 +1,5 @@
 /**
- * When the next attempt of a failed delivery happens (SPEC §5, STYLE §7): pure, with the clock and
+ * When the next attempt of a failed delivery happens (README, "The webhook"): pure, with the clock and
  * the randomness passed in. The schedule's delays get ±20% jitter so a receiver that comes back is
  * not hit by every queued delivery at once; a Retry-After is honoured exactly, without jitter, up
  * to an hour.

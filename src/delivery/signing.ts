@@ -1,5 +1,5 @@
 /**
- * Standard Webhooks signing (SPEC §5, STYLE §8): a pure function of the id, the timestamp, the
+ * Standard Webhooks signing (README, "Verifying webhooks"): a pure function of the id, the timestamp, the
  * exact body bytes and the watch's active secrets, so every attempt of a delivery and every test
  * vector signs the same way. Receivers verify it with the `standardwebhooks` libraries unchanged.
  */

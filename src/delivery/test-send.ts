@@ -1,5 +1,5 @@
 /**
- * POST /watches/:id/test: one `webhook.test` event (data: watchId and chain only, SPEC §5) sent
+ * POST /watches/:id/test: one `webhook.test` event (data: watchId and chain only, README, "The webhook") sent
  * now, signed like every webhook, outside the queue, its result returned to the caller. It is
  * not a delivery: nothing is stored and nothing is retried.
  */

@@ -1,6 +1,6 @@
 /**
  * At most `maxConcurrencyPerUrl` requests in flight to one URL across every worker process
- * (SPEC §5). Each request holds a lease in a Redis sorted set scored by its expiry, so a worker
+ * (README, "The webhook"). Each request holds a lease in a Redis sorted set scored by its expiry, so a worker
  * killed mid-request frees its slot when the lease runs out instead of leaking it.
  */
 import { createHash, randomBytes } from 'node:crypto'

@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 /**
- * `blockhook/<version>` (SPEC §5). The version is read from the package's own package.json,
+ * `blockhook/<version>` (README, "The webhook"). The version is read from the package's own package.json,
  * found by walking up from this file, so it is right both from src (tsx) and from dist.
  */
 function packageVersion(): string {

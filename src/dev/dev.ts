@@ -1,5 +1,5 @@
 /**
- * `blockhook dev` (SPEC §1): a zero-configuration demo. Uses the Redis at REDIS_URL when one
+ * `blockhook dev` (README, "Operations"): a zero-configuration demo. Uses the Redis at REDIS_URL when one
  * answers, else starts a private redis-server; starts anvil as the chain `local`; runs every role
  * in this process on 127.0.0.1 with private webhook URLs allowed; creates a demo tenant; prints
  * where everything is. Everything it starts is registered for the CLI's one shutdown as soon as

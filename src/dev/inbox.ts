@@ -25,7 +25,7 @@ type Json = Record<string, unknown>
 const field = (value: unknown, key: string): unknown =>
   value !== null && typeof value === 'object' ? (value as Json)[key] : undefined
 
-/** One line about a verified webhook (pure; the shapes are SPEC §5's). */
+/** One line about a verified webhook (pure; the shapes are those of README, "The webhook"). */
 export function describeWebhook(id: string, event: unknown): string {
   const type = String(field(event, 'type'))
   const data = field(event, 'data')

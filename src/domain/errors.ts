@@ -1,6 +1,6 @@
 /**
  * Errors that callers branch on carry a stable `code` (fastify's createError style) and,
- * where they reach HTTP, a status code. The API error handler renders them as SPEC §3's body.
+ * where they reach HTTP, a status code. The API error handler renders them as the error body of README, "API tour".
  */
 export class BlockhookError extends Error {
   readonly code: string

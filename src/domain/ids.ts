@@ -22,7 +22,7 @@ export function sha256Hex(text: string): string {
 }
 
 /**
- * The `webhook-id` of an event for a watch (SPEC §5): a hash of the watch and of the parts that
+ * The `webhook-id` of an event for a watch (README, "The webhook"): a hash of the watch and of the parts that
  * name the event on its chain (for EVM: chain, block hash, transaction, log index, type), so the
  * same event gets the same id in every process, on every retry, restart and replay.
  */

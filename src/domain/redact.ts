@@ -1,6 +1,6 @@
 /**
  * Node URLs often carry a provider's key in the path or query (`wss://host/<token>`,
- * `?api-key=`): logs, errors, metric labels and /admin/status show only scheme and host (SPEC §7).
+ * `?api-key=`): logs, errors, metric labels and /admin/status show only scheme and host (docs/architecture.md, "Data and secrets").
  */
 export function redactUrl(url: string): string {
   try {

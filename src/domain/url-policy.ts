@@ -1,5 +1,5 @@
 /**
- * Which webhook URLs blockhook may call (SPEC §4): http/https, at most 2,048 characters, no
+ * Which webhook URLs blockhook may call (README, "Concepts"): http/https, at most 2,048 characters, no
  * credentials, and a host that neither is nor resolves to an address inside the operator's
  * network (loopback, private, link-local, multicast, unspecified, CGNAT, cloud metadata), in
  * IPv4, IPv6 and IPv6 forms that embed an IPv4 address. The API checks a URL when it is saved;

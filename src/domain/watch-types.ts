@@ -1,5 +1,5 @@
 /**
- * The watch types of SPEC §4: their filter schemas (used by the API to validate, by the OpenAPI
+ * The watch types (README, "Concepts"): their filter schemas (used by the API to validate, by the OpenAPI
  * document, and by the subscriber to check stored rules) and their TypeScript shapes.
  */
 import type { ChainType, Commitment } from '../config/config.js'
@@ -11,7 +11,7 @@ export const EVM_SELECTOR_PATTERN = '^0x[0-9a-fA-F]{8}$'
 export const SOLANA_PUBKEY_FORMAT = 'solana-pubkey'
 export const SOLANA_SIGNATURE_FORMAT = 'solana-signature'
 
-/** Most addresses one watch may hold (SPEC §3, PATCH /watches/:id/addresses). */
+/** Most addresses one watch may hold (README, "API tour", PATCH /watches/:id/addresses). */
 export const MAX_WATCH_ADDRESSES = 100_000
 
 const address = { type: 'string', pattern: EVM_ADDRESS_PATTERN } as const
@@ -170,7 +170,7 @@ interface WatchBase<T extends WatchType> {
 export type Watch = { [T in WatchType]: WatchBase<T> }[WatchType]
 export type WatchOf<T extends WatchType> = WatchBase<T>
 
-/** Event types (SPEC §4, §5). */
+/** Event types (README, "Concepts" and "The webhook"). */
 export type EventType =
   | 'evm.log' | 'evm.log.removed'
   | 'evm.transaction' | 'evm.transaction.removed'

@@ -1,5 +1,5 @@
 /**
- * SPEC §7: production Redis runs with `appendonly yes` and `maxmemory-policy noeviction`, or an
+ * Production Redis (README, "Operations") runs with `appendonly yes` and `maxmemory-policy noeviction`, or an
  * accepted event can vanish (a restart without AOF, or eviction of a delivery record under memory
  * pressure). blockhook cannot enforce that; it says so at start. INFO is read rather than CONFIG
  * GET because managed Redis services often disable CONFIG.
@@ -10,7 +10,7 @@ function infoField(info: string, field: string): string | undefined {
   return new RegExp(`^${field}:(.*)$`, 'm').exec(info)?.[1]?.trim()
 }
 
-/** Warnings for the INFO text of a Redis server; empty when it is set up as SPEC §7 asks. */
+/** Warnings for the INFO text of a Redis server; empty when it is set up as README, "Operations", asks. */
 export function redisSettingWarnings(info: string): string[] {
   const warnings: string[] = []
   const aof = infoField(info, 'aof_enabled')

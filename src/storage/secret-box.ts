@@ -3,7 +3,7 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
 const SEALED_PREFIX = 'aes256gcm:'
 
 /**
- * Webhook secrets at rest (SPEC §2, §7): sealed with AES-256-GCM when BLOCKHOOK_ENCRYPTION_KEY is
+ * Webhook secrets at rest (README, "Configuration"; docs/architecture.md, "Data and secrets"): sealed with AES-256-GCM when BLOCKHOOK_ENCRYPTION_KEY is
  * set, kept as they are otherwise. Sealed values name their scheme, so a key added later still
  * reads the plain values written before it.
  */

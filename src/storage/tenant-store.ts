@@ -1,5 +1,5 @@
 /**
- * Tenants and their API keys. A key is stored only as its SHA-256 (SPEC §7): the lookup is by
+ * Tenants and their API keys. A key is stored only as its SHA-256 (docs/architecture.md, "Data and secrets"): the lookup is by
  * hash, so a request's key is never compared byte by byte with a stored key and timing reveals
  * nothing about one. A key's first 12 characters (`bhk_` + 8) name it for revocation.
  */

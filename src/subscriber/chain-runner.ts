@@ -28,7 +28,7 @@ export interface ChainDriverDeps {
   logger: Logger
 }
 
-/** SPEC §6: no head for 3 × blockTimeMs, and at least 30 s, means the node is stuck. */
+/** README, "Operations": no head for 3 × blockTimeMs, and at least 30 s, means the node is stuck. */
 export function watchdogMsFor(chain: ChainConfig): number {
   return Math.max(30_000, 3 * chain.blockTimeMs)
 }

@@ -1,5 +1,5 @@
 /**
- * The chain's entry of /admin/status (SPEC §3), written by the subscriber that leads the chain to
+ * The chain's entry of /admin/status (README, "API tour"), written by the subscriber that leads the chain to
  * the hash `keys.chainStatus(chain)`: type, connected ('true'/'false'), endpoint (scheme and host
  * only), headNumber, headHash, lastHeadAt (ISO), reconnects, subscriptions. Heads arrive often,
  * so writes are coalesced to at most one per interval.

@@ -1,7 +1,7 @@
 /**
  * One subscriber per chain: a lease in Redis (SET NX PX), renewed by its holder while alive.
  * A standby polls; when the holder dies its lease expires and the standby takes it, within
- * ttl + poll interval (10 s + 2 s by default, under SPEC §6's 15 s). Cursor writes check the
+ * ttl + poll interval (10 s + 2 s by default, under the 15 s takeover of README, "Operations"). Cursor writes check the
  * lease in the same script (cursor-store.ts), so a holder that lost it cannot move the cursor.
  */
 import type { Redis } from 'ioredis'

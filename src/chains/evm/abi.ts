@@ -125,7 +125,7 @@ export class LogDecoder {
   }
 }
 
-/** bigints become decimal strings (SPEC §5) and addresses lowercase, like the rest of the payload. */
+/** bigints become decimal strings (README, "The webhook") and addresses lowercase, like the rest of the payload. */
 function jsonSafe(value: unknown): unknown {
   if (typeof value === 'bigint') return value.toString()
   if (typeof value === 'string') return /^0x[0-9a-fA-F]{40}$/.test(value) ? value.toLowerCase() : value

@@ -1,5 +1,5 @@
 /**
- * The block follower: an explicit state machine over the chain (STYLE §10, after ponder's
+ * The block follower: an explicit state machine over the chain (after ponder's
  * sync-realtime). `wake()` (a head, a reconnect, a timer) runs one `sync`, never two at once.
  *
  * State: `cursor` = the last block whose ready events are all queued, and `window` = the recent

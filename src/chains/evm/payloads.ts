@@ -1,5 +1,5 @@
 /**
- * The webhook payloads of SPEC §5 for EVM events, their `webhook-id`s and `eventKey`s, and the
+ * The webhook payloads (README, "The webhook") for EVM events, their `webhook-id`s and `eventKey`s, and the
  * `*.removed` event that takes one back. `watchId`, `chain` and `sequence` are added by delivery.
  *
  * Id parts are `[chain, blockHash, txHash, logPart, type]`: the block hash is in the id, so the

@@ -1,5 +1,5 @@
 /**
- * `evm.pending_transactions` (best effort, SPEC §4): subscribed to `newPendingTransactions` only
+ * `evm.pending_transactions` (best effort, README, "Concepts"): subscribed to `newPendingTransactions` only
  * while some watch wants it. Most nodes send only hashes, so each is fetched, with a bounded
  * number of fetches in flight and a bounded backlog: under a mempool flood, hashes beyond it are
  * dropped (counted in the log) rather than letting memory grow.

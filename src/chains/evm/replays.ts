@@ -1,5 +1,5 @@
 /**
- * Replays (POST /watches/:id/replay, SPEC §3): requests arrive on the chain's replay stream; the
+ * Replays (POST /watches/:id/replay, README, "API tour"): requests arrive on the chain's replay stream; the
  * leader scans the range again for that one watch and queues every match with the replayId, so
  * each goes out again under the `webhook-id` it had. Only blocks already confirmed for the watch
  * are scanned (newer ones are still ahead of the follower, which delivers them normally).

@@ -1,6 +1,6 @@
 /**
  * The node's objects as blockhook reads them. Each parser checks only the fields blockhook relies
- * on and returns the node's object unchanged (payloads pass it on as the node sent it, SPEC §5),
+ * on and returns the node's object unchanged (payloads pass it on as the node sent it, README, "The webhook"),
  * or undefined for an unknown shape, which the caller logs and skips.
  */
 export interface RpcLog {

@@ -1,6 +1,6 @@
 /**
  * In-memory indexes of a chain's active EVM watches, and the pure matching of a block against them
- * (STYLE §10: matching runs only on `block`, has no I/O, and is benchmarked alone).
+ * (matching runs only on `block`, has no I/O, and is benchmarked alone).
  *
  * Each event looks up only the watches that can match it (by log address, topic0, transaction
  * from/to, activity address), then checks the full filter, so a block costs in proportion to its

@@ -1,5 +1,5 @@
 /**
- * Filling the gap a reconnect or a restart leaves (SPEC §6). A resubscription is not continuity:
+ * Filling the gap a reconnect or a restart leaves (docs/architecture.md, "The follower's invariants"). A resubscription is not continuity:
  * for `logsSubscribe` with `mentions`, the transactions that mention the account since the last
  * signature delivered are read back with getSignaturesForAddress (paging back to that signature)
  * and getTransaction; for `accountSubscribe`, the account is read once with getAccountInfo and

@@ -2,7 +2,7 @@
  * JSON.parse for Solana node messages that keeps u64 values exact. Accounts report `rentEpoch`
  * 18446744073709551615 (u64::MAX, every rent-exempt account), and lamports or token amounts can
  * pass 2^53 too; plain JSON.parse would round them and the webhook would carry a number the node
- * never sent. An integer beyond Number's safe range becomes its decimal string instead (SPEC §5:
+ * never sent. An integer beyond Number's safe range becomes its decimal string instead (README, "The webhook":
  * numbers that can exceed 2^53 are decimal strings); every other value parses as usual.
  */
 

@@ -2,7 +2,7 @@
  * Solana notifications, pure: check the `result` of a `<method>Notification` against the
  * documented shape, and turn one into the MatchedEvents of the watches sharing the subscription.
  * `data` is `{slot, value}` with the node's `value` passed on as sent (for solana.slot, the
- * whole `result`, which has no `value`) (SPEC §5).
+ * whole `result`, which has no `value`) (README, "The webhook").
  */
 import type { MatchedEvent } from '../../delivery/delivery-record.js'
 import { webhookId } from '../../domain/ids.js'
@@ -60,7 +60,7 @@ export function parseNotification(method: SolanaSubscribeMethod, result: unknown
   return { slot: context.slot, value }
 }
 
-/** What names the event on its chain (SPEC §5): the same event, the same webhook-id. */
+/** What names the event on its chain (README, "The webhook"): the same event, the same webhook-id. */
 export function eventKeyParts(chain: string, type: EventType, watch: SolanaWatch, n: SolanaNotification): (string | number)[] {
   const value = n.value as Record<string, unknown>
   switch (type) {

@@ -53,7 +53,7 @@ export function isSolanaWatch(watch: Watch): watch is SolanaWatch {
   return watch.type.startsWith('solana.')
 }
 
-/** The subscribe request of a Solana watch (SPEC §4); its commitment defaults to the chain's. */
+/** The subscribe request of a Solana watch (README, "Concepts"); its commitment defaults to the chain's. */
 export function subscriptionOf(watch: SolanaWatch, chainCommitment: Commitment): SolanaSubscription {
   const commitment = watch.commitment ?? chainCommitment
   switch (watch.type) {
