@@ -1,6 +1,7 @@
 import t, { type Test } from 'tap'
 import { pino } from 'pino'
-import { RpcSocket, isRpcError, type RpcSocketOptions } from '../src/chains/rpc-socket.js'
+import { RpcError, RpcSocket, type RpcSocketOptions } from '../src/chains/rpc-socket.js'
+import { hasCode } from '../src/domain/errors.js'
 import { freePort, startAnvil } from './helpers/processes.js'
 import { startTcpProxy } from './helpers/tcp-proxy.js'
 import { startFakeNode } from './helpers/fake-evm-node.js'
@@ -88,7 +89,7 @@ t.test('a request times out with a coded error when the node does not answer', a
   await new Promise<void>((resolve) => s.on('connected', () => resolve()))
   proxy.stall()
   const err = await s.request('eth_blockNumber', [], 100).catch((e: unknown) => e)
-  t.ok(isRpcError(err, 'BH_RPC_TIMEOUT'))
+  t.ok(err instanceof RpcError && hasCode(err, 'BH_RPC_TIMEOUT'))
 })
 
 t.test('a missing pong closes a stalled connection and reconnects', async (t) => {

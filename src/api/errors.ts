@@ -5,7 +5,7 @@
  */
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError } from 'fastify'
-import { BlockhookError } from '../domain/errors.js'
+import { BlockhookError, type ErrorCode } from '../domain/errors.js'
 
 export interface ErrorBody {
   statusCode: number
@@ -18,7 +18,7 @@ export interface ErrorBody {
 export class RetryLaterError extends BlockhookError {
   readonly retryAfterSec: number
 
-  constructor(code: string, message: string, statusCode: number, retryAfterSec: number) {
+  constructor(code: ErrorCode, message: string, statusCode: number, retryAfterSec: number) {
     super(code, message, statusCode)
     this.name = 'RetryLaterError'
     this.retryAfterSec = retryAfterSec
@@ -29,7 +29,7 @@ export function errorBody(statusCode: number, code: string, message: string): Er
   return { statusCode, error: STATUS_CODES[statusCode] ?? 'Error', code, message }
 }
 
-const FASTIFY_CODES: Record<string, { statusCode: number; code: string; message?: string }> = {
+const FASTIFY_CODES: Record<string, { statusCode: number; code: ErrorCode; message?: string }> = {
   FST_ERR_CTP_BODY_TOO_LARGE: { statusCode: 413, code: 'BH_BODY_TOO_LARGE', message: 'request body is larger than 1 MiB' },
   FST_ERR_CTP_INVALID_MEDIA_TYPE: { statusCode: 415, code: 'BH_UNSUPPORTED_MEDIA_TYPE', message: 'content-type must be application/json' },
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: { statusCode: 400, code: 'BH_INVALID_BODY' },

@@ -16,7 +16,7 @@
  */
 import WebSocket from 'ws'
 import type { Logger } from 'pino'
-import { BlockhookError } from '../domain/errors.js'
+import { BlockhookError, type ErrorCode } from '../domain/errors.js'
 import { redactUrl } from '../domain/redact.js'
 
 export interface RpcSocketOptions {
@@ -80,16 +80,13 @@ export class RpcError extends BlockhookError {
   readonly rpcCode: number | undefined
   readonly rpcData: unknown
 
-  constructor(code: string, message: string, rpcCode?: number, rpcData?: unknown) {
+  constructor(code: ErrorCode, message: string, rpcCode?: number, rpcData?: unknown) {
     super(code, message)
     this.name = 'RpcError'
     this.rpcCode = rpcCode
     this.rpcData = rpcData
   }
 }
-
-export const isRpcError = (err: unknown, code?: string): err is RpcError =>
-  err instanceof RpcError && (code === undefined || err.code === code)
 
 interface PendingRequest {
   method: string

@@ -2,6 +2,8 @@
  * Why an attempt failed, classified where it happens: each DeliveryError knows whether
  * another attempt can help and, after a 429/503 with Retry-After, exactly when it may come.
  */
+import { BlockhookError } from '../domain/errors.js'
+
 export type DeliveryErrorCode =
   /** A non-2xx answer other than the ones below. */
   | 'BH_DELIVERY_STATUS'
@@ -18,16 +20,15 @@ export type DeliveryErrorCode =
   /** Not sent: the worker failed on its side (recorded only when that spent the last attempt). */
   | 'BH_DELIVERY_INTERNAL'
 
-export class DeliveryError extends Error {
-  readonly code: DeliveryErrorCode
+export class DeliveryError extends BlockhookError {
+  declare readonly code: DeliveryErrorCode
   readonly retryable: boolean
   /** From Retry-After on a 429 or 503, capped; the next attempt waits exactly this long. */
   readonly retryAfterMs: number | undefined
 
   constructor(code: DeliveryErrorCode, message: string, options: { retryable: boolean; retryAfterMs?: number; cause?: unknown }) {
-    super(message, { cause: options.cause })
+    super(code, message, 500, { cause: options.cause })
     this.name = 'DeliveryError'
-    this.code = code
     this.retryable = options.retryable
     this.retryAfterMs = options.retryAfterMs
   }

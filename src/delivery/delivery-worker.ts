@@ -15,6 +15,7 @@
  */
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq'
 import type { Redis } from 'ioredis'
+import { hasCode } from '../domain/errors.js'
 import type { Config } from '../config/config.js'
 import { redactUrl } from '../domain/redact.js'
 import type { Watch } from '../domain/watch-types.js'
@@ -236,7 +237,7 @@ export class DeliveryWorker {
       { deliveryId: record.id, watchId: watch.id, url: redactUrl(watch.url), statusCode: result.statusCode, code: error.code, outcome, nextAttemptAt },
       'delivery attempt failed',
     )
-    if (error.code === 'BH_DELIVERY_GONE') {
+    if (hasCode(error, 'BH_DELIVERY_GONE')) {
       // Cancel first: a job starting in between then finds its record cancelled, not the watch disabled.
       await deliveryQueue.cancelWatch(watch.id)
       await this.#disable(watch, 'the URL answered 410 Gone')

@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
 import { resolve } from 'node:path'
+import { hasCode } from '../domain/errors.js'
 import { ConfigError, deepFreeze, loadConfig, type Config } from '../config/config.js'
 import { redactUrl } from '../domain/redact.js'
 import { createLogger, type Logger } from '../logger.js'
@@ -16,7 +17,7 @@ import { connectRedis, wire } from '../wiring.js'
 import { devBanner } from './banner.js'
 import { runDemo } from './demo.js'
 import { startInbox } from './inbox.js'
-import { ChildProcessError, freePort, startAnvil, startRedisServer } from './child-processes.js'
+import { freePort, startAnvil, startRedisServer } from './child-processes.js'
 import { probeRedis } from './redis-probe.js'
 
 type Env = Record<string, string | undefined>
@@ -95,7 +96,7 @@ export async function runDev(options: DevOptions): Promise<void> {
       const dir = resolve(options.cwd ?? process.cwd(), '.blockhook', 'redis')
       mkdirSync(dir, { recursive: true })
       const redisServer = await startRedisServer({ dir }).catch((err: unknown) => {
-        if (err instanceof ChildProcessError && err.code === 'BH_COMMAND_NOT_FOUND') {
+        if (hasCode(err, 'BH_COMMAND_NOT_FOUND')) {
           fail(`no Redis answers at ${redactUrl(base.redisUrl)} and redis-server is not installed: ${INSTALL_REDIS_HINT}`)
         }
         throw err

@@ -1,12 +1,16 @@
+import type { ErrorCode } from './error-codes.js'
+
+export type { ErrorCode }
+
 /**
- * Errors that callers branch on carry a stable `code` (fastify's createError style) and,
+ * Errors that callers branch on carry a stable `code` from the one list (error-codes.ts) and,
  * where they reach HTTP, a status code. The API error handler renders them as the error body of README, "API tour".
  */
 export class BlockhookError extends Error {
-  readonly code: string
+  readonly code: ErrorCode
   readonly statusCode: number
 
-  constructor(code: string, message: string, statusCode = 500, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, message: string, statusCode = 500, options?: { cause?: unknown }) {
     super(message, options)
     this.name = 'BlockhookError'
     this.code = code
@@ -14,12 +18,11 @@ export class BlockhookError extends Error {
   }
 }
 
-export const badRequest = (code: string, message: string) => new BlockhookError(code, message, 400)
-export const notFound = (what: string) => new BlockhookError('BH_NOT_FOUND', `${what} not found`, 404)
+export const badRequest = (code: ErrorCode, message: string) => new BlockhookError(code, message, 400)
 export const unauthorized = () =>
   new BlockhookError('BH_UNAUTHORIZED', 'missing or invalid bearer token', 401)
 
 /** Whether `err` is a blockhook error with this code: the one way callers branch on a code. */
-export function hasCode(err: unknown, code: string): boolean {
+export function hasCode(err: unknown, code: ErrorCode): err is BlockhookError {
   return err instanceof BlockhookError && err.code === code
 }

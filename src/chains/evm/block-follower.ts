@@ -25,9 +25,8 @@
  */
 import type { Logger } from 'pino'
 import type { MatchedEvent } from '../../delivery/delivery-record.js'
-import { BlockhookError } from '../../domain/errors.js'
+import { BlockhookError, hasCode } from '../../domain/errors.js'
 import type { Cursor } from '../../subscriber/cursor-store.js'
-import { isRpcError } from '../rpc-socket.js'
 import type { EvmNode } from './evm-node.js'
 import { removedEvent } from './payloads.js'
 import { hexToNumber, type RpcBlock } from './rpc-types.js'
@@ -148,7 +147,7 @@ export class BlockFollower {
       await this.#sync()
       this.#failures = 0
     } catch (err) {
-      if (err instanceof BlockhookError && err.code === 'BH_LEASE_LOST') {
+      if (hasCode(err, 'BH_LEASE_LOST')) {
         this.#stopped = true
         this.#log.warn('lease lost while writing the cursor, stopping')
         this.#d.onLeaseLost()
@@ -158,7 +157,7 @@ export class BlockFollower {
       this.#initialized = false
       this.#failures++
       const delayMs = Math.min(RETRY_MAX_MS, RETRY_INITIAL_MS * 2 ** (this.#failures - 1))
-      const level = isRpcError(err, 'BH_RPC_DISCONNECTED') ? 'info' : 'warn'
+      const level = hasCode(err, 'BH_RPC_DISCONNECTED') ? 'info' : 'warn'
       this.#log[level]({ err, delayMs }, 'block sync failed, retrying from the saved cursor')
       if (!this.#stopped) {
         this.#retryTimer = setTimeout(() => this.wake(), delayMs)

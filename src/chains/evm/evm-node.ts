@@ -5,7 +5,8 @@
  */
 import type { Logger } from 'pino'
 import { BlockhookError } from '../../domain/errors.js'
-import { isRpcError, type RpcSocket } from '../rpc-socket.js'
+import { hasCode } from '../../domain/errors.js'
+import { RpcError, type RpcSocket } from '../rpc-socket.js'
 import { parseBlock, parseHead, parseLog, parseReceipt, parseTransaction, type RpcBlock, type RpcHead, type RpcLog, type RpcReceipt, type RpcTransaction } from './rpc-types.js'
 
 export interface BlockHeaderRef extends RpcHead { parentHash: string }
@@ -87,7 +88,7 @@ export class EvmNode {
         }
         return byHash
       } catch (err) {
-        const unsupported = isRpcError(err, 'BH_RPC_ERROR')
+        const unsupported = err instanceof RpcError && hasCode(err, 'BH_RPC_ERROR')
           && (err.rpcCode === -32601 || err.rpcCode === -32602 || /method .*(not (found|supported|available)|does not exist)/i.test(err.message))
         if (!unsupported) throw err
         this.#log.info('the node has no eth_getBlockReceipts, reading receipts one by one')

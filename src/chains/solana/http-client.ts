@@ -4,6 +4,7 @@
  * one fails (the way the socket fails over between `ws` endpoints).
  */
 import type { Logger } from 'pino'
+import { hasCode } from '../../domain/errors.js'
 import { redactUrl } from '../../domain/redact.js'
 import { RpcError } from '../rpc-socket.js'
 import { parseSolanaJson } from './json.js'
@@ -67,7 +68,7 @@ export class SolanaHttpClient implements SolanaRpc {
         return await this.#post<T>(url, method, params, signal)
       } catch (err) {
         // A JSON-RPC error is the node's answer, not a broken endpoint: another would say the same.
-        if (err instanceof RpcError && (err.code === 'BH_RPC_ERROR' || err.code === 'BH_RPC_ABORTED')) throw err
+        if (hasCode(err, 'BH_RPC_ERROR') || hasCode(err, 'BH_RPC_ABORTED')) throw err
         lastError = err
         this.#log.warn({ endpoint: redactUrl(url), method, err: { message: (err as Error).message } }, 'http endpoint failed')
         this.#current = (this.#current + 1) % this.#endpoints.length

@@ -9,6 +9,7 @@
  * queue in the order the node sent them and a gap is delivered before what came after it.
  */
 import type { Logger } from 'pino'
+import { hasCode } from '../../domain/errors.js'
 import type { ChainConfig } from '../../config/config.js'
 import type { MatchedEvent } from '../../delivery/delivery-record.js'
 import type { DeliveryQueue } from '../../delivery/delivery-queue.js'
@@ -117,7 +118,7 @@ export class SolanaLeader implements WatchSink {
     const { http } = deps
     this.#http = http && { call: (method, params) => http.call(method, params, this.#stopping.signal) }
     this.#queue = new SerialQueue((err) => {
-      if ((err as { code?: string }).code === 'BH_LEASE_LOST') deps.onLeaseLost()
+      if (hasCode(err, 'BH_LEASE_LOST')) deps.onLeaseLost()
       else this.#log.error({ err }, 'solana task failed')
     })
   }
@@ -306,7 +307,7 @@ export class SolanaLeader implements WatchSink {
       try {
         return await attempt()
       } catch (err) {
-        if ((err as { code?: string }).code === 'BH_LEASE_LOST') throw err
+        if (hasCode(err, 'BH_LEASE_LOST')) throw err
         if (this.#stopping.signal.aborted) return
         const delayMs = this.#d.gapRetryDelaysMs[i]
         this.#log.warn({ err, method: subscription.method, retryInMs: delayMs }, 'gap recovery failed')

@@ -1,0 +1,33 @@
+/**
+ * Every error code blockhook produces, in one list: API answers carry them in `code`, delivery
+ * attempts record them, and code branches on them with `hasCode` (domain/errors.ts). A code
+ * added here is a code clients may see; renaming one is a breaking change.
+ */
+export const ERROR_CODES = [
+  // Requests (4xx answers of the API)
+  'BH_BAD_REQUEST', 'BH_VALIDATION', 'BH_INVALID_JSON', 'BH_INVALID_BODY', 'BH_BODY_TOO_LARGE',
+  'BH_UNSUPPORTED_MEDIA_TYPE', 'BH_INVALID_CURSOR', 'BH_UNAUTHORIZED', 'BH_RATE_LIMITED',
+  'BH_ROUTE_NOT_FOUND', 'BH_CONFLICT',
+  // Tenants and API keys
+  'BH_TENANT_NOT_FOUND', 'BH_API_KEY_NOT_FOUND', 'BH_KEY_COLLISION',
+  // Watches
+  'BH_WATCH_NOT_FOUND', 'BH_WATCH_NOT_ACTIVE', 'BH_WATCH_DELETED', 'BH_UNKNOWN_CHAIN',
+  'BH_TYPE_CHAIN_MISMATCH', 'BH_FIELD_NOT_FOR_CHAIN', 'BH_INVALID_ABI', 'BH_TOO_MANY_ADDRESSES',
+  'BH_NO_ADDRESS_LIST', 'BH_REPLAY_UNSUPPORTED',
+  // Webhook URL policy
+  'BH_URL_INVALID', 'BH_URL_TOO_LONG', 'BH_URL_SCHEME', 'BH_URL_CREDENTIALS', 'BH_URL_PRIVATE',
+  // Deliveries and their attempts
+  'BH_DELIVERY_NOT_FOUND', 'BH_DELIVERY_NOT_FAILED', 'BH_DELIVERY_STATUS', 'BH_DELIVERY_REDIRECT',
+  'BH_DELIVERY_GONE', 'BH_DELIVERY_TIMEOUT', 'BH_DELIVERY_NETWORK', 'BH_DELIVERY_URL_REFUSED',
+  'BH_DELIVERY_WATCH_DISABLED', 'BH_DELIVERY_INTERNAL',
+  // Nodes (JSON-RPC over WebSocket and HTTP)
+  'BH_RPC_ERROR', 'BH_RPC_TIMEOUT', 'BH_RPC_DISCONNECTED', 'BH_RPC_ABORTED', 'BH_RPC_NO_ENDPOINT',
+  'BH_RPC_HTTP', 'BH_RPC_TOO_LARGE', 'BH_RPC_BAD_RESPONSE', 'BH_NODE_BAD_ANSWER',
+  'BH_SOLANA_MALFORMED_NOTIFICATION', 'BH_SOLANA_NOT_TERMINAL', 'BH_SOLANA_TRANSACTION_MISSING',
+  // Subscriber
+  'BH_LEASE_LOST',
+  // Processes
+  'BH_CONFIG_INVALID', 'BH_NOT_READY', 'BH_INTERNAL', 'BH_COMMAND_NOT_FOUND', 'BH_CHILD_FAILED',
+] as const
+
+export type ErrorCode = (typeof ERROR_CODES)[number]
