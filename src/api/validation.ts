@@ -61,8 +61,11 @@ const filterValidators = Object.fromEntries(
   WATCH_TYPES.map((type) => [type, bodyAjv.compile(filterSchemas[type])]),
 ) as Record<WatchType, ValidateFunction>
 
-/** Checks a filter against its type's schema; the message names the field under `body/filter`. */
-export function filterError(type: WatchType, filter: unknown): string | undefined {
+/**
+ * Checks a filter against its type's schema, for the API and for the subscriber re-checking what
+ * it loads; the message names the field under `dataVar`.
+ */
+export function filterError(type: WatchType, filter: unknown, dataVar = 'body/filter'): string | undefined {
   const validate = filterValidators[type]
-  return validate(filter) ? undefined : formatValidationErrors(validate.errors ?? [], 'body/filter')
+  return validate(filter) ? undefined : formatValidationErrors(validate.errors ?? [], dataVar)
 }

@@ -3,11 +3,11 @@
  * next three commands of the README tour. The `label  value` lines are stable: tests and scripts
  * read the API URL, the key and the RPC URL from them.
  */
+import { TRANSFER_TOPIC } from '../chains/evm/abi.js'
 
 /** anvil's second default account: the demo watch and examples/send-transfers.ts send ETH and tokens to it. */
 export const DEMO_RECIPIENT = '0x70997970C51812dc3A010C7d01b50e0d17dc79C8'
-/** keccak256("Transfer(address,address,uint256)"): ERC-20 and ERC-721 transfers. */
-const TRANSFER_TOPIC = '0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef'
+/** ERC-20 and ERC-721 transfers, decoded. */
 const TRANSFER_EVENT = 'event Transfer(address indexed from, address indexed to, uint256 value)'
 
 export interface DevBannerInfo {

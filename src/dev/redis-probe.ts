@@ -1,3 +1,4 @@
+import { withTimeout } from '../domain/timeout.js'
 import { Redis } from 'ioredis'
 
 /**
@@ -15,17 +16,12 @@ export async function probeRedis(url: string, timeoutMs: number): Promise<{ ok: 
   // A refused connection is the answer we are looking for, reported below through the rejected
   // connect(); without a listener ioredis would also print it as an unhandled error event.
   client.on('error', () => undefined)
-  let timer: NodeJS.Timeout | undefined
   try {
-    await Promise.race([
-      client.connect().then(() => client.ping()),
-      new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs) }),
-    ])
+    await withTimeout(client.connect().then(() => client.ping()), timeoutMs)
     return { ok: true }
   } catch (err) {
     return { ok: false, reason: (err as Error).message }
   } finally {
-    clearTimeout(timer)
     client.disconnect()
   }
 }

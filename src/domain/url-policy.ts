@@ -6,6 +6,7 @@
  * the delivery worker connects only through `createCheckedLookup`, so a name that re-resolves
  * to a private address after the check (DNS rebinding) is still refused at connection time.
  */
+import { withTimeout } from './timeout.js'
 import { lookup as systemLookup } from 'node:dns/promises'
 import type { LookupAddress, LookupOptions } from 'node:dns'
 import ipaddr from 'ipaddr.js'
@@ -70,15 +71,7 @@ function hostOf(url: URL): string {
 }
 
 async function resolveBounded(resolve: Resolver, hostname: string): Promise<LookupAddress[]> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`resolving took longer than ${RESOLVE_TIMEOUT_MS} ms`)), RESOLVE_TIMEOUT_MS)
-  })
-  try {
-    return await Promise.race([resolve(hostname), timeout])
-  } finally {
-    clearTimeout(timer)
-  }
+  return withTimeout(resolve(hostname), RESOLVE_TIMEOUT_MS, `resolving took longer than ${RESOLVE_TIMEOUT_MS} ms`)
 }
 
 /** The checks that need no DNS: scheme, length, credentials. */

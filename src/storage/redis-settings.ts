@@ -4,6 +4,7 @@
  * pressure). blockhook cannot enforce that; it says so at start. INFO is read rather than CONFIG
  * GET because managed Redis services often disable CONFIG.
  */
+import { withTimeout } from '../domain/timeout.js'
 import type { Redis } from 'ioredis'
 
 function infoField(info: string, field: string): string | undefined {
@@ -28,14 +29,9 @@ const CHECK_TIMEOUT_MS = 3_000
 
 /** Reads INFO within a short deadline: an unreachable Redis must not hold up start (readyz reports it). */
 export async function checkRedisSettings(redis: Redis): Promise<string[]> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer from Redis within ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS)
-  })
-  try {
-    const info = await Promise.race([redis.info('persistence').then(async (p) => p + (await redis.info('memory'))), timeout])
-    return redisSettingWarnings(info)
-  } finally {
-    clearTimeout(timer)
-  }
+  const info = await withTimeout(
+    redis.info('persistence').then(async (p) => p + (await redis.info('memory'))),
+    CHECK_TIMEOUT_MS, `no answer from Redis within ${CHECK_TIMEOUT_MS} ms`,
+  )
+  return redisSettingWarnings(info)
 }

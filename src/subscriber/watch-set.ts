@@ -5,12 +5,11 @@
  * is harmless) and checks its stored filter against the same schemas the API uses: a rule that
  * does not validate is logged and skipped, never allowed to break matching for everyone.
  */
-import { Ajv, type ValidateFunction } from 'ajv'
 import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import type { ChainType } from '../config/config.js'
-import { registerChainFormats } from '../domain/formats.js'
-import { chainTypeOf, filterSchemas, WATCH_TYPES, type Watch, type WatchType } from '../domain/watch-types.js'
+import { filterError } from '../api/validation.js'
+import { chainTypeOf, WATCH_TYPES, type Watch } from '../domain/watch-types.js'
 import type { WatchChange, WatchStore } from '../storage/watch-store.js'
 
 export interface WatchSink {
@@ -18,11 +17,6 @@ export interface WatchSink {
   upsert(watch: Watch): void
   remove(watchId: string): void
 }
-
-const ajv = registerChainFormats(new Ajv({ allErrors: false, strict: false }))
-const validators = Object.fromEntries(
-  WATCH_TYPES.map((type) => [type, ajv.compile(filterSchemas[type])]),
-) as Record<WatchType, ValidateFunction>
 
 /** Stream ids `<ms>-<seq>` in order. */
 function positionAtLeast(position: string, target: string): boolean {
@@ -93,9 +87,9 @@ export class WatchSet {
       this.#o.sink.remove(watchId)
       return
     }
-    const validate = validators[watch.type]
-    if (!validate(watch.filter)) {
-      this.#o.logger.warn({ watchId, error: ajv.errorsText(validate.errors) }, 'stored watch has an invalid filter, skipped')
+    const error = filterError(watch.type, watch.filter, 'filter')
+    if (error !== undefined) {
+      this.#o.logger.warn({ watchId, error }, 'stored watch has an invalid filter, skipped')
       this.#o.sink.remove(watchId)
       return
     }

@@ -26,6 +26,7 @@
 import type { Logger } from 'pino'
 import type { MatchedEvent } from '../../delivery/delivery-record.js'
 import { BlockhookError, hasCode } from '../../domain/errors.js'
+import { mapBounded } from '../../domain/map-bounded.js'
 import type { Cursor } from '../../subscriber/cursor-store.js'
 import type { EvmNode } from './evm-node.js'
 import { removedEvent } from './payloads.js'
@@ -393,18 +394,4 @@ export async function readBlockData(node: EvmNode, index: EvmWatchIndex, block: 
     needing.length > 0 ? node.receipts(block.hash, needing) : Promise.resolve(undefined),
   ])
   return { block, logs, ...(receipts ? { receipts } : {}) }
-}
-
-/** Maps with at most `concurrency` calls in flight, keeping order. */
-export async function mapBounded<T, R>(items: readonly T[], concurrency: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length)
-  let next = 0
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++
-      results[i] = await fn(items[i]!)
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker))
-  return results
 }

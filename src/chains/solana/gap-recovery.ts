@@ -10,6 +10,7 @@
 import type { Redis } from 'ioredis'
 import type { Commitment } from '../../config/config.js'
 import { sha256Hex } from '../../domain/ids.js'
+import { mapBounded } from '../../domain/map-bounded.js'
 import type { RedisKeys } from '../../storage/keys.js'
 import { leaseLost } from '../../subscriber/cursor-store.js'
 import type { ChainLease } from '../../subscriber/lease.js'
@@ -99,20 +100,6 @@ export async function signaturesSince(rpc: SolanaRpc, address: string, since: Lo
 export async function newestSignature(rpc: SolanaRpc, address: string, commitment: Commitment): Promise<LogsMarker | undefined> {
   const page = checkSignaturePage(await rpc.call('getSignaturesForAddress', [address, { commitment: httpCommitment(commitment), limit: 1 }]))
   return page[0] && { signature: page[0].signature, slot: page[0].slot }
-}
-
-/** Runs `read` over `items` with at most `limit` at once, results in the items' order. */
-async function mapBounded<T, R>(items: readonly T[], limit: number, read: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length)
-  let next = 0
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++
-      results[i] = await read(items[i]!)
-    }
-  })
-  await Promise.all(workers)
-  return results
 }
 
 /**

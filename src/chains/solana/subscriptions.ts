@@ -153,10 +153,6 @@ export class SubscriptionRegistry {
     return [...(this.#byKey.get(key)?.holders ?? [])]
   }
 
-  keyOf(holder: string): string | undefined {
-    return this.#keyOfHolder.get(holder)
-  }
-
   get size(): number {
     return this.#byKey.size
   }
