@@ -6,18 +6,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import type { RedisKeys } from '../storage/keys.js'
-
-/**
- * KEYS: the URL's lease set, the delivery record. ARGV: now ms, lease expiry ms, cap, token, key TTL ms.
- * Returns 1 (taken), 0 (URL full) or -1 (the delivery is no longer pending: cancelled meanwhile).
- */
-const ACQUIRE = `
-if redis.call('HGET', KEYS[2], 'status') ~= 'pending' then return -1 end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-return 1`
+import { acquireUrlSlot } from '../storage/redis-scripts.js'
 
 export interface UrlSlot {
   release(): Promise<void>
@@ -47,11 +36,11 @@ export class UrlSlots {
   async acquire(url: string, deliveryId: string, nowMs = Date.now()): Promise<SlotResult> {
     const key = this.#keys.urlInFlight(createHash('sha256').update(url).digest('hex').slice(0, 32))
     const token = randomBytes(9).toString('base64url')
-    const reply = await this.#redis.eval(
-      ACQUIRE, 2, key, this.#keys.delivery(deliveryId), nowMs, nowMs + this.#leaseMs, this.#cap, token, this.#leaseMs,
-    )
-    if (reply === -1) return 'not-pending'
-    if (reply !== 1) return 'full'
+    const reply = await acquireUrlSlot(this.#redis, {
+      slots: key, delivery: this.#keys.delivery(deliveryId),
+      nowMs, expiresAtMs: nowMs + this.#leaseMs, cap: this.#cap, token, keyTtlMs: this.#leaseMs,
+    })
+    if (reply !== 'taken') return reply
     return { release: async () => { await this.#redis.zrem(key, token) } }
   }
 }

@@ -11,6 +11,7 @@ import type { Redis } from 'ioredis'
 import { BlockhookError } from '../domain/errors.js'
 import type { Watch, WatchStatus, WatchType } from '../domain/watch-types.js'
 import type { RedisKeys } from './keys.js'
+import { compareAndSetWatch } from './redis-scripts.js'
 import type { SecretBox } from './secret-box.js'
 
 export type WatchChangeOp = 'upsert' | 'delete'
@@ -34,12 +35,6 @@ export interface WatchListQuery {
 /** Feed entries kept; a follower further behind than this reloads its chain (see followChanges). */
 const FEED_MAX_LENGTH = 100_000
 const MAX_UPDATE_ATTEMPTS = 20
-
-const COMPARE_AND_SET = `
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[2])
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'op', 'upsert', 'watchId', ARGV[4], 'chain', ARGV[5])
-return 1`
 
 export const watchNotFound = () => new BlockhookError('BH_WATCH_NOT_FOUND', 'watch not found', 404)
 
@@ -123,11 +118,11 @@ export class WatchStore {
       const raw = await this.#redis.get(key)
       if (raw === null) throw watchNotFound()
       const next = change(JSON.parse(raw) as Watch)
-      const written = await this.#redis.eval(
-        COMPARE_AND_SET, 2, key, this.#keys.watchChanges,
-        raw, JSON.stringify(next), FEED_MAX_LENGTH, next.id, next.chain,
-      )
-      if (written === 1) return next
+      const written = await compareAndSetWatch(this.#redis, {
+        watch: key, changes: this.#keys.watchChanges,
+        expected: raw, next: JSON.stringify(next), feedMaxLength: FEED_MAX_LENGTH, watchId: next.id, chain: next.chain,
+      })
+      if (written) return next
     }
     throw new BlockhookError('BH_CONFLICT', 'the watch is being changed by another request, try again', 409)
   }

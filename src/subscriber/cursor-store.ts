@@ -5,14 +5,10 @@
  */
 import type { Redis } from 'ioredis'
 import { BlockhookError } from '../domain/errors.js'
+import { saveCursorFenced } from '../storage/redis-scripts.js'
 import type { ChainLease } from './lease.js'
 
 export interface Cursor { number: number; hash: string }
-
-const FENCED_SAVE = `
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[2], 'number', ARGV[2], 'hash', ARGV[3])
-return 1`
 
 export const leaseLost = () => new BlockhookError('BH_LEASE_LOST', 'this process no longer holds the chain lease')
 
@@ -35,7 +31,7 @@ export class RedisCursorStore {
   }
 
   async save(cursor: Cursor): Promise<void> {
-    const saved = await this.#redis.eval(FENCED_SAVE, 2, this.#lease.key, this.#key, this.#lease.owner, cursor.number, cursor.hash)
-    if (saved !== 1) throw leaseLost()
+    const { key: lease, owner } = this.#lease
+    if (!(await saveCursorFenced(this.#redis, { lease, owner, cursor: this.#key, number: cursor.number, hash: cursor.hash }))) throw leaseLost()
   }
 }

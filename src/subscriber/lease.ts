@@ -2,21 +2,10 @@
  * One subscriber per chain: a lease in Redis (SET NX PX), renewed by its holder while alive.
  * A standby polls; when the holder dies its lease expires and the standby takes it, within
  * ttl + poll interval (10 s + 2 s by default, under the 15 s takeover of README, "Operations"). Cursor writes check the
- * lease in the same script (cursor-store.ts), so a holder that lost it cannot move the cursor.
+ * lease in the same script (the fence in storage/redis-scripts.ts), so a holder that lost it cannot move the cursor.
  */
 import type { Redis } from 'ioredis'
-
-const RENEW = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0`
-
-const RELEASE = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0`
+import { releaseLease, renewLease } from '../storage/redis-scripts.js'
 
 export class ChainLease {
   readonly #redis: Redis
@@ -38,10 +27,10 @@ export class ChainLease {
   }
 
   async renew(): Promise<boolean> {
-    return (await this.#redis.eval(RENEW, 1, this.key, this.owner, this.ttlMs)) === 1
+    return renewLease(this.#redis, { lease: this.key, owner: this.owner, ttlMs: this.ttlMs })
   }
 
   async release(): Promise<void> {
-    await this.#redis.eval(RELEASE, 1, this.key, this.owner)
+    await releaseLease(this.#redis, { lease: this.key, owner: this.owner })
   }
 }

@@ -11,6 +11,7 @@ import type { Redis } from 'ioredis'
 import type { Commitment } from '../../config/config.js'
 import { sha256Hex } from '../../domain/ids.js'
 import { mapBounded } from '../../domain/map-bounded.js'
+import { writeMarkersFenced } from '../../storage/redis-scripts.js'
 import type { RedisKeys } from '../../storage/keys.js'
 import { leaseLost } from '../../subscriber/cursor-store.js'
 import type { ChainLease } from '../../subscriber/lease.js'
@@ -158,19 +159,7 @@ export function accountStateHash(value: unknown): string {
   return sha256Hex(canonicalJson(value))
 }
 
-/**
- * Only the lease holder writes a marker: a paused process that lost the chain cannot move one
- * back behind the new leader. ARGV: owner, 'set' field value | 'del' field...
- */
-const FENCED_WRITE = `
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if ARGV[2] == 'set' then
-  redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
-else
-  redis.call('HDEL', KEYS[2], unpack(ARGV, 3))
-end
-return 1`
-
+/** Only the lease holder writes a marker: a paused process that lost the chain cannot move one back behind the new leader. */
 /** Where each subscription's gap recovery resumes from, in one Redis hash per chain. */
 export class GapMarkers {
   readonly #redis: Redis
@@ -188,12 +177,12 @@ export class GapMarkers {
   }
 
   async set(sub: SolanaSubscription, marker: string): Promise<void> {
-    await this.#write('set', sha256Hex(sub.key), marker)
+    await this.#write({ set: [sha256Hex(sub.key), marker] })
   }
 
   /** The subscription is gone: a later one with the same key starts afresh. */
   async delete(sub: SolanaSubscription): Promise<void> {
-    await this.#write('del', sha256Hex(sub.key))
+    await this.#write({ del: [sha256Hex(sub.key)] })
   }
 
   /** Drops the markers of every subscription not in `live` (watches deleted while no subscriber ran). */
@@ -201,11 +190,11 @@ export class GapMarkers {
     const keep = new Set(live.map((sub) => sha256Hex(sub.key)))
     const stale = (await this.#redis.hkeys(this.#key)).filter((field) => !keep.has(field))
     // In slices: Lua's unpack has a small stack.
-    for (let i = 0; i < stale.length; i += 1000) await this.#write('del', ...stale.slice(i, i + 1000))
+    for (let i = 0; i < stale.length; i += 1000) await this.#write({ del: stale.slice(i, i + 1000) })
   }
 
-  async #write(op: 'set' | 'del', ...args: string[]): Promise<void> {
-    const written = await this.#redis.eval(FENCED_WRITE, 2, this.#lease.key, this.#key, this.#lease.owner, op, ...args)
-    if (written !== 1) throw leaseLost()
+  async #write(change: { set: [field: string, value: string] } | { del: string[] }): Promise<void> {
+    const { key: lease, owner } = this.#lease
+    if (!(await writeMarkersFenced(this.#redis, { lease, owner, markers: this.#key, change }))) throw leaseLost()
   }
 }

@@ -1,0 +1,140 @@
+/**
+ * blockhook's Lua scripts, registered on a connection as named commands (ioredis `defineCommand`:
+ * sent once, then run by EVALSHA), each behind a typed wrapper whose arguments have names. The
+ * scripts bind KEYS and ARGV to locals on their first lines, so a script reads like its wrapper.
+ *
+ * Scripts of the delivery record (delivery-store.ts) are not here yet: that file's layout is
+ * being reworked, and they move once it settles.
+ */
+import type { Redis } from 'ioredis'
+
+/**
+ * The lease fence, written once: a script that starts with it does nothing and returns 0 unless
+ * `lease` still holds `owner`, so a process that paused and lost the chain cannot write.
+ */
+const LEASE_FENCE = `
+local lease, owner = KEYS[1], ARGV[1]
+if redis.call('GET', lease) ~= owner then return 0 end
+`
+
+const SCRIPTS = {
+  bhLeaseRenew: {
+    numberOfKeys: 1,
+    lua: `${LEASE_FENCE}
+local ttlMs = ARGV[2]
+return redis.call('PEXPIRE', lease, ttlMs)`,
+  },
+  bhLeaseRelease: {
+    numberOfKeys: 1,
+    lua: `${LEASE_FENCE}
+return redis.call('DEL', lease)`,
+  },
+  bhFencedCursorSave: {
+    numberOfKeys: 2,
+    lua: `${LEASE_FENCE}
+local cursor, number, hash = KEYS[2], ARGV[2], ARGV[3]
+redis.call('HSET', cursor, 'number', number, 'hash', hash)
+return 1`,
+  },
+  /** ARGV after the owner: 'set' field value | 'del' field... */
+  bhFencedMarkerWrite: {
+    numberOfKeys: 2,
+    lua: `${LEASE_FENCE}
+local markers, op = KEYS[2], ARGV[2]
+if op == 'set' then
+  redis.call('HSET', markers, ARGV[3], ARGV[4])
+else
+  redis.call('HDEL', markers, unpack(ARGV, 3))
+end
+return 1`,
+  },
+  bhWatchCompareAndSet: {
+    numberOfKeys: 2,
+    lua: `
+local watch, changes = KEYS[1], KEYS[2]
+local expected, nextJson, feedMaxLength, watchId, chain = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+if redis.call('GET', watch) ~= expected then return 0 end
+redis.call('SET', watch, nextJson)
+redis.call('XADD', changes, 'MAXLEN', '~', feedMaxLength, '*', 'op', 'upsert', 'watchId', watchId, 'chain', chain)
+return 1`,
+  },
+  /** Returns 1 (taken), 0 (URL full) or -1 (the delivery is no longer pending). */
+  bhUrlSlotAcquire: {
+    numberOfKeys: 2,
+    lua: `
+local slots, delivery = KEYS[1], KEYS[2]
+local nowMs, expiresAtMs, cap, token, keyTtlMs = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+if redis.call('HGET', delivery, 'status') ~= 'pending' then return -1 end
+redis.call('ZREMRANGEBYSCORE', slots, '-inf', nowMs)
+if redis.call('ZCARD', slots) >= cap then return 0 end
+redis.call('ZADD', slots, expiresAtMs, token)
+redis.call('PEXPIRE', slots, keyTtlMs)
+return 1`,
+  },
+} as const
+
+type ScriptName = keyof typeof SCRIPTS
+type ScriptArg = string | number
+type WithScripts = Redis & Record<ScriptName, (...keysAndArgs: ScriptArg[]) => Promise<unknown>>
+
+const registered = new WeakSet<Redis>()
+
+/** The connection with every script defined on it (once per connection, whoever created it). */
+function scripted(redis: Redis): WithScripts {
+  if (!registered.has(redis)) {
+    for (const [name, { numberOfKeys, lua }] of Object.entries(SCRIPTS)) redis.defineCommand(name, { numberOfKeys, lua })
+    registered.add(redis)
+  }
+  return redis as WithScripts
+}
+
+export interface LeaseRef {
+  /** The lease key. */
+  lease: string
+  owner: string
+}
+
+/** Renews the lease if `owner` holds it; false when it does not. */
+export async function renewLease(redis: Redis, { lease, owner, ttlMs }: LeaseRef & { ttlMs: number }): Promise<boolean> {
+  return (await scripted(redis).bhLeaseRenew(lease, owner, ttlMs)) === 1
+}
+
+/** Frees the lease if `owner` holds it. */
+export async function releaseLease(redis: Redis, { lease, owner }: LeaseRef): Promise<void> {
+  await scripted(redis).bhLeaseRelease(lease, owner)
+}
+
+/** Writes the cursor hash if `owner` holds the lease; false when it does not. */
+export async function saveCursorFenced(
+  redis: Redis, { lease, owner, cursor, number, hash }: LeaseRef & { cursor: string; number: number; hash: string },
+): Promise<boolean> {
+  return (await scripted(redis).bhFencedCursorSave(lease, cursor, owner, number, hash)) === 1
+}
+
+/** Sets one marker field, or deletes fields, if `owner` holds the lease; false when it does not. */
+export async function writeMarkersFenced(
+  redis: Redis,
+  { lease, owner, markers, change }: LeaseRef & { markers: string; change: { set: [field: string, value: string] } | { del: string[] } },
+): Promise<boolean> {
+  const args = 'set' in change ? ['set', ...change.set] : ['del', ...change.del]
+  return (await scripted(redis).bhFencedMarkerWrite(lease, markers, owner, ...args)) === 1
+}
+
+/** Replaces the watch JSON only if it is still `expected`, and announces the change on the feed. */
+export async function compareAndSetWatch(
+  redis: Redis,
+  { watch, changes, expected, next, feedMaxLength, watchId, chain }:
+    { watch: string; changes: string; expected: string; next: string; feedMaxLength: number; watchId: string; chain: string },
+): Promise<boolean> {
+  return (await scripted(redis).bhWatchCompareAndSet(watch, changes, expected, next, feedMaxLength, watchId, chain)) === 1
+}
+
+/** Takes a slot of the URL unless it has `cap` live ones or the delivery is no longer pending. */
+export async function acquireUrlSlot(
+  redis: Redis,
+  { slots, delivery, nowMs, expiresAtMs, cap, token, keyTtlMs }:
+    { slots: string; delivery: string; nowMs: number; expiresAtMs: number; cap: number; token: string; keyTtlMs: number },
+): Promise<'taken' | 'full' | 'not-pending'> {
+  const reply = await scripted(redis).bhUrlSlotAcquire(slots, delivery, nowMs, expiresAtMs, cap, token, keyTtlMs)
+  return reply === 1 ? 'taken' : reply === -1 ? 'not-pending' : 'full'
+}
