@@ -18,6 +18,8 @@ import WebSocket from 'ws'
 import type { Logger } from 'pino'
 import { BlockhookError, type ErrorCode } from '../domain/errors.js'
 import { redactUrl } from '../domain/redact.js'
+import { SkipLog } from '../skip-log.js'
+import { jsonDeeperThan, MAX_NODE_JSON_DEPTH } from './json-depth.js'
 
 export interface RpcSocketOptions {
   /** Shown in logs (a chain id). */
@@ -25,6 +27,11 @@ export interface RpcSocketOptions {
   /** In order of preference; on every disconnect the client moves on to the next one. */
   endpoints: readonly string[]
   logger: Logger
+  /**
+   * A request unanswered this long fails, and counts against the endpoint like a missing head:
+   * the connection is dropped and the next endpoint tried (a node that sends heads but answers
+   * nothing must not stall the chain), and readiness says so until a node answers again.
+   */
   requestTimeoutMs?: number
   connectTimeoutMs?: number
   pingIntervalMs?: number
@@ -36,7 +43,10 @@ export interface RpcSocketOptions {
   watchdogMs?: number
   backoffInitialMs?: number
   backoffMaxMs?: number
-  /** Largest frame accepted; `ws` closes the connection on a bigger one (logged, reconnected). */
+  /**
+   * Largest frame accepted; `ws` closes the connection on a bigger one (logged, reconnected).
+   * Also bounds the bytes held for notifications whose subscription id is not yet known.
+   */
   maxPayloadBytes?: number
   /** Injected for tests of the jitter. */
   random?: () => number
@@ -112,10 +122,15 @@ const DEFAULTS = {
   pongTimeoutMs: 10_000,
   backoffInitialMs: 250,
   backoffMaxMs: 30_000,
-  maxPayloadBytes: 256 * 1024 * 1024,
+  maxPayloadBytes: 16 * 1024 * 1024,
 }
-/** Notifications held for server ids not yet mapped; beyond this the oldest are dropped. */
+/** Notifications held for server ids not yet mapped; beyond this (or the byte bound) the oldest are dropped. */
 const MAX_EARLY_NOTIFICATIONS = 10_000
+
+interface EarlyNotification {
+  result: unknown
+  bytes: number
+}
 
 type Listener<E extends keyof RpcSocketEvents> = RpcSocketEvents[E]
 
@@ -125,8 +140,12 @@ export class RpcSocket {
   readonly #pending = new Map<number, PendingRequest>()
   readonly #subscriptions = new Set<SubscriptionEntry>()
   readonly #byServerId = new Map<string, SubscriptionEntry>()
-  readonly #early = new Map<string, unknown[]>()
+  readonly #early = new Map<string, EarlyNotification[]>()
   #earlyCount = 0
+  #earlyBytes = 0
+  readonly #skips: SkipLog
+  /** Set when a request timed out; cleared by the next answer from any node. */
+  #unanswered: { method: string; endpoint: string; timeoutMs: number } | undefined
   readonly #listeners: { [E in keyof RpcSocketEvents]: Set<Listener<E>> } = {
     connected: new Set(), reconnected: new Set(), disconnected: new Set(),
   }
@@ -149,6 +168,7 @@ export class RpcSocket {
     if (options.endpoints.length === 0) throw new BlockhookError('BH_RPC_NO_ENDPOINT', `${options.name}: no endpoint`)
     this.#options = { ...DEFAULTS, random: Math.random, parseMessage: JSON.parse, watchdogMs: undefined, ...options }
     this.#log = options.logger.child({ rpc: options.name })
+    this.#skips = new SkipLog(this.#log)
   }
 
   get connected(): boolean {
@@ -158,6 +178,12 @@ export class RpcSocket {
   /** The endpoint in use (or next to be tried), redacted. */
   get endpoint(): string {
     return redactUrl(this.#options.endpoints[this.#endpointIndex]!)
+  }
+
+  /** Why the node cannot be relied on although a socket may be open (a request went unanswered), if so. */
+  get unansweredReason(): string | undefined {
+    const u = this.#unanswered
+    return u && `${u.endpoint} did not answer ${u.method} within ${u.timeoutMs} ms`
   }
 
   get reconnects(): number {
@@ -338,6 +364,7 @@ export class RpcSocket {
     this.#byServerId.clear()
     this.#early.clear()
     this.#earlyCount = 0
+    this.#earlyBytes = 0
   }
 
   #startPing(ws: WebSocket): void {
@@ -377,6 +404,7 @@ export class RpcSocket {
       const timer = setTimeout(() => {
         this.#pending.delete(id)
         reject(new RpcError('BH_RPC_TIMEOUT', `${method}: no answer within ${timeoutMs} ms`))
+        this.#onUnanswered(ws, method, timeoutMs)
       }, timeoutMs)
       timer.unref()
       this.#pending.set(id, { method, resolve, reject, timer })
@@ -389,6 +417,13 @@ export class RpcSocket {
         reject(new RpcError('BH_RPC_DISCONNECTED', `${method}: send failed: ${err.message}`))
       })
     })
+  }
+
+  #onUnanswered(ws: WebSocket, method: string, timeoutMs: number): void {
+    if (ws !== this.#ws || this.#stopped) return
+    this.#unanswered = { method, endpoint: this.endpoint, timeoutMs }
+    this.#log.warn({ endpoint: this.endpoint, method, timeoutMs }, 'request unanswered, switching endpoint')
+    ws.terminate()
   }
 
   async #establish(ws: WebSocket, entry: SubscriptionEntry): Promise<void> {
@@ -416,7 +451,10 @@ export class RpcSocket {
     if (early) {
       this.#early.delete(serverId)
       this.#earlyCount -= early.length
-      for (const notification of early) this.#deliver(entry, notification)
+      for (const notification of early) {
+        this.#earlyBytes -= notification.bytes
+        this.#deliver(entry, notification.result)
+      }
     }
     entry.markReady()
   }
@@ -426,24 +464,30 @@ export class RpcSocket {
   }
 
   #onMessage(data: WebSocket.RawData, isBinary: boolean): void {
+    const bytes = rawLength(data)
     if (isBinary) {
-      this.#log.warn('binary frame skipped')
+      this.#skips.skip('binary frame skipped', { bytes })
+      return
+    }
+    const text = data.toString()
+    if (jsonDeeperThan(text, MAX_NODE_JSON_DEPTH)) {
+      this.#skips.skip('frame nested too deeply skipped', { bytes, maxDepth: MAX_NODE_JSON_DEPTH })
       return
     }
     let message: unknown
     try {
-      message = this.#options.parseMessage(data.toString())
+      message = this.#options.parseMessage(text)
     } catch {
-      this.#log.warn({ bytes: rawLength(data) }, 'malformed JSON frame skipped')
+      this.#skips.skip('malformed JSON frame skipped', { bytes })
       return
     }
     const messages = Array.isArray(message) ? message : [message]
-    for (const m of messages) this.#route(m)
+    for (const m of messages) this.#route(m, Math.ceil(bytes / messages.length))
   }
 
-  #route(message: unknown): void {
+  #route(message: unknown, bytes: number): void {
     if (typeof message !== 'object' || message === null) {
-      this.#log.warn('non-object message skipped')
+      this.#skips.skip('non-object message skipped')
       return
     }
     const m = message as { id?: unknown; result?: unknown; error?: unknown; method?: unknown; params?: unknown }
@@ -455,6 +499,7 @@ export class RpcSocket {
       }
       this.#pending.delete(m.id)
       clearTimeout(pending.timer)
+      this.#unanswered = undefined
       if (m.error !== undefined && m.error !== null) {
         const e = m.error as { code?: unknown; message?: unknown; data?: unknown }
         pending.reject(new RpcError(
@@ -474,10 +519,10 @@ export class RpcSocket {
       const serverId = String(params.subscription)
       const entry = this.#byServerId.get(serverId)
       if (entry) this.#deliver(entry, params.result)
-      else this.#holdEarly(serverId, params.result)
+      else this.#holdEarly(serverId, params.result, bytes)
       return
     }
-    this.#log.warn({ method: typeof m.method === 'string' ? m.method.slice(0, 100) : undefined }, 'message of unknown shape skipped')
+    this.#skips.skip('message of unknown shape skipped', { method: typeof m.method === 'string' ? m.method.slice(0, 100) : undefined })
   }
 
   #deliver(entry: SubscriptionEntry, result: unknown): void {
@@ -488,19 +533,24 @@ export class RpcSocket {
     }
   }
 
-  /** A notification may beat the answer that tells us its subscription id; keep it until then. */
-  #holdEarly(serverId: string, result: unknown): void {
-    if (this.#earlyCount >= MAX_EARLY_NOTIFICATIONS) {
-      const [oldestId, oldest] = this.#early.entries().next().value as [string, unknown[]]
-      oldest.shift()
+  /**
+   * A notification may beat the answer that tells us its subscription id; keep it until then,
+   * within a count and a byte bound (a node flooding unknown ids must not exhaust the heap).
+   */
+  #holdEarly(serverId: string, result: unknown, bytes: number): void {
+    while (this.#earlyCount >= MAX_EARLY_NOTIFICATIONS || this.#earlyBytes + bytes > this.#options.maxPayloadBytes) {
+      const [oldestId, oldest] = this.#early.entries().next().value as [string, EarlyNotification[]]
+      const dropped = oldest.shift()!
       this.#earlyCount--
+      this.#earlyBytes -= dropped.bytes
       if (oldest.length === 0) this.#early.delete(oldestId)
-      this.#log.warn({ subscription: oldestId }, 'too many notifications for unknown subscriptions, dropping the oldest')
+      this.#skips.skip('too many notifications for unknown subscriptions, dropping the oldest', { subscription: oldestId.slice(0, 100) })
     }
     const held = this.#early.get(serverId) ?? []
-    held.push(result)
+    held.push({ result, bytes })
     this.#early.set(serverId, held)
     this.#earlyCount++
+    this.#earlyBytes += bytes
   }
 }
 

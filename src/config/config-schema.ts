@@ -28,6 +28,7 @@ export const configFileSchema = {
           confirmations: { type: 'integer', minimum: 0, maximum: 1000 },
           blockTimeMs: { type: 'integer', minimum: 1, maximum: 3_600_000 },
           commitment: { enum: ['processed', 'confirmed', 'finalized'] },
+          maxFrameBytes: { type: 'integer', minimum: 65_536, maximum: 268_435_456 },
         },
       },
     },

@@ -22,7 +22,12 @@ export interface ChainConfig {
   readonly blockTimeMs: number
   /** Default commitment of Solana watches on this chain. */
   readonly commitment: Commitment
+  /** Largest WebSocket frame accepted from this chain's nodes (a bigger one drops the connection). */
+  readonly maxFrameBytes: number
 }
+
+/** Large enough for the receipts of a full mainnet block or a 10 MiB Solana account in base64. */
+export const DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024
 
 export interface DeliveryConfig {
   readonly timeoutMs: number
@@ -145,7 +150,7 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
     throw new ConfigError(`${configPath}: ${describe(validateConfigFile.errors)}`)
   }
   const fileConfig = file as {
-    chains: Array<{ id: string; type: ChainType; ws: string[]; http?: string[]; confirmations?: number; blockTimeMs?: number; commitment?: Commitment }>
+    chains: Array<{ id: string; type: ChainType; ws: string[]; http?: string[]; confirmations?: number; blockTimeMs?: number; commitment?: Commitment; maxFrameBytes?: number }>
     delivery: { timeoutMs: number; retrySchedule: string[]; maxConcurrencyPerUrl: number; concurrency: number; disableAfter: string; failedRetention: string }
     api: { rateLimitPerSecond: number }
   }
@@ -187,6 +192,7 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
       confirmations: c.confirmations ?? 0,
       blockTimeMs: c.blockTimeMs ?? DEFAULT_BLOCK_TIME_MS[c.type],
       commitment: c.commitment ?? 'confirmed',
+      maxFrameBytes: c.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
     })),
     delivery: {
       timeoutMs: fileConfig.delivery.timeoutMs,

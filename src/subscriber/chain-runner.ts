@@ -33,8 +33,14 @@ export function watchdogMsFor(chain: ChainConfig): number {
   return Math.max(30_000, 3 * chain.blockTimeMs)
 }
 
-/** A driver's readiness: undefined while its node connection is live (the endpoint is redacted). */
-export function connectionNotReadyReason(chainId: string, socket: { connected: boolean; endpoint: string }): string | undefined {
+/**
+ * A driver's readiness: undefined while its node connection is live and answering (endpoints
+ * redacted). A node that went silent on a request stays named here until a node answers again.
+ */
+export function connectionNotReadyReason(
+  chainId: string, socket: { connected: boolean; endpoint: string; unansweredReason: string | undefined },
+): string | undefined {
+  if (socket.unansweredReason !== undefined) return `chain ${chainId}: node not answering (${socket.unansweredReason})`
   return socket.connected ? undefined : `chain ${chainId}: no connection to a node (${socket.endpoint})`
 }
 

@@ -7,7 +7,7 @@
 import type { Test } from 'tap'
 import { pino } from 'pino'
 import type { Redis } from 'ioredis'
-import type { Config } from '../../src/config/config.js'
+import { DEFAULT_MAX_FRAME_BYTES, type Config } from '../../src/config/config.js'
 import { recordFromHash, type DeliveryRecord } from '../../src/delivery/delivery-record.js'
 import { DELIVERY_QUEUE } from '../../src/delivery/delivery-queue.js'
 import type { Watch, WatchType } from '../../src/domain/watch-types.js'
@@ -65,7 +65,7 @@ export interface Harness {
 export function harness(t: Test, redisUrl: string, nodes: { ws: string[]; http: string }, chain: Partial<Config['chains'][number]> = {}): Harness {
   const config = testConfig({
     redisUrl,
-    chains: [{ id: CHAIN, type: 'evm', ws: nodes.ws, http: [], confirmations: 0, blockTimeMs: 1_000, commitment: 'confirmed', ...chain }],
+    chains: [{ id: CHAIN, type: 'evm', ws: nodes.ws, http: [], confirmations: 0, blockTimeMs: 1_000, commitment: 'confirmed', maxFrameBytes: DEFAULT_MAX_FRAME_BYTES, ...chain }],
   })
   const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' })
   const wiring = wire(config, 'test', logger)

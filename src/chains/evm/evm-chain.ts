@@ -52,7 +52,8 @@ export class EvmChain implements ChainDriver {
     this.chainId = deps.chain.id
     this.#log = deps.logger.child({ chain: deps.chain.id })
     this.socket = new RpcSocket({
-      name: deps.chain.id, endpoints: deps.chain.ws, logger: this.#log, watchdogMs: watchdogMsFor(deps.chain), ...deps.socket,
+      name: deps.chain.id, endpoints: deps.chain.ws, logger: this.#log, watchdogMs: watchdogMsFor(deps.chain),
+      maxPayloadBytes: deps.chain.maxFrameBytes, ...deps.socket,
     })
     this.#node = new EvmNode(this.socket, this.#log)
     this.#status = new ChainStatusPublisher(deps.redis, deps.keys.chainStatus(deps.chain.id), {

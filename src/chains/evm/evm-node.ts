@@ -14,6 +14,14 @@ export interface BlockHeaderRef extends RpcHead { parentHash: string }
 const badAnswer = (what: string) => new BlockhookError('BH_NODE_BAD_ANSWER', `the node sent a malformed ${what}`)
 const toHex = (n: number) => `0x${n.toString(16)}`
 
+/**
+ * JSON-RPC error codes by which nodes say a method is not there for us: -32601 method not found
+ * (JSON-RPC 2.0; geth, Nethermind, Erigon, anvil), -32004 method not supported (EIP-1474, used by
+ * providers that disable it), -32602 invalid params (nodes whose eth_getBlockReceipts takes a
+ * number, not a hash). Decided by code, never by the wording of the message, which varies.
+ */
+const METHOD_UNAVAILABLE_CODES: ReadonlySet<number> = new Set([-32601, -32004, -32602])
+
 export class EvmNode {
   readonly #socket: RpcSocket
   readonly #log: Logger
@@ -89,7 +97,7 @@ export class EvmNode {
         return byHash
       } catch (err) {
         const unsupported = err instanceof RpcError && hasCode(err, 'BH_RPC_ERROR')
-          && (err.rpcCode === -32601 || err.rpcCode === -32602 || /method .*(not (found|supported|available)|does not exist)/i.test(err.message))
+          && err.rpcCode !== undefined && METHOD_UNAVAILABLE_CODES.has(err.rpcCode)
         if (!unsupported) throw err
         this.#log.info('the node has no eth_getBlockReceipts, reading receipts one by one')
         this.#blockReceipts = false

@@ -49,7 +49,7 @@ export class SolanaChain implements ChainDriver {
     this.#log = deps.logger.child({ chain: deps.chain.id })
     this.socket = new RpcSocket({
       name: deps.chain.id, endpoints: deps.chain.ws, logger: this.#log, watchdogMs: watchdogMsFor(deps.chain),
-      parseMessage: parseSolanaJson, ...deps.socket,
+      maxPayloadBytes: deps.chain.maxFrameBytes, parseMessage: parseSolanaJson, ...deps.socket,
     })
     this.#http = deps.http ??
       (deps.chain.http.length > 0 ? new SolanaHttpClient({ endpoints: deps.chain.http, logger: this.#log }) : undefined)
