@@ -13,7 +13,11 @@ const url = { type: 'string', format: 'uri', maxLength: 2048, description: 'http
 const confirmations = { type: 'integer', minimum: 0, maximum: 1000, description: "EVM only; default the chain's" } as const
 const commitment = { enum: ['processed', 'confirmed', 'finalized'], description: "Solana only; default the chain's" } as const
 const description = { type: 'string', maxLength: 1000 } as const
-const metadata = { type: 'object', maxProperties: 50, additionalProperties: true, description: 'Yours, returned as given' } as const
+/** Yours, returned as given; bounded so that what is stored can always be returned. */
+const metadata = {
+  type: 'object', maxProperties: 50, additionalProperties: true, 'x-maxDepth': 8,
+  description: 'Yours, returned as given: at most 50 keys, nested at most 8 levels',
+} as const
 const secretBody = { type: 'object', required: ['secret'], properties: { secret: { type: 'string' } } } as const
 
 /** One branch per type, picked by `type`: errors point into the right filter, and OpenAPI shows every shape. */

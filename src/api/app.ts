@@ -23,7 +23,7 @@ import { healthRoutes } from '../../routes/health.js'
 import { watchRoutes } from '../../routes/watches.js'
 import { deliveryRoutes } from '../../routes/deliveries.js'
 import { adminAuth, tenantAuth } from './auth.js'
-import { errorBody, RetryLaterError, toErrorBody } from './errors.js'
+import { errorBody, RetryLaterError, toErrorBody, writeClientError } from './errors.js'
 import { RateLimiter } from './rate-limit.js'
 import type { ApiContext, ApiServices, ReadinessCheck } from './route-context.js'
 import { bodyAjv, formatValidationErrors, urlAjv } from './validation.js'
@@ -103,6 +103,7 @@ export async function buildApi(config: Config, deps: ApiDeps): Promise<FastifyIn
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     bodyLimit: BODY_LIMIT_BYTES,
+    clientErrorHandler: writeClientError,
     schemaErrorFormatter: (errors, dataVar) => new Error(formatValidationErrors(errors as ErrorObject[], dataVar)),
   })
   installValidators(app)

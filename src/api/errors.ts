@@ -4,6 +4,7 @@
  * branch on one vocabulary; their readable messages (`body/url must match format "uri"`) stay.
  */
 import { STATUS_CODES } from 'node:http'
+import type { Socket } from 'node:net'
 import type { FastifyError } from 'fastify'
 import { BlockhookError, type ErrorCode } from '../domain/errors.js'
 
@@ -51,4 +52,24 @@ export function toErrorBody(err: unknown): ErrorBody {
     return errorBody(status, fastifyError.code ?? 'BH_BAD_REQUEST', fastifyError.message ?? 'bad request')
   }
   return errorBody(500, 'BH_INTERNAL', 'internal server error')
+}
+
+/**
+ * Requests Node's HTTP parser refuses never reach Fastify's error handler (headers over the size
+ * limit, a NUL byte in a header, a bad Content-Length): they get the same error body here, written
+ * to the socket, which is then closed (the parser cannot go on reading it).
+ */
+export function writeClientError(err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy()
+    return
+  }
+  const body = err.code === 'HPE_HEADER_OVERFLOW'
+    ? errorBody(431, 'BH_HEADERS_TOO_LARGE', 'request line and headers are larger than 16 KiB')
+    : errorBody(400, 'BH_BAD_REQUEST', `malformed HTTP request (${(err.code ?? 'parse error').slice(0, 64)})`)
+  const text = JSON.stringify(body)
+  socket.end(
+    `HTTP/1.1 ${body.statusCode} ${body.error}\r\ncontent-type: application/json; charset=utf-8\r\n`
+    + `content-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
+  )
 }

@@ -4,7 +4,7 @@
  * and path parameters arrive as strings and are coerced. Unknown fields are errors, never
  * silently stripped (Fastify's default).
  */
-import { Ajv, type ErrorObject, type Options as AjvOptions, type ValidateFunction } from 'ajv'
+import { Ajv, type ErrorObject, type Options as AjvOptions, type SchemaValidateFunction, type ValidateFunction } from 'ajv'
 import ajvFormats from 'ajv-formats'
 import { registerChainFormats } from '../domain/formats.js'
 import { filterSchemas, WATCH_TYPES, type WatchType } from '../domain/watch-types.js'
@@ -23,8 +23,35 @@ function buildAjv(options: AjvOptions): Ajv {
   return registerChainFormats(ajv)
 }
 
-export const bodyAjv = buildAjv({ coerceTypes: false })
+export const bodyAjv = registerJsonBounds(buildAjv({ coerceTypes: false }))
 export const urlAjv = buildAjv({ coerceTypes: 'array' })
+
+/**
+ * `x-maxDepth` bounds how deeply a free-form value (watch `metadata`) nests. Without it a body of
+ * a few thousand nested objects is accepted, stored, and then overflows the stack of everything
+ * that walks it again (the response serializer, answering 500 after the watch was saved).
+ * Measured without recursion, so the check itself cannot overflow.
+ */
+function registerJsonBounds(ajv: Ajv): Ajv {
+  const validateDepth: SchemaValidateFunction = (maxDepth: number, data: unknown) => {
+    if (!exceedsDepth(data, maxDepth)) return true
+    validateDepth.errors = [{ keyword: 'x-maxDepth', message: `must not nest deeper than ${maxDepth} levels`, params: { maxDepth } }]
+    return false
+  }
+  ajv.addKeyword({ keyword: 'x-maxDepth', schemaType: 'number', errors: true, validate: validateDepth })
+  return ajv
+}
+
+function exceedsDepth(value: unknown, maxDepth: number): boolean {
+  const stack: Array<{ value: unknown; depth: number }> = [{ value, depth: 1 }]
+  while (stack.length > 0) {
+    const { value: v, depth } = stack.pop()!
+    if (typeof v !== 'object' || v === null) continue
+    if (depth > maxDepth) return true
+    for (const child of Object.values(v)) stack.push({ value: child, depth: depth + 1 })
+  }
+  return false
+}
 
 const COMBINATORS = new Set(['anyOf', 'oneOf', 'if'])
 
