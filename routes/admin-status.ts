@@ -1,8 +1,6 @@
 /** Operator views (README, "API tour"): /admin/status and the Prometheus /metrics, behind the admin token. */
 import type { ApiRoutes } from '../src/api/route-context.js'
 import { adminSecurity, errorResponses } from '../src/api/schemas.js'
-import type { ChainConfig } from '../src/config/config.js'
-import { redactUrl } from '../src/domain/redact.js'
 import { WATCH_STATUSES } from '../src/domain/watch-types.js'
 
 const nullableString = { type: ['string', 'null'] } as const
@@ -16,11 +14,11 @@ const statusSchema = {
       type: 'array',
       items: {
         type: 'object',
-        required: ['id', 'type', 'connected', 'endpoint', 'head', 'lastHeadAt', 'reconnects', 'subscriptions'],
+        required: ['id', 'type', 'connected', 'endpoint', 'head', 'lastHeadAt', 'reconnects', 'subscriptions', 'cursor', 'updatedAt'],
         properties: {
           id: { type: 'string' },
           type: { enum: ['evm', 'solana'] },
-          connected: { type: 'boolean' },
+          connected: { type: 'boolean', description: 'false also once the subscriber has not reported for 15 s' },
           endpoint: { ...nullableString, description: 'Scheme and host only' },
           head: {
             type: 'object', required: ['number', 'hash'],
@@ -29,6 +27,11 @@ const statusSchema = {
           lastHeadAt: nullableString,
           reconnects: counter,
           subscriptions: counter,
+          cursor: {
+            type: ['object', 'null'], required: ['number', 'hash'], description: 'The last block whose deliveries are queued',
+            properties: { number: counter, hash: nullableString },
+          },
+          updatedAt: { ...nullableString, description: "When the chain's subscriber last reported" },
         },
       },
     },
@@ -43,31 +46,6 @@ const statusSchema = {
   },
 } as const
 
-function integerOrNull(text: string | undefined): number | null {
-  return text !== undefined && /^[0-9]+$/.test(text) ? Number(text) : null
-}
-
-/** The subscriber writes times as ISO strings or Unix ms; render both as ISO. */
-function isoOrNull(text: string | undefined): string | null {
-  if (!text) return null
-  const ms = /^[0-9]+$/.test(text) ? Number(text) : Date.parse(text)
-  return Number.isFinite(ms) ? new Date(ms).toISOString() : null
-}
-
-/** `keys.chainStatus(id)` as /admin/status shows it (README, "API tour"); a chain no subscriber reported on reads as disconnected. */
-export function renderChainStatus(chain: ChainConfig, stored: Record<string, string>) {
-  return {
-    id: chain.id,
-    type: chain.type,
-    connected: stored.connected === 'true',
-    endpoint: stored.endpoint ? redactUrl(stored.endpoint) : null,
-    head: { number: integerOrNull(stored.headNumber), hash: stored.headHash || null },
-    lastHeadAt: isoOrNull(stored.lastHeadAt),
-    reconnects: integerOrNull(stored.reconnects) ?? 0,
-    subscriptions: integerOrNull(stored.subscriptions) ?? 0,
-  }
-}
-
 export const adminStatusRoutes: ApiRoutes = async (app, { config, services }) => {
   const { operations } = services
 
@@ -79,8 +57,7 @@ export const adminStatusRoutes: ApiRoutes = async (app, { config, services }) =>
     },
   }, async () => {
     const [chains, queues, watches] = await Promise.all([
-      Promise.all(config.chains.map(async (chain) =>
-        renderChainStatus(chain, await operations.chainStatus(chain)))),
+      Promise.all(config.chains.map((chain) => operations.chainStatus(chain))),
       services.deliveries.queueCounts(),
       services.watches.countByStatus(),
     ])
@@ -94,7 +71,7 @@ export const adminStatusRoutes: ApiRoutes = async (app, { config, services }) =>
       response: { 200: { type: 'string', description: 'Prometheus text exposition format' }, ...errorResponses },
     },
   }, async (request, reply) => {
-    const { text, contentType } = await operations.metricsText()
+    const { text, contentType } = await operations.metricsText(config.chains)
     return reply.type(contentType).send(text)
   })
 }

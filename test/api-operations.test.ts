@@ -2,6 +2,9 @@ import t from 'tap'
 import { startRedis } from './helpers/processes.js'
 import { ADMIN, buildTestApi, createTenant } from './helpers/api.js'
 import { createRedis } from '../src/storage/redis.js'
+import { once } from 'node:events'
+import { pino } from 'pino'
+import { ChainStatusPublisher, HEARTBEAT_MS } from '../src/subscriber/chain-status.js'
 
 const redisServer = await startRedis()
 t.teardown(() => redisServer.stop())
@@ -36,7 +39,9 @@ t.test('/admin/status renders what the subscriber reports, queue counts and watc
   await deps.redis.hset(deps.keys.chainStatus('eth'), {
     type: 'evm', connected: 'true', endpoint: 'wss://eth.example/secret-token?api-key=abc',
     headNumber: '19000000', headHash: '0xabc', lastHeadAt: '1763800000000', reconnects: '2', subscriptions: '1',
+    updatedAt: String(Date.now()),
   })
+  await deps.redis.hset(deps.keys.chainCursor('eth'), { number: '18999990', hash: '0xdef' })
   const tenant = await createTenant(app)
   const watch = (body: object) => app.inject({ method: 'POST', url: '/watches', headers: tenant.headers, payload: { chain: 'eth', url: 'https://hooks.example.com/', ...body } })
   const paused = (await watch({ type: 'evm.blocks', filter: {} })).json()
@@ -53,16 +58,56 @@ t.test('/admin/status renders what the subscriber reports, queue counts and watc
       {
         id: 'eth', type: 'evm', connected: true, endpoint: 'wss://eth.example',
         head: { number: 19000000, hash: '0xabc' }, lastHeadAt: new Date(1763800000000).toISOString(), reconnects: 2, subscriptions: 1,
+        cursor: { number: 18999990, hash: '0xdef' }, updatedAt: res.json().chains[0].updatedAt,
       },
       {
         id: 'sol', type: 'solana', connected: false, endpoint: null,
-        head: { number: null, hash: null }, lastHeadAt: null, reconnects: 0, subscriptions: 0,
+        head: { number: null, hash: null }, lastHeadAt: null, reconnects: 0, subscriptions: 0, cursor: null, updatedAt: null,
       },
     ],
     queues: { waiting: 1, active: 0, delayed: 1, failed: 0 },
     watches: { active: 2, paused: 1, disabled: 0, completed: 0 },
   })
   t.notMatch(res.body, /secret-token|api-key/, 'node URLs show scheme and host only')
+})
+
+t.test('a subscriber that stopped reporting (killed) is shown as not connected after 15 s, in /admin/status and /metrics', async (t) => {
+  const { app, deps } = await buildTestApi(t, redisServer.url)
+  await deps.redis.hset(deps.keys.chainStatus('eth'), {
+    type: 'evm', connected: 'true', endpoint: 'wss://eth.example', reconnects: '0', subscriptions: '1',
+    updatedAt: String(Date.now() - 16_000),
+  })
+  await deps.redis.hset(deps.keys.chainCursor('eth'), { number: '41', hash: '0x41' })
+  const status = (await app.inject({ method: 'GET', url: '/admin/status', headers: ADMIN })).json()
+  t.match(status.chains[0], { id: 'eth', connected: false, cursor: { number: 41, hash: '0x41' } })
+  t.equal(Date.parse(status.chains[0].updatedAt) < Date.now() - 15_000, true, 'updatedAt says when it last reported')
+  const metrics = (await app.inject({ method: 'GET', url: '/metrics', headers: ADMIN })).body
+  t.match(metrics, /^blockhook_chain_connected\{chain="eth"\} 0$/m)
+  t.match(metrics, /^blockhook_chain_connected\{chain="sol"\} 0$/m)
+  t.match(metrics, /^blockhook_chain_cursor\{chain="eth"\} 41$/m)
+
+  await deps.redis.hset(deps.keys.chainStatus('eth'), { updatedAt: String(Date.now()) })
+  t.match((await app.inject({ method: 'GET', url: '/admin/status', headers: ADMIN })).json().chains[0], { connected: true }, 'a fresh report is connected')
+  t.match((await app.inject({ method: 'GET', url: '/metrics', headers: ADMIN })).body, /^blockhook_chain_connected\{chain="eth"\} 1$/m)
+})
+
+t.test('a connected chain status is rewritten as a heartbeat while nothing changes; a disconnected one is not', async (t) => {
+  const { deps } = await buildTestApi(t, redisServer.url)
+  const key = deps.keys.chainStatus('hb')
+  const publisher = new ChainStatusPublisher(deps.redis, key, { type: 'evm', connected: true, endpoint: 'wss://x', reconnects: 0, subscriptions: 1 }, pino({ level: 'silent' }))
+  // Keyspace notifications: the heartbeat's write is an event to await, not a time to sleep.
+  await deps.redis.config('SET', 'notify-keyspace-events', 'Kh')
+  const listener = createRedis(redisServer.url, 'test-keyspace')
+  t.teardown(() => listener.disconnect())
+  await listener.subscribe(`__keyspace@0__:${key}`)
+  await publisher.flush()
+  const first = Number(await deps.redis.hget(key, 'updatedAt'))
+  await once(listener, 'message')
+  const next = Number(await deps.redis.hget(key, 'updatedAt'))
+  t.ok(next - first >= HEARTBEAT_MS - 100, `rewritten after the heartbeat interval (${next - first} ms)`)
+  publisher.update({ connected: false })
+  await publisher.flush()
+  t.equal(await deps.redis.hget(key, 'connected'), 'false')
 })
 
 t.test('/metrics serves the Prometheus text summed over every process publishing to this Redis', async (t) => {

@@ -1,8 +1,11 @@
 /**
  * The chain's entry of /admin/status (README, "API tour"), written by the subscriber that leads the chain to
  * the hash `keys.chainStatus(chain)`: type, connected ('true'/'false'), endpoint (scheme and host
- * only), headNumber, headHash, lastHeadAt (ISO), reconnects, subscriptions. Heads arrive often,
- * so writes are coalesced to at most one per interval.
+ * only), headNumber, headHash, lastHeadAt (ISO), reconnects, subscriptions, and updatedAt (Unix
+ * ms). Heads arrive often, so writes are coalesced to at most one per interval. While the status
+ * says connected it is rewritten every few seconds even when nothing changed: a heartbeat, so that
+ * a subscriber that died without a word (SIGKILL) stops looking connected (see
+ * `STATUS_STALE_AFTER_MS`).
  */
 import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
@@ -19,6 +22,10 @@ export interface ChainStatus {
 }
 
 const WRITE_INTERVAL_MS = 500
+/** A connected chain's status is rewritten this often. */
+export const HEARTBEAT_MS = 5_000
+/** A status not rewritten for this long is a dead subscriber's: shown as not connected. */
+export const STATUS_STALE_AFTER_MS = 15_000
 
 export class ChainStatusPublisher {
   readonly #redis: Redis
@@ -26,6 +33,7 @@ export class ChainStatusPublisher {
   readonly #log: Logger
   #status: ChainStatus
   #timer: NodeJS.Timeout | undefined
+  #heartbeat: NodeJS.Timeout | undefined
   #writing: Promise<void> = Promise.resolve()
 
   constructor(redis: Redis, key: string, initial: ChainStatus, logger: Logger) {
@@ -49,13 +57,20 @@ export class ChainStatusPublisher {
   flush(): Promise<void> {
     clearTimeout(this.#timer)
     this.#timer = undefined
+    clearTimeout(this.#heartbeat)
+    this.#heartbeat = undefined
     const s = this.#status
+    if (s.connected) {
+      this.#heartbeat = setTimeout(() => void this.flush(), HEARTBEAT_MS)
+      this.#heartbeat.unref()
+    }
     const fields: Record<string, string> = {
       type: s.type,
       connected: String(s.connected),
       endpoint: s.endpoint,
       reconnects: String(s.reconnects),
       subscriptions: String(s.subscriptions),
+      updatedAt: String(Date.now()),
     }
     if (s.headNumber !== undefined) fields.headNumber = String(s.headNumber)
     if (s.headHash !== undefined) fields.headHash = s.headHash
