@@ -5,6 +5,7 @@
  * from `wire()`; Redis Cluster support plugs in at `connectRedis`.
  */
 import type { Redis } from 'ioredis'
+import { AlertOutbox } from './alerts/alert-outbox.js'
 import type { Config } from './config/config.js'
 import { DeliveryQueue } from './delivery/delivery-queue.js'
 import type { Resolver } from './domain/url-policy.js'
@@ -61,7 +62,7 @@ export function wire(config: Config, role: string, logger: Logger, options: Wiri
     deliveryQueue,
     tenants: new TenantStore(redis, keys),
     watches,
-    watchService: WatchService.forConfig(config, watches, deliveryQueue, options.resolve),
+    watchService: WatchService.forConfig(config, watches, deliveryQueue, options.resolve, config.alerts && new AlertOutbox(redis, keys)),
     close: () => (closing ??= (async () => {
       await deliveryQueue.close()
       await metricsPublisher.stop().catch((err: unknown) => logger.warn({ err }, 'could not remove the metrics snapshot'))

@@ -4,6 +4,9 @@
  * finish or go back to the queue), the HTTP agents, then the wiring (queue producer, metrics
  * snapshot, Redis).
  */
+import { randomBytes } from 'node:crypto'
+import { hostname } from 'node:os'
+import { AlertMonitor } from '../src/alerts/alert-monitor.js'
 import type { Config } from '../src/config/config.js'
 import { DeliveryWorker, type DeliveryWorkerTuning } from '../src/delivery/delivery-worker.js'
 import { WebhookHttpClient } from '../src/delivery/http-client.js'
@@ -31,6 +34,13 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
   const worker = new DeliveryWorker({
     config, logger, redis, keys, metrics, httpClient, deliveryQueue, watches: wiring.watchService,
   }, options.tuning)
+  // Operator alerts: every worker process runs the loop, the one holding its lease sends.
+  const alerts = config.alerts && new AlertMonitor({
+    alerts: config.alerts, chains: config.chains, redis, keys, logger,
+    httpClient: new WebhookHttpClient({ timeoutMs: config.delivery.timeoutMs, userAgent: USER_AGENT, allowPrivateUrls: true }),
+    owner: `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`,
+  })
+  alerts?.start()
   wiring.metricsPublisher.start((err) => logger.warn({ err }, 'could not publish metrics'))
   logger.info({ concurrency: config.delivery.concurrency }, 'delivery worker started')
 
@@ -39,6 +49,7 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
     name: 'worker',
     close: () => (closing ??= (async () => {
       await worker.close()
+      await alerts?.close()
       httpClient.close()
       await wiring.close()
     })()),

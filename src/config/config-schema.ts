@@ -49,6 +49,15 @@ export const configFileSchema = {
         failedRetention: { type: 'string', pattern: DURATION_PATTERN, default: '14d' },
       },
     },
+    alerts: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['url', 'secret'],
+      properties: {
+        url: { type: 'string', pattern: '^https?://', maxLength: 2048 },
+        secret: { type: 'string', pattern: '^whsec_[A-Za-z0-9+/]{16,}={0,2}$' },
+      },
+    },
     api: {
       type: 'object',
       additionalProperties: false,

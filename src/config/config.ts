@@ -40,6 +40,12 @@ export interface DeliveryConfig {
   readonly failedRetentionMs: number
 }
 
+export interface AlertsConfig {
+  readonly url: string
+  /** `whsec_…`: alerts are signed as Standard Webhooks under it. */
+  readonly secret: string
+}
+
 export interface Config {
   readonly redisUrl: string
   /** Every Redis key starts with `{redisPrefix}:`; the braces keep them in one cluster slot. */
@@ -53,6 +59,8 @@ export interface Config {
   readonly rateLimitPerSecond: number
   readonly chains: readonly ChainConfig[]
   readonly delivery: DeliveryConfig
+  /** Where operator alerts go, signed under `secret`; undefined: no alerts. */
+  readonly alerts: AlertsConfig | undefined
   readonly configPath: string
   readonly dev: boolean
 }
@@ -153,6 +161,7 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
     chains: Array<{ id: string; type: ChainType; ws: string[]; http?: string[]; confirmations?: number; blockTimeMs?: number; commitment?: Commitment; maxFrameBytes?: number }>
     delivery: { timeoutMs: number; retrySchedule: string[]; maxConcurrencyPerUrl: number; concurrency: number; disableAfter: string; failedRetention: string }
     api: { rateLimitPerSecond: number }
+    alerts?: AlertsConfig
   }
 
   const seen = new Set<string>()
@@ -194,6 +203,7 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
       commitment: c.commitment ?? 'confirmed',
       maxFrameBytes: c.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
     })),
+    alerts: fileConfig.alerts,
     delivery: {
       timeoutMs: fileConfig.delivery.timeoutMs,
       retryScheduleMs: fileConfig.delivery.retrySchedule.map(parseDurationMs),

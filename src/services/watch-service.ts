@@ -5,6 +5,7 @@
  * deliveries, stats and counts. Routes, the delivery worker and the chains call it; it is the
  * only writer of watches besides tests.
  */
+import type { AlertOutbox } from '../alerts/alert-outbox.js'
 import type { ChainConfig, Commitment, Config } from '../config/config.js'
 import type { DeliveryQueue } from '../delivery/delivery-queue.js'
 import { badRequest, hasCode } from '../domain/errors.js'
@@ -51,6 +52,8 @@ export interface WatchServiceDeps {
   deliveryQueue: DeliveryQueue
   /** DNS for the webhook URL policy; the system resolver when absent (tests inject one). */
   resolve?: Resolver
+  /** Where `alert.watch_disabled` goes when operator alerts are configured. */
+  alerts?: AlertOutbox
   now?: () => number
 }
 
@@ -63,8 +66,8 @@ export class WatchService {
   readonly #now: () => number
 
   /** The service over `store` and `deliveryQueue` with the chains and URL policy of `config`. */
-  static forConfig(config: Config, store: WatchStore, deliveryQueue: DeliveryQueue, resolve?: Resolver): WatchService {
-    return new WatchService({ chains: config.chains, allowPrivateUrls: config.allowPrivateUrls, store, deliveryQueue, resolve })
+  static forConfig(config: Config, store: WatchStore, deliveryQueue: DeliveryQueue, resolve?: Resolver, alerts?: AlertOutbox): WatchService {
+    return new WatchService({ chains: config.chains, allowPrivateUrls: config.allowPrivateUrls, store, deliveryQueue, resolve, alerts })
   }
 
   constructor(deps: WatchServiceDeps) {
@@ -222,13 +225,18 @@ export class WatchService {
    * nothing to disable: deleted, paused, disabled or completed meanwhile.
    */
   async disable(watchId: string, reason: string): Promise<boolean> {
+    let watch: Watch
     try {
-      await this.#d.store.update(watchId, (current) => disabled(current, reason, this.#nowIso()))
+      watch = await this.#d.store.update(watchId, (current) => disabled(current, reason, this.#nowIso()))
     } catch (err) {
       if (hasCode(err, 'BH_WATCH_NOT_ACTIVE') || hasCode(err, 'BH_WATCH_NOT_FOUND')) return false
       throw err
     }
     await this.#d.deliveryQueue.store.clearFailingSince(watchId)
+    await this.#d.alerts?.push({
+      type: 'alert.watch_disabled',
+      data: { watchId, tenantId: watch.tenantId, chain: watch.chain, url: watch.url ?? null, reason },
+    })
     return true
   }
 

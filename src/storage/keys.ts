@@ -56,6 +56,10 @@ export function redisKeys(prefix: string) {
     urlInFlight: (urlHash: string) => `${p}:url:${urlHash}:in-flight`,
     /** Set of a watch's delivery ids still pending (queued or retrying), for cancelling them. */
     watchPendingDeliveries: (watchId: string) => `${p}:watch:${watchId}:pending-deliveries`,
+    /** Operator alerts: the lease of the one process that sends them, what held at the last check, and the list waiting to be sent. */
+    alertsLease: `${p}:alerts:lease`,
+    alertsConditions: `${p}:alerts:conditions`,
+    alertsOutbox: `${p}:alerts:outbox`,
     /** Unix ms of the first failed attempt since the watch's last 2xx (expires while quiet). */
     watchFailingSince: (watchId: string) => `${p}:watch:${watchId}:failing-since`,
   }
