@@ -24,7 +24,7 @@ t.test('defaults, then the file, then the environment, validated and frozen', as
   })
   t.same(config.delivery.retryScheduleMs, [5e3, 3e5, 18e5, 72e5, 18e6, 36e6, 504e5, 72e6, 864e5])
   t.match(config.delivery, { timeoutMs: 10_000, maxConcurrencyPerUrl: 10 })
-  t.match(config.chains[0], { id: 'eth-mainnet', ws: ['wss://a', 'wss://b'], confirmations: 12, blockTimeMs: 12_000 })
+  t.match(config.chains[0], { id: 'eth-mainnet', ws: ['wss://a', 'wss://b'], confirmations: 12, blockTimeMs: 12_000, maxFrameBytes: 16 * 1024 * 1024, newChainEachRun: false })
   t.match(config.chains[1], { id: 'sol', type: 'solana', commitment: 'confirmed', http: ['https://s'] })
   t.ok(Object.isFrozen(config) && Object.isFrozen(config.chains[0]), 'deep-frozen')
 
@@ -51,6 +51,7 @@ t.test('each invalid setting is refused with a message naming it', async (t) => 
     [{}, { chains: [{ id: 'eth', type: 'evm', ws: ['wss://a'] }, { id: 'eth', type: 'evm', ws: ['wss://b'] }] }, /\/chains\/1\/id "eth" is used twice/],
     [{}, { delivery: { retrySchedule: ['5 minutes'] } }, /\/delivery\/retrySchedule\/0 must match pattern/],
     [{}, { delivery: { timeoutMs: 5 } }, /\/delivery\/timeoutMs must be >= 100/],
+    [{}, { chains: [{ id: 'eth', type: 'evm', ws: ['wss://a'], maxFrameBytes: 1024 }] }, /\/chains\/0\/maxFrameBytes must be >= 65536/],
   ]
   for (const [env, file, message] of cases) {
     let error: unknown

@@ -107,7 +107,8 @@ t.test('a link that stops forwarding without closing: the head watchdog reconnec
 })
 
 t.test('a node sending garbage frames, unknown shapes, a malformed block and removed logs: skipped, retried, no crash', async (t) => {
-  const hash = (n: number) => `0x${Math.max(n, 0).toString(16).padStart(64, '0')}`
+  // Numbered from 1: a zero hash is no block's, and a zero parent is a node contradicting itself.
+  const hash = (n: number) => `0x${(n + 1).toString(16).padStart(64, '0')}`
   const address = '0x00000000000000000000000000000000000000aa'
   const block = (n: number) => ({ number: `0x${n.toString(16)}`, hash: hash(n), parentHash: hash(n - 1), timestamp: '0x6553f100', transactions: [] })
   const log = (n: number, index: number, removed: boolean) => ({
@@ -128,7 +129,7 @@ t.test('a node sending garbage frames, unknown shapes, a malformed block and rem
       }
       return block(n)
     },
-    eth_getBlockByHash: ([h]) => block(Number(h)),
+    eth_getBlockByHash: ([h]) => block(Number(h) - 1),
     eth_getLogs: ([filter]) => ((filter as { blockHash: string }).blockHash === hash(2) ? [log(2, 0, true), log(2, 1, false)] : []),
   })
   t.teardown(() => node.close())
@@ -160,14 +161,14 @@ t.test('readiness names the chain without a live node connection, never its URL 
 })
 
 t.test('a node without eth_getBlockReceipts: receipts are read one transaction at a time', async (t) => {
-  const hash = (n: number) => `0x${Math.max(n, 0).toString(16).padStart(64, '0')}`
+  const hash = (n: number) => `0x${(n + 1).toString(16).padStart(64, '0')}`
   const sender = '0x00000000000000000000000000000000000000aa'
   const tx = { hash: hash(900), from: sender, to: BOB, input: '0x', value: '0x2a', blockHash: hash(1), blockNumber: '0x1', transactionIndex: '0x0' }
   const block = (n: number) => ({ number: `0x${n.toString(16)}`, hash: hash(n), parentHash: hash(n - 1), timestamp: '0x6553f100', transactions: n === 1 ? [tx] : [] })
   const node = await startFakeNode({
     eth_subscribe: () => '0x1',
     eth_getBlockByNumber: ([tag]) => block(tag === 'latest' ? 1 : Number(tag)),
-    eth_getBlockByHash: ([h]) => block(Number(h)),
+    eth_getBlockByHash: ([h]) => block(Number(h) - 1),
     eth_getLogs: () => [],
     eth_getTransactionReceipt: ([h]) => ({ transactionHash: h, status: '0x0', gasUsed: '0x5208', contractAddress: null }),
   })

@@ -221,6 +221,16 @@ export class RpcSocket {
     }
   }
 
+  /**
+   * Gives up the current connection for the next endpoint: for a node that answers but cannot be
+   * followed (behind for long, contradicting itself, serving another chain).
+   */
+  failover(reason: string): void {
+    if (!this.#open || !this.#ws) return
+    this.#log.warn({ endpoint: this.endpoint, reason }, 'switching endpoint')
+    this.#ws.terminate()
+  }
+
   /** Resets the watchdog: the caller saw the liveness it expects (a head). */
   touch(): void {
     // Without a subscription no head is expected (a standby), so there is nothing to watch.

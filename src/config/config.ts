@@ -24,6 +24,11 @@ export interface ChainConfig {
   readonly commitment: Commitment
   /** Largest WebSocket frame accepted from this chain's nodes (a bigger one drops the connection). */
   readonly maxFrameBytes: number
+  /**
+   * The node's chain may be new each run (`blockhook dev`): on another chain id or genesis, start
+   * again from its head instead of stopping.
+   */
+  readonly newChainEachRun?: boolean
 }
 
 /** Large enough for the receipts of a full mainnet block or a 10 MiB Solana account in base64. */
@@ -202,6 +207,7 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
       blockTimeMs: c.blockTimeMs ?? DEFAULT_BLOCK_TIME_MS[c.type],
       commitment: c.commitment ?? 'confirmed',
       maxFrameBytes: c.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+      newChainEachRun: dev,
     })),
     alerts: fileConfig.alerts,
     delivery: {

@@ -34,6 +34,8 @@ return redis.call('DEL', lease)`,
     lua: `${LEASE_FENCE}
 local cursor, number, hash = KEYS[2], ARGV[2], ARGV[3]
 redis.call('HSET', cursor, 'number', number, 'hash', hash)
+-- then field value pairs kept with the cursor (the chain it was built on)
+for i = 4, #ARGV, 2 do redis.call('HSET', cursor, ARGV[i], ARGV[i + 1]) end
 return 1`,
   },
   /** ARGV after the owner: 'set' field value | 'del' field... */
@@ -106,9 +108,11 @@ export async function releaseLease(redis: Redis, { lease, owner }: LeaseRef): Pr
 
 /** Writes the cursor hash if `owner` holds the lease; false when it does not. */
 export async function saveCursorFenced(
-  redis: Redis, { lease, owner, cursor, number, hash }: LeaseRef & { cursor: string; number: number; hash: string },
+  redis: Redis,
+  { lease, owner, cursor, number, hash, chain }: LeaseRef & { cursor: string; number: number; hash: string; chain?: Record<'chainId' | 'genesisHash', string> | undefined },
 ): Promise<boolean> {
-  return (await scripted(redis).bhFencedCursorSave(lease, cursor, owner, number, hash)) === 1
+  const fields = chain ? ['chainId', chain.chainId, 'genesisHash', chain.genesisHash] : []
+  return (await scripted(redis).bhFencedCursorSave(lease, cursor, owner, number, hash, ...fields)) === 1
 }
 
 /** Sets one marker field, or deletes fields, if `owner` holds the lease; false when it does not. */

@@ -10,6 +10,9 @@ import type { ChainLease } from './lease.js'
 
 export interface Cursor { number: number; hash: string }
 
+/** The chain a cursor was built on (EVM: chain id and genesis hash), kept in the cursor's hash. */
+export type CursorChain = Record<'chainId' | 'genesisHash', string>
+
 export const leaseLost = () => new BlockhookError('BH_LEASE_LOST', 'this process no longer holds the chain lease')
 
 export class RedisCursorStore {
@@ -30,8 +33,15 @@ export class RedisCursorStore {
     return { number, hash: stored.hash ?? '' }
   }
 
-  async save(cursor: Cursor): Promise<void> {
+  /** The chain the saved cursor was built on, if it was recorded. */
+  async loadChain(): Promise<CursorChain | undefined> {
+    const [chainId, genesisHash] = await this.#redis.hmget(this.#key, 'chainId', 'genesisHash')
+    return chainId && genesisHash ? { chainId, genesisHash } : undefined
+  }
+
+  /** Moves the cursor (and records the chain it is on, when given), if this process holds the lease. */
+  async save(cursor: Cursor, chain?: CursorChain): Promise<void> {
     const { key: lease, owner } = this.#lease
-    if (!(await saveCursorFenced(this.#redis, { lease, owner, cursor: this.#key, number: cursor.number, hash: cursor.hash }))) throw leaseLost()
+    if (!(await saveCursorFenced(this.#redis, { lease, owner, cursor: this.#key, number: cursor.number, hash: cursor.hash, chain }))) throw leaseLost()
   }
 }

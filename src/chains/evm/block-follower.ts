@@ -8,15 +8,18 @@
  * re-matched from the node) is kept in Redis too, so a reorg noticed after a restart, even one
  * whose dropped blocks the node no longer serves, still retracts what they emitted.
  *
- * Each sync reads the head, then handles the blocks after the cursor in chunks, in order, with one
- * of three cases per block:
- * - `extend`: its parent is the cursor: match it, queue the events that are ready (confirmations
- *   0, and older blocks' events now deep enough), push it on the window;
- * - `reorg`: its parent is not the cursor (or the cursor is no longer canonical): pop window
- *   blocks until one is canonical again (the common ancestor), queueing `*.removed` for every
- *   event a dropped block emitted (built from its stored delivery record), then go on from the
- *   ancestor;
+ * Each sync first checks, once per connection, that the node serves the chain the cursor was
+ * built on (chain id and genesis hash, kept with the cursor). Then it reads the head and lets
+ * `reconcile` (reconcile.ts, pure) name the case:
+ * - `extend`: the blocks after the cursor, in chunks, in order: match each, queue the events that
+ *   are ready (confirmations 0, and older blocks' events now deep enough), push it on the window;
+ * - `reorg`: the node has shown, by hash, other blocks at the heights of ours down to a common
+ *   ancestor: pop those, queueing `*.removed` for every event they emitted (built from their
+ *   stored delivery records), then go on from the ancestor;
+ * - `node-behind`: wait for the next head (and fail over if it lasts), retracting nothing;
+ * - `node-inconsistent`: back off with jitter and read again (another endpoint if there is one);
  * - `finalize`: blocks deeper than the window (max confirmations + a margin) leave it.
+ * docs/reorgs.md tells the cases apart for users.
  *
  * Invariants: the cursor saved in Redis moves only after the events up to it are queued; queueing
  * is idempotent (the `webhook-id` is the job id), so any failure resets to the saved cursor and
@@ -27,9 +30,10 @@ import type { Logger } from 'pino'
 import type { MatchedEvent } from '../../delivery/delivery-record.js'
 import { BlockhookError, hasCode } from '../../domain/errors.js'
 import { mapBounded } from '../../domain/map-bounded.js'
-import type { Cursor } from '../../subscriber/cursor-store.js'
-import type { EvmNode } from './evm-node.js'
+import type { Cursor, CursorChain } from '../../subscriber/cursor-store.js'
+import type { BlockHeaderRef, ChainIdentity, EvmNode } from './evm-node.js'
 import { removedEvent } from './payloads.js'
+import { reconcile, type HeaderAnswer, type Reconcile } from './reconcile.js'
 import { hexToNumber, type RpcBlock } from './rpc-types.js'
 import type { BlockData, EvmMatch, EvmWatchIndex } from './watch-index.js'
 
@@ -37,8 +41,10 @@ export type { Cursor }
 
 export interface CursorStore {
   load(): Promise<Cursor | undefined>
+  /** The chain the saved cursor was built on, if recorded. */
+  loadChain(): Promise<CursorChain | undefined>
   /** Throws BH_LEASE_LOST when this process no longer holds the chain. */
-  save(cursor: Cursor): Promise<void>
+  save(cursor: Cursor, chain?: CursorChain): Promise<void>
 }
 
 /** A window block as kept in Redis. */
@@ -76,7 +82,15 @@ export interface FollowerDeps {
   fetchConcurrency?: number
   /** Blocks kept beyond the deepest confirmations, for walking back on a reorg. */
   reorgMarginBlocks?: number
+  /** `blockhook dev`: a node on another chain is a new dev chain: start again from its head. */
+  newChainEachRun?: boolean
+  /** Moves to the next endpoint (set only when there is one). */
+  failover?(reason: string): void
 }
+
+/** Node-behind syncs in a row after which the next endpoint is tried. */
+const BEHIND_SYNCS_BEFORE_FAILOVER = 3
+const toAnswer = (h: BlockHeaderRef): HeaderAnswer => ({ number: hexToNumber(h.number), hash: h.hash, parentHash: h.parentHash })
 
 interface WindowBlock {
   number: number
@@ -94,7 +108,7 @@ const RETRY_INITIAL_MS = 500
 const RETRY_MAX_MS = 15_000
 
 export class BlockFollower {
-  readonly #d: Required<Omit<FollowerDeps, 'onHead'>> & Pick<FollowerDeps, 'onHead'>
+  readonly #d: Required<Omit<FollowerDeps, 'onHead' | 'failover'>> & Pick<FollowerDeps, 'onHead' | 'failover'>
   readonly #log: Logger
   #cursor: Cursor | undefined
   #window: WindowBlock[] = []
@@ -106,12 +120,22 @@ export class BlockFollower {
   #again = false
   #stopped = false
   #failures = 0
+  #lastFailure: string | undefined
+  /** Checked on each connection before anything is read. */
+  #chainChecked = false
+  #chain: ChainIdentity | undefined
+  #savedChain: ChainIdentity | undefined
+  #differentChain: string | undefined
+  /** The saved cursor is of another (dev) chain: start again from the head. */
+  #startOver = false
+  /** The node-behind episode under way, logged once, and its length in syncs. */
+  #behind: { reason: string; syncs: number } | undefined
   #retryTimer: NodeJS.Timeout | undefined
   #saved: Cursor | undefined
   readonly #waiters = new Set<{ number: number; resolve: (cursor: Cursor) => void }>()
 
   constructor(deps: FollowerDeps) {
-    this.#d = { now: Date.now, chunkBlocks: 50, fetchConcurrency: 8, reorgMarginBlocks: 16, ...deps }
+    this.#d = { now: Date.now, chunkBlocks: 50, fetchConcurrency: 8, reorgMarginBlocks: 16, newChainEachRun: false, ...deps }
     this.#log = deps.logger
   }
 
@@ -119,9 +143,24 @@ export class BlockFollower {
     return this.#cursor
   }
 
-  /** Something may have happened on the chain: sync now, or right after the sync under way. */
-  wake(): void {
+  /** Why this chain is not followed: the node serves another chain than the cursor's. */
+  get differentChain(): string | undefined {
+    return this.#differentChain
+  }
+
+  /** A new connection (maybe another node): check its chain again, then catch up from the cursor. */
+  connectionChanged(): void {
+    this.#chainChecked = false
+    this.wake(true)
+  }
+
+  /**
+   * Something may have happened on the chain: sync now, or right after the sync under way. While
+   * backing off after a failure only `force` (a new connection) cuts the wait short.
+   */
+  wake(force = false): void {
     if (this.#stopped) return
+    if (!force && this.#retryTimer && this.#failures > 0) return
     if (this.#running) {
       this.#again = true
       return
@@ -147,6 +186,8 @@ export class BlockFollower {
     try {
       await this.#sync()
       this.#failures = 0
+      this.#lastFailure = undefined
+      this.#retryTimer = undefined
     } catch (err) {
       if (hasCode(err, 'BH_LEASE_LOST')) {
         this.#stopped = true
@@ -157,11 +198,20 @@ export class BlockFollower {
       // Back to the saved cursor: whatever was matched but not saved is done again (idempotently).
       this.#initialized = false
       this.#failures++
-      const delayMs = Math.min(RETRY_MAX_MS, RETRY_INITIAL_MS * 2 ** (this.#failures - 1))
-      const level = hasCode(err, 'BH_RPC_DISCONNECTED') ? 'info' : 'warn'
-      this.#log[level]({ err, delayMs }, 'block sync failed, retrying from the saved cursor')
+      // Equal jitter, so that many chains (or processes) behind one provider do not retry in step.
+      const ceiling = Math.min(RETRY_MAX_MS, RETRY_INITIAL_MS * 2 ** Math.min(this.#failures - 1, 30))
+      const delayMs = Math.round(ceiling / 2 + (ceiling / 2) * Math.random())
+      const message = err instanceof Error ? err.message : String(err)
+      // Once per episode: the same failure again is only a debug line.
+      const level = hasCode(err, 'BH_RPC_DISCONNECTED') ? 'info' : message === this.#lastFailure ? 'debug' : 'warn'
+      this.#lastFailure = message
+      this.#log[level]({ err, delayMs, failures: this.#failures }, 'block sync failed, retrying from the saved cursor')
+      if (hasCode(err, 'BH_NODE_BAD_ANSWER') && this.#failures >= 2) this.#d.failover?.(message)
       if (!this.#stopped) {
-        this.#retryTimer = setTimeout(() => this.wake(), delayMs)
+        this.#retryTimer = setTimeout(() => {
+          this.#retryTimer = undefined
+          this.wake(true)
+        }, delayMs)
         this.#retryTimer.unref()
       }
     }
@@ -174,10 +224,16 @@ export class BlockFollower {
   // --- init: the saved cursor and the window behind it ------------------------------------------
 
   async #init(): Promise<void> {
-    const saved = await this.#d.cursors.load()
+    const saved = this.#startOver ? undefined : await this.#d.cursors.load()
     this.#window = []
     this.#dirty.clear()
     this.#forget = []
+    if (this.#startOver) {
+      // The old chain's blocks mean nothing on the new one.
+      this.#forget = [...(await this.#d.recentBlocks.load()).keys()]
+      this.#saved = undefined
+      this.#startOver = false
+    }
     if (!saved) {
       // First start: begin at the head, i.e. with the head block itself.
       const head = await this.#d.node.header('latest')
@@ -227,48 +283,114 @@ export class BlockFollower {
   // --- sync ---------------------------------------------------------------------------------------
 
   async #sync(): Promise<void> {
+    if (!this.#chainChecked) await this.#checkChain()
+    if (this.#differentChain) return
     if (!this.#initialized) await this.#init()
     // The next chunk is read from the node while the current one is matched and queued.
     let prefetched: { from: number; datas: Promise<(BlockData | undefined)[]> } | undefined
     for (;;) {
       if (this.#stopped) return
-      const head = await this.#d.node.header('latest')
-      if (!head) return
-      const headNumber = hexToNumber(head.number)
-      this.#d.onHead?.({ number: headNumber, hash: head.hash })
-      const cursor = this.#cursor!
-      if (cursor.number >= headNumber) {
-        if (cursor.number === headNumber && head.hash === cursor.hash) return
-        const canonical = cursor.number === headNumber ? head : await this.#d.node.header(cursor.number)
-        if (canonical?.hash === cursor.hash) return
-        await this.#reorg()
-        continue
+      const raw = await this.#d.node.header('latest')
+      const head = raw ? toAnswer(raw) : null
+      if (head) this.#d.onHead?.({ number: head.number, hash: head.hash })
+      const decision = await this.#reconcile(head)
+      if (decision.case !== 'node-behind' && this.#behind) {
+        this.#log.info({ syncs: this.#behind.syncs }, 'the node has caught up')
+        this.#behind = undefined
       }
-      const from = cursor.number + 1
+      switch (decision.case) {
+        case 'idle':
+          return
+        case 'node-behind':
+          this.#nodeBehind(decision.reason)
+          return
+        case 'node-inconsistent':
+          throw new BlockhookError('BH_NODE_BAD_ANSWER', `the node contradicts itself: ${decision.reason}`)
+        case 'reorg':
+          prefetched = undefined
+          await this.#reorg(decision)
+          continue
+        case 'extend':
+          break
+        default:
+          throw new BlockhookError('BH_NODE_BAD_ANSWER', `unexpected reconcile step ${decision.case}`)
+      }
+      const headNumber = head!.number
+      const from = this.#cursor!.number + 1
       const datas = prefetched?.from === from ? await prefetched.datas : await this.#readRange(from, Math.min(headNumber, from + this.#d.chunkBlocks - 1))
       prefetched = undefined
-      if (!datas[0]) return // the node has not got the block it called its head: wait for the next wake
       const next = from + datas.length
       if (datas.length > 0 && next <= headNumber) {
         prefetched = { from: next, datas: this.#readRange(next, Math.min(headNumber, next + this.#d.chunkBlocks - 1)) }
-        prefetched.datas.catch(() => undefined) // awaited (and its error seen) on the next pass, or dropped after a reorg
+        prefetched.datas.catch(() => undefined) // awaited (and its error seen) on the next pass, or dropped
       }
       const events: MatchedEvent[] = []
-      let reorged = false
-      for (const data of datas) {
-        if (!data) break // the head moved back under us: the next pass sees it
-        if (data.block.parentHash !== this.#cursor!.hash) {
-          reorged = true
-          break
-        }
+      let extended = 0
+      for (const [i, data] of datas.entries()) {
+        // Anything else (a block gone, another parent) is for the next reconcile to name.
+        if (!data || hexToNumber(data.block.number) !== from + i || data.block.parentHash !== this.#cursor!.hash) break
         events.push(...this.#extend(data))
+        extended++
       }
       await this.#flush(events)
-      if (reorged || datas.some((d) => d === undefined)) {
+      if (extended < datas.length) {
         prefetched = undefined
-        if (reorged) await this.#reorg()
+        // The header said extend but the full block does not: never loop on that without a pause.
+        if (extended === 0) throw new BlockhookError('BH_NODE_BAD_ANSWER', `the node's block ${from} does not match its header`)
       }
     }
+  }
+
+  /** Asks the node what `reconcile` needs until it names a case. */
+  async #reconcile(head: HeaderAnswer | null): Promise<Reconcile> {
+    const byNumber = new Map<number, HeaderAnswer | null>()
+    const byHash = new Map<string, HeaderAnswer | null>()
+    for (;;) {
+      const decision = reconcile({ cursor: this.#cursor!, window: this.#window, head, byNumber, byHash })
+      if (decision.case === 'need-number') {
+        const h = await this.#d.node.header(decision.number)
+        byNumber.set(decision.number, h ? toAnswer(h) : null)
+      } else if (decision.case === 'need-hash') {
+        const h = await this.#d.node.headerByHash(decision.hash)
+        byHash.set(decision.hash, h ? toAnswer(h) : null)
+      } else {
+        return decision
+      }
+    }
+  }
+
+  #nodeBehind(reason: string): void {
+    if (!this.#behind) {
+      this.#behind = { reason, syncs: 0 }
+      this.#log.warn({ reason, cursor: this.#cursor!.number }, 'the node is behind blockhook: waiting for it, retracting nothing')
+    }
+    if (++this.#behind.syncs % BEHIND_SYNCS_BEFORE_FAILOVER === 0) this.#d.failover?.(`the node is behind: ${reason}`)
+  }
+
+  /** Different chain: the node's chain id or genesis hash is not the one the cursor was built on. */
+  async #checkChain(): Promise<void> {
+    const identity = await this.#d.node.identity()
+    const saved = await this.#d.cursors.loadChain()
+    if (saved && (saved.chainId !== identity.chainId || saved.genesisHash !== identity.genesisHash)) {
+      const detail = { node: identity, cursor: saved }
+      if (this.#d.newChainEachRun) {
+        this.#log.warn(detail, 'the node serves a new chain (dev): starting again from its head')
+        this.#startOver = true
+        this.#initialized = false
+      } else {
+        const reason = `chain ${this.#d.chain}: the node serves chain id ${identity.chainId} with genesis ${identity.genesisHash}, `
+          + `but the cursor was built on chain id ${saved.chainId} with genesis ${saved.genesisHash}: not following`
+        if (this.#differentChain !== reason) this.#log.error(detail, reason)
+        this.#differentChain = reason
+        this.#chainChecked = true
+        this.#d.failover?.('the node serves another chain')
+        return
+      }
+    }
+    if (this.#differentChain) this.#log.info(identity, 'the node serves the cursor\'s chain again: following')
+    this.#differentChain = undefined
+    this.#chain = identity
+    this.#chainChecked = true
   }
 
   #readRange(from: number, to: number): Promise<(BlockData | undefined)[]> {
@@ -323,14 +445,15 @@ export class BlockFollower {
   /** Queues the events, then records the window, then moves the cursor: in that order. */
   async #flush(events: MatchedEvent[]): Promise<void> {
     const cursor = this.#cursor!
-    if (events.length === 0 && this.#dirty.size === 0 && this.#forget.length === 0 && cursor.hash === this.#saved?.hash) return
+    if (events.length === 0 && this.#dirty.size === 0 && this.#forget.length === 0 && cursor.hash === this.#saved?.hash && !this.#chainUnsaved()) return
     if (events.length > 0) await this.#d.emit(events)
     if (this.#dirty.size > 0 || this.#forget.length > 0) {
       await this.#d.recentBlocks.save([...this.#dirty].map(stored), this.#forget)
       this.#dirty.clear()
       this.#forget = []
     }
-    await this.#d.cursors.save(cursor)
+    await this.#d.cursors.save(cursor, this.#chain)
+    this.#savedChain = this.#chain
     this.#markSaved(cursor)
   }
 
@@ -350,34 +473,34 @@ export class BlockFollower {
     return new Promise((resolve) => this.#waiters.add({ number, resolve }))
   }
 
-  /** Case `reorg`: walk back to the common ancestor, retracting what dropped blocks delivered. */
-  async #reorg(): Promise<void> {
+  /** Whether the chain in use is not yet recorded with the saved cursor. */
+  #chainUnsaved(): boolean {
+    return this.#chain !== undefined && this.#savedChain !== this.#chain
+  }
+
+  /**
+   * Case `reorg`: drops our blocks above the common ancestor. Only blocks the node has shown
+   * replaced by another block at their height (by hash) are retracted; `reconcile` names them.
+   */
+  async #reorg(decision: Extract<Reconcile, { case: 'reorg' }>): Promise<void> {
+    const replaced = new Set(decision.replaced)
     const dropped: WindowBlock[] = []
-    let ancestorFound = false
-    while (this.#window.length > 0) {
-      const tip = this.#window[this.#window.length - 1]!
-      const canonical = await this.#d.node.header(tip.number)
-      if (canonical?.hash === tip.hash) {
-        ancestorFound = true
-        break
-      }
-      dropped.push(tip)
-      this.#drop(this.#window.pop()!)
-      this.#cursor = { number: tip.number - 1, hash: tip.parentHash }
+    const above = decision.deeperThanKept ? decision.ancestor.number - 1 : decision.ancestor.number
+    while (this.#window.length > 0 && this.#window[this.#window.length - 1]!.number > above) {
+      const tip = this.#window.pop()!
+      this.#drop(tip)
+      if (replaced.has(tip.hash)) dropped.push(tip)
     }
-    if (!ancestorFound) {
-      // Deeper than the blocks kept: nothing left to retract from; continue on the canonical chain.
-      const at = this.#cursor!.number
-      const canonical = await this.#d.node.header(at)
-      if (!canonical) throw new BlockhookError('BH_NODE_BAD_ANSWER', `the node has no block ${at} after a reorg`)
-      this.#log.error({ at, dropped: dropped.length }, 'reorg deeper than the blocks kept: older events cannot be retracted')
-      this.#cursor = { number: at, hash: canonical.hash }
+    this.#cursor = decision.ancestor
+    if (decision.deeperThanKept) {
+      this.#window = []
+      this.#log.error({ at: decision.ancestor.number, dropped: dropped.length }, 'reorg deeper than the blocks kept: older events cannot be retracted')
     }
     const emittedIds = dropped.flatMap((b) => [...b.emitted])
     const emitted = emittedIds.length > 0 ? await this.#d.emittedEvents(emittedIds) : []
     const now = this.#d.now()
     const removals = emitted.map((e) => removedEvent(e, now)).filter((e): e is MatchedEvent => e !== undefined)
-    this.#log.warn({ dropped: dropped.map((b) => b.number), retracted: removals.length, ancestor: this.#cursor!.number }, 'reorg')
+    this.#log.warn({ dropped: dropped.map((b) => b.number), retracted: removals.length, ancestor: this.#cursor.number }, 'reorg')
     await this.#flush(removals)
   }
 

@@ -66,8 +66,8 @@ export class EvmChain implements ChainDriver {
     this.socket.on('connected', () => {
       if (!this.#leadership) return
       this.#status.update(this.#connectionStatus())
-      // A resubscription is not continuity: catch up from the cursor.
-      this.#leadership.follower.wake()
+      // A resubscription is not continuity, and maybe another node: check its chain, catch up from the cursor.
+      this.#leadership.follower.connectionChanged()
     })
   }
 
@@ -89,7 +89,7 @@ export class EvmChain implements ChainDriver {
   }
 
   notReadyReason(): string | undefined {
-    return connectionNotReadyReason(this.chainId, this.socket)
+    return this.#leadership?.follower.differentChain ?? connectionNotReadyReason(this.chainId, this.socket)
   }
 
   #connectionStatus() {
@@ -120,6 +120,8 @@ export class EvmChain implements ChainDriver {
       recentBlocks: new RedisRecentBlocks(redis, keys.chainRecentBlocks(chain.id), this.#log),
       emittedEvents: (ids) => storedEvents(redis, keys, ids),
       onLeaseLost,
+      newChainEachRun: chain.newChainEachRun ?? false,
+      ...(chain.ws.length > 1 ? { failover: (reason: string) => this.socket.failover(reason) } : {}),
       onHead: (head) => {
         this.#d.metrics.chainHead.set({ chain: chain.id }, head.number)
         this.#status.update({ headNumber: head.number, headHash: head.hash, lastHeadAt: new Date().toISOString() })

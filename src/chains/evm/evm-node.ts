@@ -7,9 +7,11 @@ import type { Logger } from 'pino'
 import { BlockhookError } from '../../domain/errors.js'
 import { hasCode } from '../../domain/errors.js'
 import { RpcError, type RpcSocket } from '../rpc-socket.js'
-import { parseBlock, parseHead, parseLog, parseReceipt, parseTransaction, type RpcBlock, type RpcHead, type RpcLog, type RpcReceipt, type RpcTransaction } from './rpc-types.js'
+import { hexToNumber, parseBlock, parseHead, parseLog, parseReceipt, parseTransaction, type RpcBlock, type RpcHead, type RpcLog, type RpcReceipt, type RpcTransaction } from './rpc-types.js'
 
 export interface BlockHeaderRef extends RpcHead { parentHash: string }
+
+export interface ChainIdentity { chainId: string; genesisHash: string }
 
 const badAnswer = (what: string) => new BlockhookError('BH_NODE_BAD_ANSWER', `the node sent a malformed ${what}`)
 const toHex = (n: number) => `0x${n.toString(16)}`
@@ -21,6 +23,14 @@ const toHex = (n: number) => `0x${n.toString(16)}`
  * number, not a hash). Decided by code, never by the wording of the message, which varies.
  */
 const METHOD_UNAVAILABLE_CODES: ReadonlySet<number> = new Set([-32601, -32004, -32602])
+
+function headerOf(raw: unknown): BlockHeaderRef | undefined {
+  if (raw === null) return undefined
+  const head = parseHead(raw)
+  const parentHash = (raw as { parentHash?: unknown }).parentHash
+  if (!head || typeof parentHash !== 'string') throw badAnswer('block header')
+  return { ...head, parentHash }
+}
 
 export class EvmNode {
   readonly #socket: RpcSocket
@@ -35,12 +45,7 @@ export class EvmNode {
 
   /** A header by number or tag, or undefined when the node has no such block (yet, or any more). */
   async header(block: number | 'latest'): Promise<BlockHeaderRef | undefined> {
-    const raw = await this.#socket.request('eth_getBlockByNumber', [typeof block === 'number' ? toHex(block) : block, false])
-    if (raw === null) return undefined
-    const head = parseHead(raw)
-    const parentHash = (raw as { parentHash?: unknown }).parentHash
-    if (!head || typeof parentHash !== 'string') throw badAnswer('block header')
-    return { ...head, parentHash }
+    return headerOf(await this.#socket.request('eth_getBlockByNumber', [typeof block === 'number' ? toHex(block) : block, false]))
   }
 
   /**
@@ -49,6 +54,19 @@ export class EvmNode {
    */
   async blockByNumber(number: number, withTransactions: boolean): Promise<RpcBlock | undefined> {
     return this.#block(await this.#socket.request('eth_getBlockByNumber', [toHex(number), withTransactions]), withTransactions)
+  }
+
+  /** A header by hash, or undefined when the node does not have that block. */
+  async headerByHash(hash: string): Promise<BlockHeaderRef | undefined> {
+    return headerOf(await this.#socket.request('eth_getBlockByHash', [hash, false]))
+  }
+
+  /** The chain id and genesis hash: which chain this node serves (checked on every connection). */
+  async identity(): Promise<ChainIdentity> {
+    const [chainId, genesis] = await Promise.all([this.#socket.request('eth_chainId', []), this.header(0)])
+    if (typeof chainId !== 'string' || !/^0x[0-9a-fA-F]{1,16}$/.test(chainId)) throw badAnswer('chain id')
+    if (!genesis) throw new BlockhookError('BH_NODE_BAD_ANSWER', 'the node has no genesis block')
+    return { chainId: String(hexToNumber(chainId)), genesisHash: genesis.hash }
   }
 
   async blockByHash(hash: string, withTransactions: boolean): Promise<RpcBlock | undefined> {
