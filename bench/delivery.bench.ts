@@ -215,7 +215,7 @@ async function main(): Promise<void> {
   const redis = createRedis(config.redisUrl, 'bench')
   const keys = redisKeys(config.redisPrefix)
   const watches = new WatchStore(redis, keys, new SecretBox(undefined))
-  const deliveryQueue = new DeliveryQueue(redis, keys, config.delivery)
+  const deliveryQueue = new DeliveryQueue(redis, keys, config.delivery, config.stream)
   try {
     for (let i = 0; i < URL_COUNT; i++) {
       const at = new Date().toISOString()

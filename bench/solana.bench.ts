@@ -79,7 +79,7 @@ async function main(): Promise<void> {
 
     // Baseline: the delivery queue alone, fed in large batches.
     const baselineConfig = benchConfig(redisServer.url, 'bench-baseline', node)
-    const baselineQueue = new DeliveryQueue(redis, redisKeys(baselineConfig.redisPrefix), baselineConfig.delivery)
+    const baselineQueue = new DeliveryQueue(redis, redisKeys(baselineConfig.redisPrefix), baselineConfig.delivery, baselineConfig.stream)
     const baselineStart = performance.now()
     for (let i = 0; i < NOTIFICATIONS; i += BASELINE_BATCH / WATCHES) {
       await baselineQueue.enqueue(events.slice(i, i + BASELINE_BATCH / WATCHES).flat())
@@ -92,7 +92,7 @@ async function main(): Promise<void> {
     const keys = redisKeys(config.redisPrefix)
     const store = new WatchStore(redis, keys, new SecretBox(undefined))
     for (const watch of watches) await store.create(watch as Watch, newWebhookSecret())
-    const deliveryQueue = new DeliveryQueue(redis, keys, config.delivery)
+    const deliveryQueue = new DeliveryQueue(redis, keys, config.delivery, config.stream)
     const chain = new SolanaChain({
       chain: config.chains[0]!, redis, keys, store, watches: WatchService.forConfig(config, store, deliveryQueue), deliveryQueue, metrics: createMetrics(), logger: pino({ level: 'silent' }),
     })

@@ -37,6 +37,10 @@ export function createMetrics() {
       name: 'blockhook_ws_reconnects_total', help: 'WebSocket reconnects per chain',
       labelNames: ['chain'] as const, registers: [registry],
     }),
+    streamConnections: new Gauge({
+      name: 'blockhook_stream_connections', help: 'Open event stream (GET /events/stream) connections',
+      registers: [registry],
+    }),
   }
   return m
 }

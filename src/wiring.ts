@@ -50,7 +50,7 @@ export function wire(config: Config, role: string, logger: Logger, options: Wiri
   const keys = redisKeys(config.redisPrefix)
   const metrics = createMetrics()
   const metricsPublisher = new MetricsPublisher(redis, keys.queuePrefix, metrics)
-  const deliveryQueue = new DeliveryQueue(redis, keys, config.delivery)
+  const deliveryQueue = new DeliveryQueue(redis, keys, config.delivery, config.stream)
   const watches = new WatchStore(redis, keys, new SecretBox(config.encryptionKey))
   let closing: Promise<void> | undefined
   return {

@@ -22,6 +22,8 @@ import { adminTenantRoutes } from '../../routes/admin-tenants.js'
 import { healthRoutes } from '../../routes/health.js'
 import { watchRoutes } from '../../routes/watches.js'
 import { deliveryRoutes } from '../../routes/deliveries.js'
+import { eventStreamRoutes } from '../../routes/events-stream.js'
+import { EventStream, type StreamTiming } from '../stream/event-stream.js'
 import { adminAuth, tenantAuth } from './auth.js'
 import { errorBody, RetryLaterError, toErrorBody, writeClientError } from './errors.js'
 import { RateLimiter } from './rate-limit.js'
@@ -29,12 +31,14 @@ import type { ApiContext, ApiServices, ReadinessCheck } from './route-context.js
 import { bodyAjv, formatValidationErrors, urlAjv } from './validation.js'
 
 /** What the routes' services are built on (see wiring.ts), and the api's own settings. */
-export interface ApiDeps extends Pick<Wiring, 'redis' | 'keys' | 'tenants' | 'deliveryQueue' | 'metricsPublisher' | 'watchService'> {
+export interface ApiDeps extends Pick<Wiring, 'redis' | 'keys' | 'tenants' | 'watches' | 'metrics' | 'deliveryQueue' | 'metricsPublisher' | 'watchService'> {
   logger: Logger
   /** DNS for the test sends' URL policy; the system resolver when absent (tests inject one). */
   resolve?: Resolver
   /** Extra readiness conditions (the subscriber's connections in `blockhook all`). */
   readinessChecks?: ReadinessCheck[]
+  /** The event stream's ping interval and pong timeout; 15 s and 30 s when absent (tests shorten them). */
+  streamTiming?: StreamTiming
 }
 
 /** The services the routes call, over the stores and the queue of `deps`. */
@@ -52,6 +56,10 @@ function buildServices(config: Config, deps: ApiDeps): ApiServices {
     watches,
     deliveries: new DeliveryService({ redis: deps.redis, keys: deps.keys, deliveryQueue: deps.deliveryQueue, watches, httpClient }),
     operations: new OperationsService({ redis: deps.redis, keys: deps.keys, metricsPublisher: deps.metricsPublisher }),
+    stream: new EventStream({
+      redis: deps.redis, keys: deps.keys, tenants: deps.tenants, watches: deps.watches, metrics: deps.metrics, logger: deps.logger,
+      stream: config.stream, ...(deps.streamTiming ? { timing: deps.streamTiming } : {}),
+    }),
   }
 }
 
@@ -128,6 +136,8 @@ export async function buildApi(config: Config, deps: ApiDeps): Promise<FastifyIn
   const rateLimiter = new RateLimiter(deps.redis, deps.keys, config.rateLimitPerSecond)
 
   await app.register(healthRoutes, context)
+  // Its own authentication: browsers cannot send Authorization on a WebSocket (see the route).
+  await app.register(eventStreamRoutes, context)
 
   await app.register(async function tenantScope(scope) {
     scope.addHook('onRequest', tenantAuth(deps.tenants, rateLimiter))

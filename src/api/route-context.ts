@@ -8,12 +8,14 @@ import type { DeliveryService } from '../services/delivery-service.js'
 import type { OperationsService } from '../services/operations-service.js'
 import type { TenantService } from '../services/tenant-service.js'
 import type { WatchService } from '../services/watch-service.js'
+import type { EventStream } from '../stream/event-stream.js'
 
 export interface ApiServices {
   tenants: TenantService
   watches: WatchService
   deliveries: DeliveryService
   operations: OperationsService
+  stream: EventStream
 }
 
 /** A condition /readyz also waits for (the subscriber's connections in `blockhook all`): a string is the 503 reason. */

@@ -58,6 +58,16 @@ export const configFileSchema = {
         secret: { type: 'string', pattern: '^whsec_[A-Za-z0-9+/]{16,}={0,2}$' },
       },
     },
+    stream: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        retention: { type: 'string', pattern: DURATION_PATTERN, default: '24h' },
+        maxConnectionsPerTenant: { type: 'integer', minimum: 1, maximum: 10_000, default: 20 },
+        maxBufferedBytes: { type: 'integer', minimum: 1024, maximum: 1_073_741_824, default: 8 * 1024 * 1024 },
+      },
+    },
     api: {
       type: 'object',
       additionalProperties: false,

@@ -51,6 +51,14 @@ export interface AlertsConfig {
   readonly secret: string
 }
 
+export interface StreamConfig {
+  /** How far back a stream client can resume; the event log keeps this much. */
+  readonly retentionMs: number
+  readonly maxConnectionsPerTenant: number
+  /** A client this far behind (bytes queued on its socket) is closed with 1013. */
+  readonly maxBufferedBytes: number
+}
+
 export interface Config {
   readonly redisUrl: string
   /** Every Redis key starts with `{redisPrefix}:`; the braces keep them in one cluster slot. */
@@ -66,6 +74,9 @@ export interface Config {
   readonly delivery: DeliveryConfig
   /** Where operator alerts go, signed under `secret`; undefined: no alerts. */
   readonly alerts: AlertsConfig | undefined
+  readonly stream: StreamConfig
+  /** Origins (`scheme://host[:port]`), besides the API's own, that may open the event stream. */
+  readonly allowedOrigins: readonly string[]
   readonly configPath: string
   readonly dev: boolean
 }
@@ -147,6 +158,22 @@ function envEncryptionKey(env: Env): Buffer | undefined {
   return key
 }
 
+/** BLOCKHOOK_ALLOWED_ORIGINS: comma-separated origins, each normalized as a browser sends it. */
+function envOrigins(env: Env): string[] {
+  const raw = env.BLOCKHOOK_ALLOWED_ORIGINS ?? ''
+  return raw.split(',').map((s) => s.trim()).filter((s) => s !== '').map((text) => {
+    let origin: string | undefined
+    try {
+      const url = new URL(text)
+      if ((url.protocol === 'http:' || url.protocol === 'https:') && url.origin === text.replace(/\/$/, '')) origin = url.origin
+    } catch {
+      origin = undefined
+    }
+    if (!origin) throw new ConfigError(`BLOCKHOOK_ALLOWED_ORIGINS: "${text}" is not an origin like https://app.example.com`)
+    return origin
+  })
+}
+
 export function deepFreeze<T>(value: T): T {
   if (value && typeof value === 'object' && !Buffer.isBuffer(value)) {
     for (const inner of Object.values(value)) deepFreeze(inner)
@@ -165,6 +192,7 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
   const fileConfig = file as {
     chains: Array<{ id: string; type: ChainType; ws: string[]; http?: string[]; confirmations?: number; blockTimeMs?: number; commitment?: Commitment; maxFrameBytes?: number }>
     delivery: { timeoutMs: number; retrySchedule: string[]; maxConcurrencyPerUrl: number; concurrency: number; disableAfter: string; failedRetention: string }
+    stream: { retention: string; maxConnectionsPerTenant: number; maxBufferedBytes: number }
     api: { rateLimitPerSecond: number }
     alerts?: AlertsConfig
   }
@@ -218,6 +246,12 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
       disableAfterMs: parseDurationMs(fileConfig.delivery.disableAfter),
       failedRetentionMs: parseDurationMs(fileConfig.delivery.failedRetention),
     },
+    stream: {
+      retentionMs: parseDurationMs(fileConfig.stream.retention),
+      maxConnectionsPerTenant: fileConfig.stream.maxConnectionsPerTenant,
+      maxBufferedBytes: fileConfig.stream.maxBufferedBytes,
+    },
+    allowedOrigins: envOrigins(env),
     configPath,
     dev,
   }

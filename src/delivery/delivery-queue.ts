@@ -10,7 +10,7 @@
  */
 import { Queue, type JobsOptions } from 'bullmq'
 import type { Redis } from 'ioredis'
-import type { DeliveryConfig } from '../config/config.js'
+import type { DeliveryConfig, StreamConfig } from '../config/config.js'
 import type { RedisKeys } from '../storage/keys.js'
 import type { MatchedEvent } from './delivery-record.js'
 import { DeliveryStore } from './delivery-store.js'
@@ -48,9 +48,10 @@ export class DeliveryQueue {
   readonly store: DeliveryStore
   readonly #delivery: DeliveryConfig
 
-  constructor(redis: Redis, keys: RedisKeys, delivery: DeliveryConfig) {
+  /** `stream`: new events also go to their tenant's event log, kept `stream.retentionMs`. */
+  constructor(redis: Redis, keys: RedisKeys, delivery: DeliveryConfig, stream: StreamConfig) {
     this.#delivery = delivery
-    this.store = new DeliveryStore(redis, keys, delivery.failedRetentionMs)
+    this.store = new DeliveryStore(redis, keys, delivery.failedRetentionMs, stream.retentionMs)
     this.queue = new Queue<DeliveryJobData>(DELIVERY_QUEUE, { connection: redis, prefix: keys.queuePrefix })
   }
 

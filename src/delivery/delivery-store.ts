@@ -22,16 +22,22 @@ const MAX_SCANNED_PER_LIST = 1_000
 export const deliveryNotFound = () => new BlockhookError('BH_DELIVERY_NOT_FOUND', 'delivery not found', 404)
 
 /**
- * Stores a batch of events, each as the one-event case did: KEYS are 6 per event (record,
- * sequence, log, stats, pending set, watch); ARGV[1], ARGV[2] are createdAt (ISO) and now ms, then
- * 9 per event: id, watchId, tenantId, chain, type, timestamp, data, firstSeenAt, replay job id or ''.
+ * Stores a batch of events, each as the one-event case did: KEYS are 7 per event (record,
+ * sequence, log, stats, pending set, watch, tenant event log); ARGV[1], ARGV[2], ARGV[3] are
+ * createdAt (ISO), now ms and the event log's retention ms, then 9 per event: id, watchId,
+ * tenantId, chain, type, timestamp, data, firstSeenAt, replay job id or ''.
+ * A new record is also appended to its tenant's event log (GET /events/stream) in the same
+ * script, so the log holds each event exactly once and in sequence order whatever crashes when;
+ * entries older than the retention (by Redis's clock, which also makes the entry ids) are trimmed.
  * Returns {outcome, jobId} per event, flattened. One script per batch, not per event: the per-call
  * cost (script lookup, argument conversion, a reply each) was a third of Redis's time per event.
  */
 const STORE_RECORDS = `
 local replies = {}
-for e = 0, #KEYS / 6 - 1 do
-  local k, a = e * 6, 2 + e * 9
+local time = redis.call('TIME')
+local minId = (tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)) - tonumber(ARGV[3])
+for e = 0, #KEYS / 7 - 1 do
+  local k, a = e * 7, 3 + e * 9
   local record, id, replayJobId = KEYS[k + 1], ARGV[a + 1], ARGV[a + 9]
   local status = redis.call('HGET', record, 'status')
   if status then
@@ -57,6 +63,9 @@ for e = 0, #KEYS / 6 - 1 do
     redis.call('SADD', KEYS[k + 5], id)
     redis.call('HINCRBY', KEYS[k + 4], 'matched', 1)
     redis.call('HINCRBY', KEYS[k + 4], 'pending', 1)
+    redis.call('XADD', KEYS[k + 7], 'MINID', '~', minId, '*', 'id', id, 'watchId', ARGV[a + 2], 'chain', ARGV[a + 4],
+      'type', ARGV[a + 5], 'timestamp', ARGV[a + 6], 'sequence', sequence, 'data', ARGV[a + 7])
+    redis.call('PEXPIRE', KEYS[k + 7], ARGV[3])
     replies[#replies + 1] = 'new'
     replies[#replies + 1] = jobId
   end
@@ -158,11 +167,13 @@ export class DeliveryStore {
   readonly #redis: Redis
   readonly #keys: RedisKeys
   readonly #retentionMs: number
+  readonly #eventLogRetentionMs: number
 
-  constructor(redis: Redis, keys: RedisKeys, retentionMs: number) {
+  constructor(redis: Redis, keys: RedisKeys, retentionMs: number, eventLogRetentionMs: number) {
     this.#redis = redis
     this.#keys = keys
     this.#retentionMs = retentionMs
+    this.#eventLogRetentionMs = eventLogRetentionMs
   }
 
   /** Stores each event once (see delivery-queue.ts); with `replayJobIds`, finished records go back to pending. */
@@ -173,11 +184,11 @@ export class DeliveryStore {
     for (let from = 0; from < events.length; from += STORE_BATCH) {
       const batch = events.slice(from, from + STORE_BATCH)
       const keys: string[] = []
-      const args: (string | number)[] = [createdAt, nowMs]
+      const args: (string | number)[] = [createdAt, nowMs, this.#eventLogRetentionMs]
       batch.forEach((e, i) => {
         keys.push(
           k.delivery(e.id), k.watchSequence(e.watchId), k.watchDeliveries(e.watchId), k.watchStats(e.watchId),
-          k.watchPendingDeliveries(e.watchId), k.watch(e.watchId),
+          k.watchPendingDeliveries(e.watchId), k.watch(e.watchId), k.tenantEventLog(e.tenantId),
         )
         args.push(e.id, e.watchId, e.tenantId, e.chain, e.type, e.timestamp, JSON.stringify(e.data), e.firstSeenAt, replayJobIds?.[from + i] ?? '')
       })

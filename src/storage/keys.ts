@@ -31,6 +31,14 @@ export function redisKeys(prefix: string) {
     /** Stream of watch changes: { op: upsert | delete, watchId, chain }. */
     watchChanges: `${p}:watch-changes`,
 
+    /**
+     * Stream of a tenant's matched events, for GET /events/stream: one entry per new delivery
+     * record (fields id, watchId, chain, type, timestamp, sequence, data), trimmed by age (MINID).
+     */
+    tenantEventLog: (tenantId: string) => `${p}:tenant:${tenantId}:event-log`,
+    /** Sorted set: open event-stream connection id → last heartbeat (ms), for maxConnectionsPerTenant. */
+    tenantStreamConnections: (tenantId: string) => `${p}:tenant:${tenantId}:stream-connections`,
+
     /** Hash: the delivery record (see delivery-record.ts). */
     delivery: (deliveryId: string) => `${p}:delivery:${deliveryId}`,
 

@@ -37,7 +37,7 @@ export async function buildTestApi(
   t: Test,
   redisUrl: string,
   overrides: Partial<Config> & { file?: unknown } = {},
-  extraDeps: Pick<ApiDeps, 'readinessChecks'> = {},
+  extraDeps: Pick<ApiDeps, 'readinessChecks' | 'streamTiming'> = {},
 ): Promise<TestApi> {
   const config = testConfig({ redisUrl, file: { chains: TEST_CHAINS }, ...overrides })
   const logger = pino({ level: 'silent' })

@@ -1,0 +1,75 @@
+/**
+ * The event stream's pure parts: stream-entry ids as cursors, an entry read from a tenant's event
+ * log, and the text frame a client receives (`{cursor, watchId, headers, body}`, see README
+ * "Event stream"). The body is rendered by the same function as a webhook's, so a forwarded copy
+ * is byte for byte what the watch's URL gets, and verifies with the watch's secret.
+ */
+import type { EventType } from '../domain/watch-types.js'
+import { renderWebhookBody } from '../delivery/delivery-record.js'
+import { webhookHeaders } from '../delivery/signing.js'
+
+/** A cursor is a Redis stream entry id, `<ms>-<seq>`; clients treat it as opaque. */
+export const CURSOR_PATTERN = '^[0-9]{1,15}-[0-9]{1,15}$'
+const CURSOR = new RegExp(CURSOR_PATTERN)
+
+export interface Cursor {
+  ms: number
+  seq: number
+}
+
+export function parseCursor(text: string): Cursor | undefined {
+  if (!CURSOR.test(text)) return undefined
+  const [ms, seq] = text.split('-').map(Number)
+  return Number.isSafeInteger(ms) && Number.isSafeInteger(seq) ? { ms: ms!, seq: seq! } : undefined
+}
+
+/** Negative when `a` comes before `b` in the log. Both are ids Redis made or `parseCursor` accepted. */
+export function compareCursors(a: string, b: string): number {
+  const [am, as] = a.split('-').map(Number)
+  const [bm, bs] = b.split('-').map(Number)
+  return am! !== bm! ? am! - bm! : as! - bs!
+}
+
+/** Whether resuming after `cursor` could miss entries already trimmed from a log kept `retentionMs`. */
+export function cursorExpired(cursor: Cursor, nowMs: number, retentionMs: number): boolean {
+  return cursor.ms < nowMs - retentionMs
+}
+
+export interface LoggedEvent {
+  /** The stream entry id: the cursor of the message that carries it. */
+  cursor: string
+  id: string
+  watchId: string
+  chain: string
+  type: EventType
+  timestamp: string
+  sequence: number
+  data: Record<string, unknown>
+  /** The frame, rendered once and shared by every connection it is sent to. */
+  frame?: string
+}
+
+/** An XRANGE/XREAD entry as written by the delivery store; undefined for a shape it did not write. */
+export function parseLoggedEvent(cursor: string, fields: readonly string[]): LoggedEvent | undefined {
+  const f: Record<string, string> = {}
+  for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!
+  if (!f.id || !f.watchId || !f.chain || !f.type || !f.timestamp || !f.sequence || !f.data) return undefined
+  let data: unknown
+  try {
+    data = JSON.parse(f.data)
+  } catch {
+    return undefined
+  }
+  if (!data || typeof data !== 'object') return undefined
+  return {
+    cursor, id: f.id, watchId: f.watchId, chain: f.chain, type: f.type as EventType, timestamp: f.timestamp,
+    sequence: Number(f.sequence), data: data as Record<string, unknown>,
+  }
+}
+
+/** The text frame of one event, signed at `nowMs` with the watch's current secrets. */
+export function renderFrame(event: LoggedEvent, secrets: readonly string[], nowMs: number): string {
+  const body = renderWebhookBody(event)
+  const headers = webhookHeaders({ id: event.id, timestampSec: Math.floor(nowMs / 1000), body, secrets })
+  return JSON.stringify({ cursor: event.cursor, watchId: event.watchId, headers, body })
+}

@@ -1,0 +1,160 @@
+/**
+ * GET /events/stream against a listening api, a subscriber on a real anvil and a real Redis,
+ * with `ws` clients: every refusal before the upgrade, subprotocol auth, tenant isolation,
+ * signed messages in sequence order, resuming without gaps or repeats, and the close codes.
+ */
+import t from 'tap'
+import { Webhook } from 'standardwebhooks'
+import type { Address } from 'viem'
+import { ADMIN, buildTestApi, createTenant } from './helpers/api.js'
+import { send } from './helpers/contracts.js'
+import { CHAIN, harness, startTokenChain } from './helpers/subscriber-harness.js'
+import { StreamClient, type StreamMessage } from './helpers/stream-client.js'
+
+const BOB = '0x00000000000000000000000000000000000000b0' as Address
+
+const { redisServer, anvil, clients, token, transferWatch } = await startTokenChain(t, 10n ** 24n)
+const h = harness(t, redisServer.url, { ws: [anvil.wsUrl], http: anvil.url })
+const { app } = await buildTestApi(t, redisServer.url, {
+  redisPrefix: h.config.redisPrefix,
+  chains: h.config.chains,
+  stream: { retentionMs: 24 * 3600_000, maxConnectionsPerTenant: 4, maxBufferedBytes: 8 * 1024 * 1024 },
+  allowedOrigins: ['https://console.example'],
+}, { streamTiming: { pingIntervalMs: 100, pongTimeoutMs: 3_000 } })
+const address = await app.listen({ host: '127.0.0.1', port: 0 })
+const wsBase = address.replace(/^http/, 'ws')
+const sub = await h.startSubscriber()
+const chain = await h.leader(sub)
+
+const acme = await createTenant(app, 'acme')
+const other = await createTenant(app, 'other')
+
+async function createWatch(headers: Record<string, string>) {
+  const res = await app.inject({
+    method: 'POST', url: '/watches', headers,
+    payload: { chain: CHAIN, type: transferWatch.type, filter: transferWatch.filter, url: 'https://example.com/hook', confirmations: 0 },
+  })
+  if (res.statusCode !== 201) throw new Error(`${res.statusCode} ${res.body}`)
+  const watch = res.json() as { id: string; secret: string }
+  await chain.watchSet!.whenApplied(await h.feedPosition())
+  return watch
+}
+const acmeWatch = await createWatch(acme.headers)
+const otherWatch = await createWatch(other.headers)
+
+function connect(query = '', options: ConstructorParameters<typeof StreamClient>[1] = { headers: acme.headers }) {
+  const client = new StreamClient(`${wsBase}/events/stream${query}`, options)
+  t.teardown(() => { client.ws.terminate() })
+  return client
+}
+
+/** Sends `count` transfers in one block (mined now); resolves once the subscriber queued it. */
+async function transfers(count: number): Promise<void> {
+  for (let i = 0; i < count; i++) await send(clients, token, 'TestToken', 'transfer', [BOB, BigInt(i + 1)])
+  const block = await h.mine()
+  await h.caughtUp(sub, block)
+}
+
+/** A closed stream frees its slot just after the client sees the close; the count is read until it has. */
+async function slotsFreed(): Promise<void> {
+  while (await h.redis.zcard(h.keys.tenantStreamConnections(acme.id)) > 0) await new Promise((resolve) => setTimeout(resolve, 10))
+}
+
+function payloadOf(m: StreamMessage) {
+  return JSON.parse(m.body) as { type: string; data: { watchId: string; sequence: number } }
+}
+
+t.test('refused before the upgrade: no key, a wrong key, a foreign origin, another tenant\'s watch, a bad cursor', async (t) => {
+  t.equal(await connect('', {}).refused, 401)
+  t.equal(await connect('', { headers: { authorization: 'Bearer bhk_wrong' } }).refused, 401)
+  t.equal(await connect('', { protocols: ['bearer.' + acme.apiKey] }).refused, 401, 'bearer subprotocol without blockhook.v1')
+  t.equal(await connect('', { headers: { ...acme.headers, origin: 'https://evil.example' } }).refused, 403)
+  t.equal(await connect(`?watch=${otherWatch.id}`).refused, 404)
+  t.equal(await connect(`?watch=${acmeWatch.id}&watch=${otherWatch.id}`).refused, 404)
+  t.equal(await connect('?after=yesterday').refused, 400)
+  const plain = await fetch(`${address}/events/stream`, { headers: acme.headers })
+  t.equal(plain.status, 426, 'a plain GET is told to upgrade')
+})
+
+t.test('allowed origins and subprotocol authentication', async (t) => {
+  const own = connect('', { headers: { ...acme.headers, origin: address } })
+  await own.opened
+  const listed = connect('', { protocols: ['blockhook.v1', `bearer.${acme.apiKey}`], origin: 'https://console.example' })
+  await listed.opened
+  t.equal(listed.ws.protocol, 'blockhook.v1', 'the server answers blockhook.v1 only')
+  await Promise.all([own.close(), listed.close()])
+})
+
+t.test('signed messages in sequence order, only the tenant\'s own, resumed without gaps or repeats', async (t) => {
+  const first = connect()
+  const filtered = connect(`?watch=${acmeWatch.id}`)
+  const rival = connect('', { headers: other.headers })
+  await Promise.all([first.opened, filtered.opened, rival.opened])
+  await transfers(3)
+  await Promise.all([first.received(3), filtered.received(3), rival.received(3)])
+  const verifier = new Webhook(acmeWatch.secret)
+  for (const m of first.messages) {
+    t.equal(m.watchId, acmeWatch.id)
+    t.same(verifier.verify(m.body, m.headers), JSON.parse(m.body), 'verifies with standardwebhooks')
+  }
+  t.same(first.messages.map((m) => payloadOf(m).data.sequence), [1, 2, 3])
+  t.same(rival.messages.map((m) => m.watchId), [otherWatch.id, otherWatch.id, otherWatch.id], 'another tenant sees only its own')
+  t.same(filtered.messages.map((m) => m.cursor), first.messages.map((m) => m.cursor))
+  const records = await h.records(acmeWatch.id)
+  t.same(first.messages.map((m) => m.headers['webhook-id']), records.map((r) => r.id), 'the webhook-ids of the delivery records')
+
+  await Promise.all([first.close(), filtered.close(), rival.close()])
+  // Events matched while nobody listens, then a resume from the second message.
+  await transfers(2)
+  const resumed = connect(`?after=${first.messages[1]!.cursor}`)
+  await resumed.received(3)
+  t.same(resumed.messages.map((m) => payloadOf(m).data.sequence), [3, 4, 5], 'from the cursor on, once each')
+  await resumed.close()
+})
+
+t.test('a client frame over 4 KiB closes with 1009', async (t) => {
+  const client = connect()
+  await client.opened
+  client.ws.send('x'.repeat(4097))
+  t.equal((await client.closed).code, 1009)
+})
+
+t.test('a cursor older than the retention closes with 4410 and a reason', async (t) => {
+  const client = connect('?after=1000-0')
+  const { code, reason } = await client.closed
+  t.equal(code, 4410)
+  t.match(reason, /retention/)
+})
+
+t.test('maxConnectionsPerTenant: one more gets 429', async (t) => {
+  await slotsFreed()
+  const open = [connect(), connect(), connect(), connect()]
+  await Promise.all(open.map((c) => c.opened))
+  t.equal(await connect().refused, 429)
+  t.equal(await connect('', { headers: other.headers }).opened, undefined, 'another tenant is not counted against it')
+  await Promise.all(open.map((c) => c.close()))
+  await slotsFreed()
+  const again = connect()
+  await again.opened
+  await again.close()
+})
+
+t.test('silent clients are dropped, answering ones kept', async (t) => {
+  const silent = connect('', { headers: acme.headers, autoPong: false })
+  const alive = connect()
+  await Promise.all([silent.opened, alive.opened])
+  const { code } = await silent.closed
+  t.equal(code, 1006, 'terminated without a close frame')
+  await alive.until(() => alive.pings >= 8)
+  t.equal(alive.ws.readyState, alive.ws.OPEN, 'still open after answering every ping')
+  await alive.close()
+})
+
+t.test('blockhook_stream_connections counts open streams', async (t) => {
+  const client = connect()
+  await client.opened
+  const res = await app.inject({ method: 'GET', url: '/metrics', headers: ADMIN })
+  t.match(res.body, /blockhook_stream_connections [1-9]/)
+  await client.close()
+})
+
