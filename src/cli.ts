@@ -11,6 +11,7 @@ import { startWorker } from '../workers/delivery-worker.js'
 import { startSubscriber } from '../workers/subscriber.js'
 import { runDev } from './dev/dev.js'
 import { startApi } from './api/server.js'
+import { runListen } from './listen/listen.js'
 
 
 /** What roles started in one process share: the subscriber's readiness feeds the api's /readyz. */
@@ -20,7 +21,7 @@ interface RoleContext {
 
 type RoleStarter = (config: Config, logger: Logger, context: RoleContext) => Promise<RunningRole>
 
-const USAGE = 'usage: blockhook <all|api|subscriber|worker|dev>'
+const USAGE = 'usage: blockhook <all|api|subscriber|worker|dev|listen>'
 /** README, "Operations": a stopped process exits within 10 s; force it just before. */
 const SHUTDOWN_DEADLINE_MS = 9_500
 
@@ -86,6 +87,10 @@ function keepServing(logger: Logger): void {
 
 export async function main(argv: readonly string[]): Promise<void> {
   const command = argv[0]
+  if (command === 'listen') {
+    await runListen(argv.slice(1), process.env)
+    return
+  }
   if (command === 'dev') {
     await runDev({
       env: process.env,

@@ -7,7 +7,10 @@ import t from 'tap'
 import { Webhook } from 'standardwebhooks'
 import type { Address } from 'viem'
 import { ADMIN, buildTestApi, createTenant } from './helpers/api.js'
+import { once } from 'node:events'
+import { createServer } from 'node:http'
 import { send } from './helpers/contracts.js'
+import { runCli } from './helpers/spawn-cli.js'
 import { CHAIN, harness, startTokenChain } from './helpers/subscriber-harness.js'
 import { StreamClient, type StreamMessage } from './helpers/stream-client.js'
 
@@ -158,3 +161,54 @@ t.test('blockhook_stream_connections counts open streams', async (t) => {
   await client.close()
 })
 
+
+t.test('blockhook listen forwards verified requests, survives a failing receiver, exits 0 on SIGINT', async (t) => {
+  const verifier = new Webhook(acmeWatch.secret)
+  const verified: string[] = []
+  let requests = 0
+  let waiting: (() => void) | undefined
+  const receiver = createServer((req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (chunk: Buffer) => chunks.push(chunk))
+    req.on('end', () => {
+      requests++
+      // The first request fails: listen must report it and go on.
+      if (requests === 1) {
+        res.writeHead(500).end()
+      } else {
+        const headers = { 'webhook-id': String(req.headers['webhook-id']), 'webhook-timestamp': String(req.headers['webhook-timestamp']), 'webhook-signature': String(req.headers['webhook-signature']) }
+        verifier.verify(Buffer.concat(chunks).toString('utf8'), headers)
+        verified.push(headers['webhook-id'])
+        res.writeHead(204).end()
+      }
+      waiting?.()
+    })
+  })
+  receiver.listen(0, '127.0.0.1')
+  await once(receiver, 'listening')
+  t.teardown(() => receiver.close())
+  const { port } = receiver.address() as { port: number }
+
+  const cli = runCli(['listen', '--forward-to', `http://127.0.0.1:${port}/webhooks`, '--api', address, '--watch', acmeWatch.id], { BLOCKHOOK_API_KEY: acme.apiKey })
+  const connected = new Promise<void>((resolve) => cli.child.stdout!.on('data', () => { if (cli.output().includes('Connected')) resolve() }))
+  await connected
+  await transfers(3)
+  await new Promise<void>((resolve) => {
+    waiting = () => { if (requests >= 3) resolve() }
+    waiting()
+  })
+  t.equal(verified.length, 2, 'the requests after the failed one verify with the watch secret')
+  const lines = await new Promise<string[]>((resolve) => {
+    const check = () => {
+      const found = cli.output().split('\n').filter((l) => l.includes('evm.log'))
+      if (found.length >= 3) resolve(found)
+    }
+    cli.child.stdout!.on('data', check)
+    check()
+  })
+  t.match(lines[0], /500 failed/)
+  t.match(lines[1], new RegExp(`evm\\.log\\s+${verified[0]}\\s+204`))
+  cli.child.kill('SIGINT')
+  const { code } = await cli.exited
+  t.equal(code, 0)
+})
