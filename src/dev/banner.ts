@@ -55,5 +55,8 @@ Try it, in a second terminal:
   # your own receiver (for watches whose url is http://127.0.0.1:4000/webhooks)
   BLOCKHOOK_API_URL=${info.apiUrl} BLOCKHOOK_API_KEY=${info.apiKey} npx tsx examples/receiver.ts
 
+  # or every event of the tenant forwarded to that receiver over the event stream, no public URL needed
+  npx blockhook listen --api ${info.apiUrl} --key ${info.apiKey} --forward-to http://127.0.0.1:4000/webhooks
+
 `
 }
