@@ -24,7 +24,7 @@ async function startListening(t: Test, args: string[], configPath: string, redis
 t.test('without a known command it prints the usage and exits 2', async (t) => {
   const { code, stderr } = await runCli(['serve'], {}).exited
   t.equal(code, 2)
-  t.match(stderr, /^usage: blockhook <all\|api\|subscriber\|worker\|dev>/)
+  t.match(stderr, /^usage: blockhook <all\|api\|subscriber\|worker\|dev\|listen>/)
 })
 
 t.test('blockhook api serves the API from a config file and exits 0 on SIGTERM', async (t) => {
