@@ -32,6 +32,12 @@ const deliverySummaryProperties = {
   attempts: { type: 'array', items: attemptSchema },
   nextAttemptAt: { type: ['string', 'null'], format: 'date-time' },
   createdAt: dateTime,
+  block: {
+    type: ['object', 'null'], required: ['number', 'hash'],
+    properties: { number: { type: 'integer' }, hash: { type: ['string', 'null'] } },
+    description: 'The block (or slot) of the event; null for events without one',
+  },
+  eventKey: { type: ['string', 'null'] },
 } as const
 
 const deliverySummarySchema = {
@@ -45,7 +51,11 @@ const deliverySchema = {
   required: [...deliverySummarySchema.required, 'payload'],
   properties: {
     ...deliverySummaryProperties,
-    payload: { type: 'object', additionalProperties: true, description: 'The webhook body as sent' },
+    payload: {
+      type: ['object', 'null'], additionalProperties: true,
+      description: 'The webhook body as sent; null once delivery.payloadRetention has passed (a replay sends it again)',
+    },
+    payloadExpired: { type: 'boolean' },
   },
 } as const
 
@@ -56,8 +66,8 @@ interface ListQuery { status?: DeliveryStatus; limit: number; cursor?: string }
 interface ReplayBody { fromBlock: number; toBlock: number }
 
 function summary(record: DeliveryRecord) {
-  const { id, watchId, type, status, attempts, nextAttemptAt, createdAt } = record
-  return { id, watchId, type, status, attempts, nextAttemptAt, createdAt }
+  const { id, watchId, type, status, attempts, nextAttemptAt, createdAt, block, eventKey } = record
+  return { id, watchId, type, status, attempts, nextAttemptAt, createdAt, block, eventKey }
 }
 
 export const deliveryRoutes: ApiRoutes = async (app, { services }) => {
@@ -73,7 +83,7 @@ export const deliveryRoutes: ApiRoutes = async (app, { services }) => {
     },
   }, async (request) => {
     const record = await deliveries.getForTenant(request.tenantId, request.params.id)
-    return { ...summary(record), payload: deliveries.payloadOf(record) }
+    return { ...summary(record), ...deliveries.payloadOf(record) }
   })
 
   app.post<{ Params: IdParams }>('/deliveries/:id/retry', {

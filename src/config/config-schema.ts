@@ -46,6 +46,8 @@ export const configFileSchema = {
         maxConcurrencyPerUrl: { type: 'integer', minimum: 1, maximum: 1000, default: 10 },
         concurrency: { type: 'integer', minimum: 1, maximum: 5000, default: 100 },
         disableAfter: { type: 'string', pattern: DURATION_PATTERN, default: '24h' },
+        payloadRetention: { type: 'string', pattern: DURATION_PATTERN, default: '24h' },
+        recordRetention: { type: 'string', pattern: DURATION_PATTERN, default: '7d' },
         failedRetention: { type: 'string', pattern: DURATION_PATTERN, default: '14d' },
       },
     },

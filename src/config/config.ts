@@ -42,6 +42,11 @@ export interface DeliveryConfig {
   readonly concurrency: number
   /** A watch whose deliveries have all failed this long is disabled. */
   readonly disableAfterMs: number
+  /** How long a delivered (or cancelled) record keeps its payload. */
+  readonly payloadRetentionMs: number
+  /** How long a delivered (or cancelled) record is kept. */
+  readonly recordRetentionMs: number
+  /** How long a failed record, payload included, is kept (so a retry still works). */
   readonly failedRetentionMs: number
 }
 
@@ -191,7 +196,7 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
   }
   const fileConfig = file as {
     chains: Array<{ id: string; type: ChainType; ws: string[]; http?: string[]; confirmations?: number; blockTimeMs?: number; commitment?: Commitment; maxFrameBytes?: number }>
-    delivery: { timeoutMs: number; retrySchedule: string[]; maxConcurrencyPerUrl: number; concurrency: number; disableAfter: string; failedRetention: string }
+    delivery: { timeoutMs: number; retrySchedule: string[]; maxConcurrencyPerUrl: number; concurrency: number; disableAfter: string; payloadRetention: string; recordRetention: string; failedRetention: string }
     stream: { retention: string; maxConnectionsPerTenant: number; maxBufferedBytes: number }
     api: { rateLimitPerSecond: number }
     alerts?: AlertsConfig
@@ -244,6 +249,8 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
       maxConcurrencyPerUrl: fileConfig.delivery.maxConcurrencyPerUrl,
       concurrency: fileConfig.delivery.concurrency,
       disableAfterMs: parseDurationMs(fileConfig.delivery.disableAfter),
+      payloadRetentionMs: parseDurationMs(fileConfig.delivery.payloadRetention),
+      recordRetentionMs: parseDurationMs(fileConfig.delivery.recordRetention),
       failedRetentionMs: parseDurationMs(fileConfig.delivery.failedRetention),
     },
     stream: {

@@ -38,7 +38,8 @@ export function deliveryJobOptions(delivery: DeliveryConfig, jobId: string): Job
     jobId,
     attempts: delivery.retryScheduleMs.length + 1,
     backoff: { type: RETRY_BACKOFF },
-    removeOnComplete: { count: 1000 },
+    // The delivery record is the history: a completed job would only cost memory.
+    removeOnComplete: true,
     removeOnFail: { count: 1000 },
   }
 }
@@ -51,7 +52,7 @@ export class DeliveryQueue {
   /** `stream`: new events also go to their tenant's event log, kept `stream.retentionMs`. */
   constructor(redis: Redis, keys: RedisKeys, delivery: DeliveryConfig, stream: StreamConfig) {
     this.#delivery = delivery
-    this.store = new DeliveryStore(redis, keys, delivery.failedRetentionMs, stream.retentionMs)
+    this.store = new DeliveryStore(redis, keys, delivery, stream.retentionMs)
     this.queue = new Queue<DeliveryJobData>(DELIVERY_QUEUE, { connection: redis, prefix: keys.queuePrefix })
   }
 

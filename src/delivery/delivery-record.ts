@@ -31,6 +31,10 @@ export interface DeliveryAttempt {
 }
 
 export interface DeliveryRecord extends MatchedEvent {
+  /** The payload (`timestamp`, `data`) lives apart and expires first: then `data` is `{}`. */
+  payloadExpired: boolean
+  block: { number: number; hash: string | null } | null
+  eventKey: string | null
   sequence: number
   status: DeliveryStatus
   attempts: DeliveryAttempt[]
@@ -50,17 +54,41 @@ export function renderWebhookBody(record: Pick<DeliveryRecord, 'type' | 'timesta
   })
 }
 
-/** Redis hash fields of a record: scalars as they are, objects as JSON. */
-export function recordFromHash(hash: Record<string, string>): DeliveryRecord | undefined {
+/** What a record keeps of an event besides the payload: its block and eventKey, when it has them. */
+export function eventLocation(data: Record<string, unknown>): { blockNumber: string; blockHash: string; eventKey: string } {
+  const block = data.block as { number?: unknown; hash?: unknown } | undefined
+  const slot = data.slot
+  const number = typeof block?.number === 'number' ? block.number : typeof slot === 'number' ? slot : undefined
+  return {
+    blockNumber: number === undefined ? '' : String(number),
+    blockHash: typeof block?.hash === 'string' ? block.hash : '',
+    eventKey: typeof data.eventKey === 'string' ? data.eventKey : '',
+  }
+}
+
+/** The payload key's value: what the webhook body holds besides the record's fields. */
+export function payloadJson(event: Pick<MatchedEvent, 'timestamp' | 'data'>): string {
+  return JSON.stringify({ timestamp: event.timestamp, data: event.data })
+}
+
+/**
+ * A record from its Redis hash and its payload key's value (null once the payload expired).
+ * Scalars are stored as they are, attempts as JSON.
+ */
+export function recordFromHash(hash: Record<string, string>, payload: string | null): DeliveryRecord | undefined {
   if (!hash.id) return undefined
+  const stored = payload === null ? undefined : (JSON.parse(payload) as { timestamp: string; data: Record<string, unknown> })
   return {
     id: hash.id,
     watchId: hash.watchId!,
     tenantId: hash.tenantId!,
     chain: hash.chain!,
     type: hash.type as EventType,
-    timestamp: hash.timestamp!,
-    data: JSON.parse(hash.data!) as Record<string, unknown>,
+    timestamp: stored?.timestamp ?? hash.createdAt!,
+    data: stored?.data ?? {},
+    payloadExpired: stored === undefined,
+    block: hash.blockNumber ? { number: Number(hash.blockNumber), hash: hash.blockHash || null } : null,
+    eventKey: hash.eventKey || null,
     firstSeenAt: Number(hash.firstSeenAt),
     sequence: Number(hash.sequence),
     status: hash.status as DeliveryStatus,

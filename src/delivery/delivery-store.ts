@@ -11,7 +11,7 @@
 import type { Redis } from 'ioredis'
 import { BlockhookError } from '../domain/errors.js'
 import type { RedisKeys } from '../storage/keys.js'
-import { recordFromHash, type DeliveryAttempt, type DeliveryRecord, type DeliveryStatus, type MatchedEvent } from './delivery-record.js'
+import { eventLocation, payloadJson, recordFromHash, type DeliveryAttempt, type DeliveryRecord, type DeliveryStatus, type MatchedEvent } from './delivery-record.js'
 
 /** Attempts kept on one record (replays and manual retries add more); the oldest go first. */
 export const MAX_ATTEMPTS_KEPT = 50
@@ -23,22 +23,24 @@ export const deliveryNotFound = () => new BlockhookError('BH_DELIVERY_NOT_FOUND'
 
 /**
  * Stores a batch of events, each as the one-event case did: KEYS are 7 per event (record,
- * sequence, log, stats, pending set, watch, tenant event log); ARGV[1], ARGV[2], ARGV[3] are
- * createdAt (ISO), now ms and the event log's retention ms, then 9 per event: id, watchId,
- * tenantId, chain, type, timestamp, data, firstSeenAt, replay job id or ''.
+ * sequence, log, stats, pending set, watch, payload, tenant event log); ARGV[1], ARGV[2], ARGV[3]
+ * are createdAt (ISO), now ms and the event log's retention ms, then 11 per event: id, watchId,
+ * tenantId, chain, type, payload JSON, firstSeenAt, replay job id or '', block number, block
+ * hash, eventKey (the last three may be '').
  * A new record is also appended to its tenant's event log (GET /events/stream) in the same
  * script, so the log holds each event exactly once and in sequence order whatever crashes when;
  * entries older than the retention (by Redis's clock, which also makes the entry ids) are trimmed.
  * Returns {outcome, jobId} per event, flattened. One script per batch, not per event: the per-call
  * cost (script lookup, argument conversion, a reply each) was a third of Redis's time per event.
+ * A replay writes the payload again (it may have expired) and keeps it until the record is final.
  */
 const STORE_RECORDS = `
 local replies = {}
 local time = redis.call('TIME')
 local minId = (tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)) - tonumber(ARGV[3])
-for e = 0, #KEYS / 7 - 1 do
-  local k, a = e * 7, 3 + e * 9
-  local record, id, replayJobId = KEYS[k + 1], ARGV[a + 1], ARGV[a + 9]
+for e = 0, #KEYS / 8 - 1 do
+  local k, a = e * 8, 3 + e * 11
+  local record, id, replayJobId = KEYS[k + 1], ARGV[a + 1], ARGV[a + 8]
   local status = redis.call('HGET', record, 'status')
   if status then
     if replayJobId == '' or status == 'pending' then
@@ -47,6 +49,7 @@ for e = 0, #KEYS / 7 - 1 do
     else
       redis.call('HSET', record, 'status', 'pending', 'nextAttemptAt', '', 'jobId', replayJobId)
       redis.call('PERSIST', record)
+      redis.call('SET', KEYS[k + 7], ARGV[a + 6])
       redis.call('SADD', KEYS[k + 5], id)
       if redis.call('EXISTS', KEYS[k + 6]) == 1 then redis.call('HINCRBY', KEYS[k + 4], 'pending', 1) end
       replies[#replies + 1] = 'replayed'
@@ -57,15 +60,19 @@ for e = 0, #KEYS / 7 - 1 do
     if jobId == '' then jobId = id end
     local sequence = redis.call('INCR', KEYS[k + 2])
     redis.call('HSET', record, 'id', id, 'watchId', ARGV[a + 2], 'tenantId', ARGV[a + 3], 'chain', ARGV[a + 4],
-      'type', ARGV[a + 5], 'timestamp', ARGV[a + 6], 'data', ARGV[a + 7], 'firstSeenAt', ARGV[a + 8], 'createdAt', ARGV[1],
-      'sequence', sequence, 'status', 'pending', 'attempts', '[]', 'nextAttemptAt', '', 'jobId', jobId)
+      'type', ARGV[a + 5], 'firstSeenAt', ARGV[a + 7], 'createdAt', ARGV[1],
+      'sequence', sequence, 'status', 'pending', 'attempts', '[]', 'jobId', jobId)
+    if ARGV[a + 9] ~= '' then redis.call('HSET', record, 'blockNumber', ARGV[a + 9]) end
+    if ARGV[a + 10] ~= '' then redis.call('HSET', record, 'blockHash', ARGV[a + 10]) end
+    if ARGV[a + 11] ~= '' then redis.call('HSET', record, 'eventKey', ARGV[a + 11]) end
+    redis.call('SET', KEYS[k + 7], ARGV[a + 6])
     redis.call('ZADD', KEYS[k + 3], ARGV[2], id)
     redis.call('SADD', KEYS[k + 5], id)
     redis.call('HINCRBY', KEYS[k + 4], 'matched', 1)
     redis.call('HINCRBY', KEYS[k + 4], 'pending', 1)
-    redis.call('XADD', KEYS[k + 7], 'MINID', '~', minId, '*', 'id', id, 'watchId', ARGV[a + 2], 'chain', ARGV[a + 4],
-      'type', ARGV[a + 5], 'timestamp', ARGV[a + 6], 'sequence', sequence, 'data', ARGV[a + 7])
-    redis.call('PEXPIRE', KEYS[k + 7], ARGV[3])
+    redis.call('XADD', KEYS[k + 8], 'MINID', '~', minId, '*', 'id', id, 'watchId', ARGV[a + 2], 'chain', ARGV[a + 4],
+      'type', ARGV[a + 5], 'sequence', sequence, 'payload', ARGV[a + 6])
+    redis.call('PEXPIRE', KEYS[k + 8], ARGV[3])
     replies[#replies + 1] = 'new'
     replies[#replies + 1] = jobId
   end
@@ -75,30 +82,37 @@ return replies`
 /** Events per STORE_RECORDS call: bounds how long one call holds Redis (~5 ms at ~25 µs per event). */
 const STORE_BATCH = 200
 
-/** KEYS: record, pending set, stats, watch. Returns the status it had. */
+/** KEYS: record, pending set, stats, watch, payload. Returns the status it had. */
 const REQUEUE_FAILED = `
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'failed' then return status or false end
 redis.call('HSET', KEYS[1], 'status', 'pending', 'nextAttemptAt', '', 'jobId', ARGV[2])
 redis.call('PERSIST', KEYS[1])
+redis.call('PERSIST', KEYS[5])
 redis.call('SADD', KEYS[2], ARGV[1])
 if redis.call('EXISTS', KEYS[4]) == 1 then redis.call('HINCRBY', KEYS[3], 'pending', 1) end
 return 'failed'`
 
-/** KEYS: record, pending set, stats, watch. Returns the job id to remove, or false if not pending. */
+/**
+ * KEYS: record, pending set, stats, watch, payload. ARGV: id, record retention ms, payload
+ * retention ms. Returns the job id to remove, or false if not pending.
+ */
 const CANCEL_PENDING = `
 redis.call('SREM', KEYS[2], ARGV[1])
 if redis.call('HGET', KEYS[1], 'status') ~= 'pending' then return false end
 redis.call('HSET', KEYS[1], 'status', 'cancelled', 'nextAttemptAt', '')
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[5], ARGV[3])
 if redis.call('EXISTS', KEYS[4]) == 1 then redis.call('HINCRBY', KEYS[3], 'pending', -1) end
 return redis.call('HGET', KEYS[1], 'jobId') or ARGV[1]`
 
 /**
  * Appends an attempt and applies its outcome (`delivered`, `retrying`, `failed`) to a pending
- * record. KEYS: record, pending set, stats, watch, failing-since, log. ARGV: id, attempt JSON,
- * outcome, nextAttemptAt, now ms, retention ms, max attempts kept, failing-since TTL ms, whether a
- * failure counts towards disabling the watch ('1') or not (no request was made).
+ * record. KEYS: record, pending set, stats, watch, failing-since, log, payload. ARGV: id, attempt
+ * JSON, outcome, nextAttemptAt, now ms, record retention ms (of this outcome), max attempts kept,
+ * failing-since TTL ms, whether a failure counts towards disabling the watch ('1') or not (no
+ * request was made), payload retention ms (of this outcome), log retention ms.
+ * The log is trimmed here, by score, a few entries per final outcome: never a scan of it.
  * Returns {status after, failing-since ms or false}.
  */
 const RECORD_ATTEMPT = `
@@ -122,15 +136,24 @@ if outcome == 'retrying' then
   return {status, redis.call('GET', KEYS[5])}
 end
 redis.call('HSET', KEYS[1], 'status', outcome, 'nextAttemptAt', '')
+redis.call('HDEL', KEYS[1], 'jobId')
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
+redis.call('PEXPIRE', KEYS[7], ARGV[10])
 redis.call('SREM', KEYS[2], ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', tonumber(ARGV[5]) - tonumber(ARGV[6]))
+redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', tonumber(ARGV[5]) - tonumber(ARGV[11]))
 if watchExists then
   redis.call('HINCRBY', KEYS[3], 'pending', -1)
   redis.call('HINCRBY', KEYS[3], outcome, 1)
   if outcome == 'delivered' then redis.call('HSET', KEYS[3], 'lastDeliveredAt', cjson.decode(ARGV[2]).at) end
 end
 return {outcome, redis.call('GET', KEYS[5])}`
+
+/** How long a record, and its payload, are kept once final (see the delivery config). */
+export interface DeliveryRetention {
+  payloadRetentionMs: number
+  recordRetentionMs: number
+  failedRetentionMs: number
+}
 
 export type AttemptOutcome = 'delivered' | 'retrying' | 'failed'
 
@@ -166,14 +189,19 @@ function decodeCursor(cursor: string): LogPosition {
 export class DeliveryStore {
   readonly #redis: Redis
   readonly #keys: RedisKeys
-  readonly #retentionMs: number
+  readonly #retention: DeliveryRetention
   readonly #eventLogRetentionMs: number
 
-  constructor(redis: Redis, keys: RedisKeys, retentionMs: number, eventLogRetentionMs: number) {
+  constructor(redis: Redis, keys: RedisKeys, retention: DeliveryRetention, eventLogRetentionMs: number) {
     this.#redis = redis
     this.#keys = keys
-    this.#retentionMs = retentionMs
+    this.#retention = retention
     this.#eventLogRetentionMs = eventLogRetentionMs
+  }
+
+  /** A watch's log holds an id as long as its record may live (a failed one lives longest). */
+  get #logRetentionMs(): number {
+    return Math.max(this.#retention.recordRetentionMs, this.#retention.failedRetentionMs)
   }
 
   /** Stores each event once (see delivery-queue.ts); with `replayJobIds`, finished records go back to pending. */
@@ -188,9 +216,10 @@ export class DeliveryStore {
       batch.forEach((e, i) => {
         keys.push(
           k.delivery(e.id), k.watchSequence(e.watchId), k.watchDeliveries(e.watchId), k.watchStats(e.watchId),
-          k.watchPendingDeliveries(e.watchId), k.watch(e.watchId), k.tenantEventLog(e.tenantId),
+          k.watchPendingDeliveries(e.watchId), k.watch(e.watchId), k.deliveryPayload(e.id), k.tenantEventLog(e.tenantId),
         )
-        args.push(e.id, e.watchId, e.tenantId, e.chain, e.type, e.timestamp, JSON.stringify(e.data), e.firstSeenAt, replayJobIds?.[from + i] ?? '')
+        const { blockNumber, blockHash, eventKey } = eventLocation(e.data)
+        args.push(e.id, e.watchId, e.tenantId, e.chain, e.type, payloadJson(e), e.firstSeenAt, replayJobIds?.[from + i] ?? '', blockNumber, blockHash, eventKey)
       })
       pipeline.eval(STORE_RECORDS, keys.length, ...keys, ...args)
     }
@@ -207,8 +236,8 @@ export class DeliveryStore {
   async requeueFailed(deliveryId: string, watchId: string, jobId: string): Promise<DeliveryStatus | undefined> {
     const k = this.#keys
     const previous = (await this.#redis.eval(
-      REQUEUE_FAILED, 4, k.delivery(deliveryId), k.watchPendingDeliveries(watchId), k.watchStats(watchId), k.watch(watchId),
-      deliveryId, jobId,
+      REQUEUE_FAILED, 5, k.delivery(deliveryId), k.watchPendingDeliveries(watchId), k.watchStats(watchId), k.watch(watchId),
+      k.deliveryPayload(deliveryId), deliveryId, jobId,
     )) as DeliveryStatus | null
     return previous ?? undefined
   }
@@ -219,8 +248,8 @@ export class DeliveryStore {
     const pipeline = this.#redis.pipeline()
     for (const id of deliveryIds) {
       pipeline.eval(
-        CANCEL_PENDING, 4, k.delivery(id), k.watchPendingDeliveries(watchId), k.watchStats(watchId), k.watch(watchId),
-        id, this.#retentionMs,
+        CANCEL_PENDING, 5, k.delivery(id), k.watchPendingDeliveries(watchId), k.watchStats(watchId), k.watch(watchId),
+        k.deliveryPayload(id), id, this.#retention.recordRetentionMs, this.#retention.payloadRetentionMs,
       )
     }
     return ((await pipeline.exec()) ?? []).flatMap(([err, jobId]) => {
@@ -252,18 +281,33 @@ export class DeliveryStore {
     nowMs: number,
   ): Promise<{ status: DeliveryStatus | undefined; failingSinceMs: number | undefined }> {
     const k = this.#keys
+    const r = this.#retention
+    // A failed record keeps its payload as long as itself, so POST /deliveries/:id/retry still has a body to send.
+    const [recordMs, payloadMs] = outcome === 'failed' ? [r.failedRetentionMs, r.failedRetentionMs] : [r.recordRetentionMs, r.payloadRetentionMs]
     const [status, failingSince] = (await this.#redis.eval(
-      RECORD_ATTEMPT, 6,
+      RECORD_ATTEMPT, 7,
       k.delivery(record.id), k.watchPendingDeliveries(record.watchId), k.watchStats(record.watchId), k.watch(record.watchId),
-      k.watchFailingSince(record.watchId), k.watchDeliveries(record.watchId),
-      record.id, JSON.stringify(attempt), outcome, nextAttemptAt ?? '', nowMs, this.#retentionMs, MAX_ATTEMPTS_KEPT,
-      failing.ttlMs, failing.counts ? '1' : '0',
+      k.watchFailingSince(record.watchId), k.watchDeliveries(record.watchId), k.deliveryPayload(record.id),
+      record.id, JSON.stringify(attempt), outcome, nextAttemptAt ?? '', nowMs, recordMs, MAX_ATTEMPTS_KEPT,
+      failing.ttlMs, failing.counts ? '1' : '0', payloadMs, this.#logRetentionMs,
     )) as [DeliveryStatus | null, string | null]
     return { status: status ?? undefined, failingSinceMs: failingSince === null ? undefined : Number(failingSince) }
   }
 
   async get(deliveryId: string): Promise<DeliveryRecord | undefined> {
-    return recordFromHash(await this.#redis.hgetall(this.#keys.delivery(deliveryId)))
+    return (await this.getMany([deliveryId]))[0]
+  }
+
+  /** Records in the order of `ids`, undefined where there is none (past its retention). */
+  async getMany(ids: readonly string[]): Promise<(DeliveryRecord | undefined)[]> {
+    if (ids.length === 0) return []
+    const pipeline = this.#redis.pipeline()
+    for (const id of ids) pipeline.hgetall(this.#keys.delivery(id)).get(this.#keys.deliveryPayload(id))
+    const replies = ((await pipeline.exec()) ?? []).map(([err, reply]) => {
+      if (err) throw err
+      return reply
+    })
+    return ids.map((_, i) => recordFromHash(replies[2 * i] as Record<string, string>, replies[2 * i + 1] as string | null))
   }
 
   /** Another tenant's delivery reads as not found. */
@@ -293,15 +337,10 @@ export class DeliveryStore {
       if (reply.length === 0) return { items, nextCursor: null }
       const entries: { id: string; score: number }[] = []
       for (let i = 0; i + 1 < reply.length; i += 2) entries.push({ id: reply[i]!, score: Number(reply[i + 1]) })
-      const pipeline = this.#redis.pipeline()
-      for (const { id } of entries) pipeline.hgetall(this.#keys.delivery(id))
-      const hashes = ((await pipeline.exec()) ?? []).map(([err, hash]) => {
-        if (err) throw err
-        return hash as Record<string, string>
-      })
+      const records = await this.getMany(entries.map(({ id }) => id))
       for (const [i, { score }] of entries.entries()) {
         position = { score, passed: position && position.score === score ? position.passed + 1 : 1 }
-        const record = recordFromHash(hashes[i]!)
+        const record = records[i]
         if (!record || (query.status && record.status !== query.status)) continue
         items.push(record)
         if (items.length === limit) {

@@ -164,6 +164,8 @@ export class DeliveryWorker {
     const { deliveryQueue, watches } = this.#deps
     const record = await deliveryQueue.store.get(job.data.deliveryId)
     if (!record || record.status !== 'pending') return `skipped: ${record?.status ?? 'no record'}`
+    // A pending record's payload has no expiry; only a hand-edited Redis gets here, and no body beats a wrong one.
+    if (record.payloadExpired) return 'skipped: the payload is gone'
     // Both in one round trip. The secrets are read now, so during a rotation both sign.
     const [watch, secrets] = await Promise.all([
       watches.get(record.watchId),

@@ -44,9 +44,10 @@ export class DeliveryService {
     return this.#d.deliveryQueue.store.getForTenant(tenantId, deliveryId)
   }
 
-  /** The webhook body as sent, parsed. */
-  payloadOf(record: DeliveryRecord): unknown {
-    return JSON.parse(renderWebhookBody(record)) as unknown
+  /** The webhook body as sent, parsed; null once delivery.payloadRetention has passed. */
+  payloadOf(record: DeliveryRecord): { payload: unknown; payloadExpired: boolean } {
+    if (record.payloadExpired) return { payload: null, payloadExpired: true }
+    return { payload: JSON.parse(renderWebhookBody(record)) as unknown, payloadExpired: false }
   }
 
   async listForWatch(tenantId: string, watchId: string, query: DeliveryListQuery): Promise<{ items: DeliveryRecord[]; nextCursor: string | null }> {

@@ -33,14 +33,18 @@ export function redisKeys(prefix: string) {
 
     /**
      * Stream of a tenant's matched events, for GET /events/stream: one entry per new delivery
-     * record (fields id, watchId, chain, type, timestamp, sequence, data), trimmed by age (MINID).
+     * record (fields id, watchId, chain, type, sequence, payload), trimmed by age (MINID).
      */
     tenantEventLog: (tenantId: string) => `${p}:tenant:${tenantId}:event-log`,
     /** Sorted set: open event-stream connection id → last heartbeat (ms), for maxConnectionsPerTenant. */
     tenantStreamConnections: (tenantId: string) => `${p}:tenant:${tenantId}:stream-connections`,
 
-    /** Hash: the delivery record (see delivery-record.ts). */
+    /** Hash: the delivery record without its payload (see delivery-record.ts). */
     delivery: (deliveryId: string) => `${p}:delivery:${deliveryId}`,
+    /** String: the record's payload as JSON {timestamp, data}; it expires before the record (delivery.payloadRetention). */
+    deliveryPayload: (deliveryId: string) => `${p}:delivery:${deliveryId}:payload`,
+    /** String with a short expiry written by /readyz: whether Redis accepts writes (it refuses them when out of memory). */
+    writeProbe: `${p}:write-probe`,
 
     /** Hash: number, hash of the last block whose deliveries are all queued. */
     chainCursor: (chain: string) => `${p}:chain:${chain}:cursor`,

@@ -53,16 +53,17 @@ export interface LoggedEvent {
 export function parseLoggedEvent(cursor: string, fields: readonly string[]): LoggedEvent | undefined {
   const f: Record<string, string> = {}
   for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!
-  if (!f.id || !f.watchId || !f.chain || !f.type || !f.timestamp || !f.sequence || !f.data) return undefined
-  let data: unknown
+  if (!f.id || !f.watchId || !f.chain || !f.type || !f.sequence || !f.payload) return undefined
+  let payload: { timestamp?: unknown; data?: unknown } | null
   try {
-    data = JSON.parse(f.data)
+    payload = JSON.parse(f.payload) as typeof payload
   } catch {
     return undefined
   }
-  if (!data || typeof data !== 'object') return undefined
+  const { timestamp, data } = payload ?? {}
+  if (typeof timestamp !== 'string' || !data || typeof data !== 'object') return undefined
   return {
-    cursor, id: f.id, watchId: f.watchId, chain: f.chain, type: f.type as EventType, timestamp: f.timestamp,
+    cursor, id: f.id, watchId: f.watchId, chain: f.chain, type: f.type as EventType, timestamp,
     sequence: Number(f.sequence), data: data as Record<string, unknown>,
   }
 }

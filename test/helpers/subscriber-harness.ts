@@ -106,7 +106,7 @@ export function harness(t: Test, redisUrl: string, nodes: { ws: string[]; http: 
     },
     async records(watchId) {
       const ids = await redis.zrange(keys.watchDeliveries(watchId), '0', '-1')
-      const records = await Promise.all(ids.map(async (id) => recordFromHash(await redis.hgetall(keys.delivery(id)))))
+      const records = await Promise.all(ids.map(async (id) => recordFromHash(await redis.hgetall(keys.delivery(id)), await redis.get(keys.deliveryPayload(id)))))
       return records.filter((r): r is DeliveryRecord => r !== undefined).sort((a, b) => a.sequence - b.sequence)
     },
     async jobExists(id) {

@@ -50,12 +50,16 @@ export class RedisRecentBlocks implements RecentBlockStore {
 /** The events behind `webhook-id`s, from their delivery records (missing ones left out). */
 export async function storedEvents(redis: Redis, keys: RedisKeys, ids: readonly string[]): Promise<MatchedEvent[]> {
   const pipeline = redis.pipeline()
-  for (const id of ids) pipeline.hgetall(keys.delivery(id))
-  const events: MatchedEvent[] = []
-  for (const [err, hash] of (await pipeline.exec()) ?? []) {
+  for (const id of ids) pipeline.hgetall(keys.delivery(id)).get(keys.deliveryPayload(id))
+  const replies = ((await pipeline.exec()) ?? []).map(([err, reply]) => {
     if (err) throw err
-    const record = recordFromHash(hash as Record<string, string>)
-    if (!record) continue
+    return reply
+  })
+  const events: MatchedEvent[] = []
+  for (let i = 0; i + 1 < replies.length; i += 2) {
+    const record = recordFromHash(replies[i] as Record<string, string>, replies[i + 1] as string | null)
+    // An event whose payload expired is too old to be in an unfinalized block.
+    if (!record || record.payloadExpired) continue
     const { id, watchId, tenantId, chain, type, timestamp, data, firstSeenAt } = record
     events.push({ id, watchId, tenantId, chain, type, timestamp, data, firstSeenAt })
   }
