@@ -8,7 +8,7 @@ const counter = { type: 'integer' } as const
 
 const statusSchema = {
   type: 'object',
-  required: ['chains', 'queues', 'watches'],
+  required: ['chains', 'queues', 'watches', 'redis'],
   properties: {
     chains: {
       type: 'array',
@@ -43,6 +43,13 @@ const statusSchema = {
       type: 'object', required: [...WATCH_STATUSES],
       properties: Object.fromEntries(WATCH_STATUSES.map((s) => [s, counter])),
     },
+    redis: {
+      type: 'object', required: ['usedMemory', 'maxMemory'],
+      properties: {
+        usedMemory: { type: 'integer', description: 'Bytes (INFO used_memory)' },
+        maxMemory: { type: 'integer', description: 'Bytes (maxmemory); 0 when Redis has no limit' },
+      },
+    },
   },
 } as const
 
@@ -52,16 +59,17 @@ export const adminStatusRoutes: ApiRoutes = async (app, { config, services }) =>
   app.get('/admin/status', {
     schema: {
       tags: ['operations'], security: adminSecurity,
-      summary: 'Chains, queues and watches at a glance',
+      summary: 'Chains, queues, watches and Redis memory at a glance',
       response: { 200: statusSchema, ...errorResponses },
     },
   }, async () => {
-    const [chains, queues, watches] = await Promise.all([
+    const [chains, queues, watches, redis] = await Promise.all([
       Promise.all(config.chains.map((chain) => operations.chainStatus(chain))),
       services.deliveries.queueCounts(),
       services.watches.countByStatus(),
+      operations.redisMemory(),
     ])
-    return { chains, queues, watches }
+    return { chains, queues, watches, redis }
   })
 
   app.get('/metrics', {

@@ -27,7 +27,7 @@ export const healthRoutes: ApiRoutes = async (app, { services, readinessChecks }
   app.get('/readyz', {
     schema: {
       tags: ['operations'],
-      summary: 'Redis answers (and, with a subscriber in this process, every chain is connected)',
+      summary: 'Redis answers and takes writes (and, with a subscriber in this process, every chain is connected)',
       response: { 200: statusSchema, 503: { description: 'Not ready, with the reason', ...errorBodySchema } },
     },
   }, async (request, reply) => {

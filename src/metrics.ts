@@ -41,6 +41,11 @@ export function createMetrics() {
       name: 'blockhook_stream_connections', help: 'Open event stream (GET /events/stream) connections',
       registers: [registry],
     }),
+    redisUsedMemory: new Gauge({
+      name: 'blockhook_redis_used_memory_bytes', help: 'Redis used_memory, read when /metrics is served',
+      // one Redis, seen by every process: the latest reading, not a sum
+      aggregator: 'max', registers: [registry],
+    }),
   }
   return m
 }

@@ -13,6 +13,7 @@ import type { Logger } from './logger.js'
 import { createMetrics, MetricsPublisher, type Metrics } from './metrics.js'
 import { WatchService } from './services/watch-service.js'
 import { redisKeys, type RedisKeys } from './storage/keys.js'
+import { RedisMemoryWatch } from './storage/redis-memory.js'
 import { createRedis } from './storage/redis.js'
 import { SecretBox } from './storage/secret-box.js'
 import { TenantStore } from './storage/tenant-store.js'
@@ -34,6 +35,8 @@ export interface Wiring {
   readonly tenants: TenantStore
   readonly watches: WatchStore
   readonly watchService: WatchService
+  /** Logs a full Redis (refused writes, memory above 80 %); started here, stopped by close(). */
+  readonly memoryWatch: RedisMemoryWatch
   /** Closes the queue producer, removes the metrics snapshot and quits Redis, in that order; once. */
   close(): Promise<void>
 }
@@ -52,6 +55,8 @@ export function wire(config: Config, role: string, logger: Logger, options: Wiri
   const metricsPublisher = new MetricsPublisher(redis, keys.queuePrefix, metrics)
   const deliveryQueue = new DeliveryQueue(redis, keys, config.delivery, config.stream)
   const watches = new WatchStore(redis, keys, new SecretBox(config.encryptionKey))
+  const memoryWatch = new RedisMemoryWatch(redis, keys.writeProbe, logger)
+  memoryWatch.start()
   let closing: Promise<void> | undefined
   return {
     config,
@@ -63,7 +68,9 @@ export function wire(config: Config, role: string, logger: Logger, options: Wiri
     tenants: new TenantStore(redis, keys),
     watches,
     watchService: WatchService.forConfig(config, watches, deliveryQueue, options.resolve, config.alerts && new AlertOutbox(redis, keys)),
+    memoryWatch,
     close: () => (closing ??= (async () => {
+      memoryWatch.stop()
       await deliveryQueue.close()
       await metricsPublisher.stop().catch((err: unknown) => logger.warn({ err }, 'could not remove the metrics snapshot'))
       await redis.quit()

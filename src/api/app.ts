@@ -16,6 +16,7 @@ import type { Logger } from '../logger.js'
 import type { Wiring } from '../wiring.js'
 import { DeliveryService } from '../services/delivery-service.js'
 import { OperationsService } from '../services/operations-service.js'
+import { isOutOfMemory, refusedWriteLog } from '../storage/redis-memory.js'
 import { TenantService } from '../services/tenant-service.js'
 import { adminStatusRoutes } from '../../routes/admin-status.js'
 import { adminTenantRoutes } from '../../routes/admin-tenants.js'
@@ -55,7 +56,7 @@ function buildServices(config: Config, deps: ApiDeps): ApiServices {
     tenants: new TenantService(deps.tenants, watches),
     watches,
     deliveries: new DeliveryService({ redis: deps.redis, keys: deps.keys, deliveryQueue: deps.deliveryQueue, watches, httpClient }),
-    operations: new OperationsService({ redis: deps.redis, keys: deps.keys, metricsPublisher: deps.metricsPublisher }),
+    operations: new OperationsService({ redis: deps.redis, keys: deps.keys, metrics: deps.metrics, metricsPublisher: deps.metricsPublisher }),
     stream: new EventStream({
       redis: deps.redis, keys: deps.keys, tenants: deps.tenants, watches: deps.watches, metrics: deps.metrics, logger: deps.logger,
       stream: config.stream, ...(deps.streamTiming ? { timing: deps.streamTiming } : {}),
@@ -118,9 +119,12 @@ export async function buildApi(config: Config, deps: ApiDeps): Promise<FastifyIn
   installJsonParser(app)
   app.decorateRequest('tenantId', '')
 
+  // While Redis is full every write fails alike: one line a minute says so, not one per request.
   app.setErrorHandler((err, request, reply) => {
     const body = toErrorBody(err)
-    if (body.statusCode >= 500) request.log.error({ err }, 'request failed')
+    if (isOutOfMemory(err)) {
+      if (refusedWriteLog.allow()) request.log.error({ redisError: (err as Error).message }, body.message)
+    } else if (body.statusCode >= 500) request.log.error({ err }, 'request failed')
     if (err instanceof RetryLaterError) reply.header('retry-after', String(err.retryAfterSec))
     return reply.code(body.statusCode).send(body)
   })

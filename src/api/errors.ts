@@ -7,6 +7,7 @@ import { STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyError } from 'fastify'
 import { BlockhookError, type ErrorCode } from '../domain/errors.js'
+import { isOutOfMemory, redisOutOfMemory } from '../storage/redis-memory.js'
 
 export interface ErrorBody {
   statusCode: number
@@ -41,6 +42,10 @@ const FASTIFY_CODES: Record<string, { statusCode: number; code: ErrorCode; messa
 /** The body for any thrown value; anything unexpected is a 500 whose details stay in the log. */
 export function toErrorBody(err: unknown): ErrorBody {
   if (err instanceof BlockhookError) return errorBody(err.statusCode, err.code, err.message)
+  if (isOutOfMemory(err)) {
+    const refused = redisOutOfMemory(err as Error)
+    return errorBody(refused.statusCode, refused.code, refused.message)
+  }
   const fastifyError = err as Partial<FastifyError> & { status?: number }
   if (fastifyError.validation) return errorBody(400, 'BH_VALIDATION', fastifyError.message ?? 'invalid request')
   const known = fastifyError.code ? FASTIFY_CODES[fastifyError.code] : undefined

@@ -1,13 +1,14 @@
 /**
- * What the operator routes read: whether Redis answers (/readyz), each chain's status as its
+ * What the operator routes read: whether Redis answers and takes writes (/readyz), its memory, each chain's status as its
  * subscriber wrote it, and every process's metrics summed (/metrics).
  */
 import { once } from 'node:events'
 import type { Redis } from 'ioredis'
 import type { ChainConfig } from '../config/config.js'
 import { withTimeout } from '../domain/timeout.js'
-import { aggregatedMetricsText, type MetricsPublisher } from '../metrics.js'
+import { aggregatedMetricsText, type Metrics, type MetricsPublisher } from '../metrics.js'
 import { redactUrl } from '../domain/redact.js'
+import { isOutOfMemory, readRedisMemory, writeRefusal, type RedisMemory } from '../storage/redis-memory.js'
 import type { RedisKeys } from '../storage/keys.js'
 import { STATUS_STALE_AFTER_MS } from '../subscriber/chain-status.js'
 
@@ -17,6 +18,7 @@ const PING_TIMEOUT_MS = 1_000
 export interface OperationsServiceDeps {
   redis: Redis
   keys: RedisKeys
+  metrics: Metrics
   /** Publishes this process's metrics before /metrics sums every process's snapshot. */
   metricsPublisher: MetricsPublisher
 }
@@ -55,7 +57,8 @@ export class OperationsService {
   }
 
   /**
-   * Undefined when Redis answers a PING. While (re)connecting it waits for the connection instead
+   * Undefined when Redis answers a PING and takes a write: out of memory, Redis still answers
+   * PING and reads, and only a write shows it. While (re)connecting it waits for the connection instead
    * of queueing a PING per probe in ioredis's offline queue.
    */
   async redisNotReadyReason(): Promise<string | undefined> {
@@ -63,10 +66,15 @@ export class OperationsService {
     try {
       if (redis.status !== 'ready') await once(redis, 'ready', { signal: AbortSignal.timeout(PING_TIMEOUT_MS) })
       await withTimeout(redis.ping(), PING_TIMEOUT_MS)
-      return undefined
     } catch (err) {
       return `redis does not answer (${redis.status}): ${(err as Error).message}`
     }
+    return withTimeout(writeRefusal(redis, this.#d.keys.writeProbe), PING_TIMEOUT_MS)
+      .catch((err: unknown) => `redis does not take a write: ${(err as Error).message}`)
+  }
+
+  redisMemory(): Promise<RedisMemory> {
+    return readRedisMemory(this.#d.redis)
   }
 
   /**
@@ -100,7 +108,15 @@ export class OperationsService {
    * would go on reading 1 in its last snapshot after it died.
    */
   async metricsText(chains: readonly ChainConfig[]): Promise<{ text: string; contentType: string }> {
-    await this.#d.metricsPublisher.publish()
+    const { metrics } = this.#d
+    metrics.redisUsedMemory.set((await this.redisMemory()).usedMemory)
+    try {
+      await this.#d.metricsPublisher.publish()
+    } catch (err) {
+      if (!isOutOfMemory(err)) throw err
+      // A full Redis takes no snapshot: this process's own figures, Redis memory among them, still go out.
+      return { text: await metrics.registry.metrics(), contentType: metrics.registry.contentType }
+    }
     const [aggregated, statuses] = await Promise.all([
       aggregatedMetricsText(this.#d.redis, this.#d.keys.queuePrefix),
       Promise.all(chains.map((chain) => this.chainStatus(chain))),
