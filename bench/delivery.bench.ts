@@ -23,18 +23,17 @@ import { pino } from 'pino'
 import { got } from 'got'
 import { loadConfig, type Config } from '../src/config/config.js'
 import { DeliveryQueue } from '../src/delivery/delivery-queue.js'
-import type { MatchedEvent } from '../src/delivery/delivery-record.js'
 import { renderWebhookBody } from '../src/delivery/delivery-record.js'
 import { webhookHeaders } from '../src/delivery/signing.js'
 import { USER_AGENT } from '../src/delivery/user-agent.js'
 import { startRedisServer } from '../src/dev/child-processes.js'
-import { webhookId } from '../src/domain/ids.js'
 import type { Watch } from '../src/domain/watch-types.js'
 import { redisKeys } from '../src/storage/keys.js'
 import { createRedis } from '../src/storage/redis.js'
 import { SecretBox } from '../src/storage/secret-box.js'
 import { WatchStore } from '../src/storage/watch-store.js'
 import { startWorker } from '../workers/delivery-worker.js'
+import { benchEvent } from './bench-events.js'
 
 const THROUGHPUT_DELIVERIES = 20_000
 const URL_COUNT = 10
@@ -54,27 +53,6 @@ function benchConfig(redisUrl: string, redisPrefix: string): Config {
     { file: { chains: [{ id: 'eth', type: 'evm', ws: ['ws://127.0.0.1:1'] }] } },
   )
   return { ...base, redisPrefix }
-}
-
-/** An evm.log-sized event: the same bodies for the worker and the bare loop. */
-function benchEvent(watchId: string, n: number): MatchedEvent {
-  const hex = (width: number, seed: number) => '0x' + seed.toString(16).padStart(width, '0')
-  return {
-    id: webhookId(watchId, ['eth', hex(64, n), n, 'evm.log']),
-    watchId, tenantId: 'ten_bench', chain: 'eth', type: 'evm.log',
-    timestamp: '2026-11-22T10:00:00.000Z',
-    data: {
-      confirmations: 0, eventKey: `eth:${hex(64, n)}:0`,
-      block: { number: 19_000_000 + n, hash: hex(64, n), timestamp: 1_763_800_000 },
-      log: {
-        address: hex(40, 0xa0b8), topics: [hex(64, 0xddf2), hex(64, n), hex(64, n + 1)], data: hex(64, 1000),
-        blockNumber: '0x' + (19_000_000 + n).toString(16), blockHash: hex(64, n), transactionHash: hex(64, n * 3),
-        transactionIndex: '0x0', logIndex: '0x0', removed: false,
-      },
-      decoded: { name: 'Transfer', args: { from: hex(40, n), to: hex(40, n + 1), value: '1000' } },
-    },
-    firstSeenAt: Date.now(),
-  }
 }
 
 function watchIdOf(i: number): string {

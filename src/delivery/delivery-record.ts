@@ -54,6 +54,35 @@ export function renderWebhookBody(record: Pick<DeliveryRecord, 'type' | 'timesta
   })
 }
 
+/**
+ * Redis keeps a small hash in its compact listpack encoding only while every value is at most
+ * 64 bytes (hash-max-listpack-value), and a hashtable-encoded one costs several times more. So
+ * 32-byte hex values (`0x` + 64 digits: block and transaction hashes) are kept as `~` + base64url
+ * (44 characters), and attempts as arrays, not objects.
+ */
+export function compactHex(text: string): string {
+  return text.replace(/0x([0-9a-f]{64})/g, (_, hex: string) => `~${Buffer.from(hex, 'hex').toString('base64url')}`)
+}
+
+export function expandHex(text: string): string {
+  return text.replace(/~([A-Za-z0-9_-]{43})/g, (_, b64: string) => `0x${Buffer.from(b64, 'base64url').toString('hex')}`)
+}
+
+/** An attempt as stored: [at ms, statusCode, durationMs, error?, response?]. */
+type StoredAttempt = [number, number | null, number, (string | null)?, string?]
+
+export function attemptJson(attempt: DeliveryAttempt): string {
+  const stored: StoredAttempt = [Date.parse(attempt.at), attempt.statusCode, attempt.durationMs]
+  if (attempt.error !== null || attempt.response) stored.push(attempt.error)
+  if (attempt.response) stored.push(attempt.response)
+  return JSON.stringify(stored)
+}
+
+function attemptFromStored(stored: StoredAttempt): DeliveryAttempt {
+  const [at, statusCode, durationMs, error, response] = stored
+  return { at: new Date(at).toISOString(), statusCode, durationMs, error: error ?? null, ...(response ? { response } : {}) }
+}
+
 /** What a record keeps of an event besides the payload: its block and eventKey, when it has them. */
 export function eventLocation(data: Record<string, unknown>): { blockNumber: string; blockHash: string; eventKey: string } {
   const block = data.block as { number?: unknown; hash?: unknown } | undefined
@@ -61,8 +90,8 @@ export function eventLocation(data: Record<string, unknown>): { blockNumber: str
   const number = typeof block?.number === 'number' ? block.number : typeof slot === 'number' ? slot : undefined
   return {
     blockNumber: number === undefined ? '' : String(number),
-    blockHash: typeof block?.hash === 'string' ? block.hash : '',
-    eventKey: typeof data.eventKey === 'string' ? data.eventKey : '',
+    blockHash: typeof block?.hash === 'string' ? compactHex(block.hash) : '',
+    eventKey: typeof data.eventKey === 'string' ? compactHex(data.eventKey) : '',
   }
 }
 
@@ -87,12 +116,12 @@ export function recordFromHash(hash: Record<string, string>, payload: string | n
     timestamp: stored?.timestamp ?? hash.createdAt!,
     data: stored?.data ?? {},
     payloadExpired: stored === undefined,
-    block: hash.blockNumber ? { number: Number(hash.blockNumber), hash: hash.blockHash || null } : null,
-    eventKey: hash.eventKey || null,
+    block: hash.blockNumber ? { number: Number(hash.blockNumber), hash: hash.blockHash ? expandHex(hash.blockHash) : null } : null,
+    eventKey: hash.eventKey ? expandHex(hash.eventKey) : null,
     firstSeenAt: Number(hash.firstSeenAt),
     sequence: Number(hash.sequence),
     status: hash.status as DeliveryStatus,
-    attempts: JSON.parse(hash.attempts ?? '[]') as DeliveryAttempt[],
+    attempts: (JSON.parse(hash.attempts ?? '[]') as StoredAttempt[]).map(attemptFromStored),
     nextAttemptAt: hash.nextAttemptAt || null,
     createdAt: hash.createdAt!,
   }

@@ -11,7 +11,7 @@
 import type { Redis } from 'ioredis'
 import { BlockhookError } from '../domain/errors.js'
 import type { RedisKeys } from '../storage/keys.js'
-import { eventLocation, payloadJson, recordFromHash, type DeliveryAttempt, type DeliveryRecord, type DeliveryStatus, type MatchedEvent } from './delivery-record.js'
+import { attemptJson, eventLocation, payloadJson, recordFromHash, type DeliveryAttempt, type DeliveryRecord, type DeliveryStatus, type MatchedEvent } from './delivery-record.js'
 
 /** Attempts kept on one record (replays and manual retries add more); the oldest go first. */
 export const MAX_ATTEMPTS_KEPT = 50
@@ -111,7 +111,7 @@ return redis.call('HGET', KEYS[1], 'jobId') or ARGV[1]`
  * record. KEYS: record, pending set, stats, watch, failing-since, log, payload. ARGV: id, attempt
  * JSON, outcome, nextAttemptAt, now ms, record retention ms (of this outcome), max attempts kept,
  * failing-since TTL ms, whether a failure counts towards disabling the watch ('1') or not (no
- * request was made), payload retention ms (of this outcome), log retention ms.
+ * request was made), payload retention ms (of this outcome), log retention ms, attempt time (ISO).
  * The log is trimmed here, by score, a few entries per final outcome: never a scan of it.
  * Returns {status after, failing-since ms or false}.
  */
@@ -144,7 +144,7 @@ redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', tonumber(ARGV[5]) - tonumber(ARG
 if watchExists then
   redis.call('HINCRBY', KEYS[3], 'pending', -1)
   redis.call('HINCRBY', KEYS[3], outcome, 1)
-  if outcome == 'delivered' then redis.call('HSET', KEYS[3], 'lastDeliveredAt', cjson.decode(ARGV[2]).at) end
+  if outcome == 'delivered' then redis.call('HSET', KEYS[3], 'lastDeliveredAt', ARGV[12]) end
 end
 return {outcome, redis.call('GET', KEYS[5])}`
 
@@ -288,8 +288,8 @@ export class DeliveryStore {
       RECORD_ATTEMPT, 7,
       k.delivery(record.id), k.watchPendingDeliveries(record.watchId), k.watchStats(record.watchId), k.watch(record.watchId),
       k.watchFailingSince(record.watchId), k.watchDeliveries(record.watchId), k.deliveryPayload(record.id),
-      record.id, JSON.stringify(attempt), outcome, nextAttemptAt ?? '', nowMs, recordMs, MAX_ATTEMPTS_KEPT,
-      failing.ttlMs, failing.counts ? '1' : '0', payloadMs, this.#logRetentionMs,
+      record.id, attemptJson(attempt), outcome, nextAttemptAt ?? '', nowMs, recordMs, MAX_ATTEMPTS_KEPT,
+      failing.ttlMs, failing.counts ? '1' : '0', payloadMs, this.#logRetentionMs, attempt.at,
     )) as [DeliveryStatus | null, string | null]
     return { status: status ?? undefined, failingSinceMs: failingSince === null ? undefined : Number(failingSince) }
   }

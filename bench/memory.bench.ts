@@ -1,0 +1,75 @@
+/**
+ * Redis memory per delivered event (issue 11): `used_memory` before and after 20,000 deliveries
+ * to 10 watches, evm.log-sized events, for
+ *   - the layout before issue 11, written by a small copy of its store script (old-delivery-layout.ts),
+ *   - the current layout while the payload is kept (default delivery config),
+ *   - the current layout after the payload expired (payloadRetention 1ms, measured once Redis
+ *     has dropped every payload key).
+ * The current layout is written by the real DeliveryStore: storeMatched, then recordAttempt
+ * 'delivered', as the subscriber and the worker do. Each layout starts from an empty Redis.
+ */
+import { loadConfig, type Config } from '../src/config/config.js'
+import { DeliveryStore } from '../src/delivery/delivery-store.js'
+import type { DeliveryAttempt } from '../src/delivery/delivery-record.js'
+import { startRedisServer } from '../src/dev/child-processes.js'
+import { redisKeys } from '../src/storage/keys.js'
+import { createRedis } from '../src/storage/redis.js'
+import { benchEvent } from './bench-events.js'
+import { writeOldLayout } from './old-delivery-layout.js'
+
+const DELIVERIES = 20_000
+const WATCHES = 10
+const CHUNK = 1_000
+const TARGET_KEPT = 1_500
+const TARGET_EXPIRED = 400
+
+function config(delivery: Record<string, unknown>): Config {
+  return loadConfig(
+    { BLOCKHOOK_ADMIN_TOKEN: 'bench-admin-token-0123456789abcdef', LOG_LEVEL: 'silent' },
+    { file: { chains: [{ id: 'eth', type: 'evm', ws: ['ws://127.0.0.1:1'] }], delivery } },
+  )
+}
+
+const events = (from: number) => Array.from({ length: CHUNK }, (_, i) => benchEvent(`wch_bench${(from + i) % WATCHES}`, from + i))
+
+async function main(): Promise<void> {
+  const server = await startRedisServer()
+  const redis = createRedis(server.url, 'bench-memory')
+  const usedMemory = async () => Number(/^used_memory:(\d+)/m.exec(await redis.info('memory'))![1])
+  const attemptOf = (nowMs: number): DeliveryAttempt => ({ at: new Date(nowMs).toISOString(), statusCode: 200, durationMs: 3, error: null })
+
+  async function measure(write: (from: number) => Promise<void>, settle: () => Promise<void> = async () => {}): Promise<number> {
+    await redis.flushall()
+    const before = await usedMemory()
+    for (let from = 0; from < DELIVERIES; from += CHUNK) await write(from)
+    await settle()
+    return (await usedMemory() - before) / DELIVERIES
+  }
+
+  async function writeCurrent(store: DeliveryStore, from: number): Promise<void> {
+    const batch = events(from)
+    const nowMs = Date.now()
+    await store.storeMatched(batch, undefined, nowMs)
+    await Promise.all(batch.map((e) => store.recordAttempt(e, attemptOf(nowMs), 'delivered', null, { ttlMs: 86_400_000, counts: true }, nowMs)))
+  }
+
+  try {
+    const keys = redisKeys('blockhook')
+    const old = await measure((from) => writeOldLayout(redis, 'blockhook', events(from), Date.now(), attemptOf(Date.now())))
+    const kept = await measure((from) => writeCurrent(new DeliveryStore(redis, keys, config({}).delivery), from))
+    const expiring = new DeliveryStore(redis, keys, config({ payloadRetention: '1ms' }).delivery)
+    const expired = await measure((from) => writeCurrent(expiring, from), async () => {
+      // Redis drops expired keys in the background; wait until every payload key is gone.
+      while ((await redis.dbsize()) > DELIVERIES + 3 * WATCHES) await new Promise((resolve) => setTimeout(resolve, 100))
+    })
+    const line = (name: string, value: number, note: string) => console.log(`${name.padEnd(52)} ${value.toFixed(0).padStart(8)} B   ${note}`)
+    line('old layout (payload in the record, 14 days), per event', old, '')
+    line('current layout, payload kept, per event', kept, `${(kept / old).toFixed(2)} of old; target ≤ ${TARGET_KEPT} ${kept <= TARGET_KEPT ? 'OK' : 'ABOVE'}`)
+    line('current layout, payload expired, per event', expired, `${(expired / old).toFixed(2)} of old; target ≤ ${TARGET_EXPIRED} ${expired <= TARGET_EXPIRED ? 'OK' : 'ABOVE'}`)
+  } finally {
+    redis.disconnect()
+    await server.stop()
+  }
+}
+
+await main()
