@@ -189,19 +189,23 @@ function decodeCursor(cursor: string): LogPosition {
 export class DeliveryStore {
   readonly #redis: Redis
   readonly #keys: RedisKeys
-  readonly #retention: DeliveryRetention
+  readonly #retention: DeliveryRetention & { retryScheduleMs: readonly number[] }
   readonly #eventLogRetentionMs: number
 
-  constructor(redis: Redis, keys: RedisKeys, retention: DeliveryRetention, eventLogRetentionMs: number) {
+  constructor(redis: Redis, keys: RedisKeys, retention: DeliveryRetention & { retryScheduleMs: readonly number[] }, eventLogRetentionMs: number) {
     this.#redis = redis
     this.#keys = keys
     this.#retention = retention
     this.#eventLogRetentionMs = eventLogRetentionMs
   }
 
-  /** A watch's log holds an id as long as its record may live (a failed one lives longest). */
+  /**
+   * A watch's log is scored by creation time and holds an id as long as its record may live: the
+   * longest retention (a failed one's), after as long as its retries may take.
+   */
   get #logRetentionMs(): number {
-    return Math.max(this.#retention.recordRetentionMs, this.#retention.failedRetentionMs)
+    const { recordRetentionMs, failedRetentionMs, retryScheduleMs } = this.#retention
+    return Math.max(recordRetentionMs, failedRetentionMs) + retryScheduleMs.reduce((sum, ms) => sum + ms, 0)
   }
 
   /** Stores each event once (see delivery-queue.ts); with `replayJobIds`, finished records go back to pending. */
