@@ -2,9 +2,10 @@
  * Redis memory per delivered event (issue 11): `used_memory` before and after 20,000 deliveries
  * to 10 watches, evm.log-sized events, for
  *   - the layout before issue 11, written by a small copy of its store script (old-delivery-layout.ts),
- *   - the current layout while the payload is kept (default delivery config),
- *   - the current layout after the payload expired (payloadRetention 1ms, measured once Redis
- *     has dropped every payload key).
+ *   - the current layout while the payload is kept (default delivery config; this includes the
+ *     tenant's event-stream log entry, kept as long as the payload by default),
+ *   - the current layout after the payload expired (payloadRetention 1ms and an event log kept
+ *     1 ms, measured once Redis has dropped every payload key).
  * The current layout is written by the real DeliveryStore: storeMatched, then recordAttempt
  * 'delivered', as the subscriber and the worker do. Each layout starts from an empty Redis.
  */
@@ -56,8 +57,8 @@ async function main(): Promise<void> {
   try {
     const keys = redisKeys('blockhook')
     const old = await measure((from) => writeOldLayout(redis, 'blockhook', events(from), Date.now(), attemptOf(Date.now())))
-    const kept = await measure((from) => writeCurrent(new DeliveryStore(redis, keys, config({}).delivery), from))
-    const expiring = new DeliveryStore(redis, keys, config({ payloadRetention: '1ms' }).delivery)
+    const kept = await measure((from) => writeCurrent(new DeliveryStore(redis, keys, config({}).delivery, config({}).stream.retentionMs), from))
+    const expiring = new DeliveryStore(redis, keys, config({ payloadRetention: "1ms" }).delivery, 1)
     const expired = await measure((from) => writeCurrent(expiring, from), async () => {
       // Redis drops expired keys in the background; wait until every payload key is gone.
       while ((await redis.dbsize()) > DELIVERIES + 3 * WATCHES) await new Promise((resolve) => setTimeout(resolve, 100))
