@@ -20,11 +20,13 @@ import { isOutOfMemory, refusedWriteLog } from '../storage/redis-memory.js'
 import { TenantService } from '../services/tenant-service.js'
 import { adminStatusRoutes } from '../../routes/admin-status.js'
 import { adminTenantRoutes } from '../../routes/admin-tenants.js'
+import { chainRoutes } from '../../routes/chains.js'
 import { healthRoutes } from '../../routes/health.js'
 import { watchRoutes } from '../../routes/watches.js'
 import { deliveryRoutes } from '../../routes/deliveries.js'
 import { eventStreamRoutes } from '../../routes/events-stream.js'
 import { EventStream, type StreamTiming } from '../stream/event-stream.js'
+import { uiRoutes } from '../../routes/ui.js'
 import { adminAuth, tenantAuth } from './auth.js'
 import { errorBody, RetryLaterError, toErrorBody, writeClientError } from './errors.js'
 import { RateLimiter } from './rate-limit.js'
@@ -142,11 +144,13 @@ export async function buildApi(config: Config, deps: ApiDeps): Promise<FastifyIn
   await app.register(healthRoutes, context)
   // Its own authentication: browsers cannot send Authorization on a WebSocket (see the route).
   await app.register(eventStreamRoutes, context)
+  await app.register(uiRoutes, context)
 
   await app.register(async function tenantScope(scope) {
     scope.addHook('onRequest', tenantAuth(deps.tenants, rateLimiter))
     await scope.register(watchRoutes, context)
     await scope.register(deliveryRoutes, context)
+    await scope.register(chainRoutes, context)
   })
 
   await app.register(async function adminScope(scope) {

@@ -35,6 +35,7 @@ export function devBanner(info: DevBannerInfo): string {
 blockhook dev is running. Ctrl-C stops it and everything it started.
 
   API          ${info.apiUrl}   (OpenAPI docs: ${info.apiUrl}/docs)
+  dashboard    ${info.apiUrl}/   (sign in with the API key below, or the admin token)
   admin token  ${info.adminToken}
   tenant       ${info.tenantId}
   API key      ${info.apiKey}

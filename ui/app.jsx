@@ -1,0 +1,527 @@
+/**
+ * The blockhook console: a single page over the public REST API and the event stream. The token
+ * lives in this tab's sessionStorage and goes out as `Authorization` only, so there is no cookie
+ * and no CSRF surface. Accessible names of the controls are a contract (README, Dashboard).
+ */
+import { render } from 'preact'
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks'
+
+const TOKEN_KEY = 'blockhook.token'
+
+/** One example filter per type, shown when the type is picked (the user edits it). */
+const FILTER_EXAMPLES = {
+  'evm.logs': { topics: ['0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef'], abi: ['event Transfer(address indexed from, address indexed to, uint256 value)'] },
+  'evm.transactions': { to: ['0x70997970c51812dc3a010c7d01b50e0d17dc79c8'], status: 'success' },
+  'evm.address_activity': { addresses: ['0x70997970c51812dc3a010c7d01b50e0d17dc79c8'] },
+  'evm.blocks': {},
+  'evm.pending_transactions': { to: ['0x70997970c51812dc3a010c7d01b50e0d17dc79c8'] },
+  'solana.account': { account: 'SysvarC1ock11111111111111111111111111111111' },
+  'solana.program': { programId: 'TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA', filters: [{ dataSize: 165 }] },
+  'solana.logs': { mentions: ['TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA'] },
+  'solana.signature': { signature: '' },
+  'solana.slot': {},
+}
+const TYPES_BY_CHAIN_TYPE = {
+  evm: Object.keys(FILTER_EXAMPLES).filter((type) => type.startsWith('evm.')),
+  solana: Object.keys(FILTER_EXAMPLES).filter((type) => type.startsWith('solana.')),
+}
+const PAGE_SIZE = 25
+
+async function call(token, method, path, body) {
+  const response = await fetch(path, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  })
+  const text = await response.text()
+  return { status: response.status, ok: response.ok, body: text ? JSON.parse(text) : null }
+}
+
+/** The field an API validation message names ("body/url must match…" → "url"). */
+function fieldOf(message) {
+  const match = /^body\/(\w+)/.exec(message ?? '') ?? /^(?:unknown chain|chain)\b/.exec(message ?? '')
+  if (!match) return undefined
+  return match[1] ?? 'chain'
+}
+
+function useHashRoute() {
+  const [hash, setHash] = useState(location.hash || '#/watches')
+  useEffect(() => {
+    const onChange = () => setHash(location.hash || '#/watches')
+    addEventListener('hashchange', onChange)
+    return () => removeEventListener('hashchange', onChange)
+  }, [])
+  return hash.slice(1).split('/').filter(Boolean)
+}
+
+function when(iso) { return iso ? new Date(iso).toLocaleString() : '—' }
+
+function SignIn({ onSignedIn }) {
+  const [value, setValue] = useState('')
+  const [error, setError] = useState('')
+  const [busy, setBusy] = useState(false)
+  async function submit(event) {
+    event.preventDefault()
+    setBusy(true)
+    setError('')
+    const token = value.trim()
+    const role = (await call(token, 'GET', '/admin/status')).ok ? 'admin'
+      : (await call(token, 'GET', '/watches?limit=1')).ok ? 'tenant' : undefined
+    setBusy(false)
+    if (!role) return setError('That API key or admin token was not accepted.')
+    sessionStorage.setItem(TOKEN_KEY, token)
+    onSignedIn({ token, role })
+  }
+  return (
+    <main class="signin">
+      <h1>blockhook</h1>
+      <form class="stack" onSubmit={submit}>
+        <div class="field">
+          <label for="token">API key or admin token</label>
+          <input id="token" type="password" autocomplete="off" required value={value}
+            aria-invalid={error ? 'true' : undefined} aria-describedby={error ? 'token-error' : undefined}
+            onInput={(e) => setValue(e.currentTarget.value)} />
+          {error && <p id="token-error" class="error" role="alert">{error}</p>}
+        </div>
+        <button type="submit" disabled={busy}>Sign in</button>
+      </form>
+    </main>
+  )
+}
+
+function Pager({ label, cursors, nextCursor, onPage }) {
+  return (
+    <nav aria-label={label} class="row">
+      <button type="button" disabled={cursors.length === 0} onClick={() => onPage(-1)}>Previous page</button>
+      <span>Page {cursors.length + 1}</span>
+      <button type="button" disabled={!nextCursor} onClick={() => onPage(1)}>Next page</button>
+    </nav>
+  )
+}
+
+/** Cursor paging: `stack` holds the cursors of the pages before this one. */
+function usePagedList(load, deps) {
+  const [stack, setStack] = useState([])
+  const [page, setPage] = useState({ items: [], nextCursor: null })
+  const [error, setError] = useState('')
+  const cursor = stack[stack.length - 1]
+  const reload = useCallback(async () => {
+    const res = await load(cursor)
+    if (res.ok) { setPage(res.body); setError('') } else setError(res.body?.message ?? `HTTP ${res.status}`)
+  }, [cursor, ...deps])
+  useEffect(() => { reload() }, [reload])
+  useEffect(() => setStack([]), deps)
+  const onPage = (step) => setStack(step > 0 ? [...stack, page.nextCursor] : stack.slice(0, -1))
+  return { page, error, reload, pager: { cursors: stack, nextCursor: page.nextCursor, onPage } }
+}
+
+function Watches({ token, chains }) {
+  const [filters, setFilters] = useState({ chain: '', type: '', status: '' })
+  const [creating, setCreating] = useState(false)
+  const { page, error, reload, pager } = usePagedList((cursor) => {
+    const query = new URLSearchParams({ limit: String(PAGE_SIZE) })
+    for (const [key, value] of Object.entries(filters)) if (value) query.set(key, value)
+    if (cursor) query.set('cursor', cursor)
+    return call(token, 'GET', `/watches?${query}`)
+  }, [filters.chain, filters.type, filters.status])
+  const setFilter = (key) => (e) => setFilters({ ...filters, [key]: e.currentTarget.value })
+  return (
+    <main>
+      <h2>Watches</h2>
+      <div class="row">
+        <button type="button" aria-expanded={creating} onClick={() => setCreating(!creating)}>New watch</button>
+      </div>
+      {creating && <WatchForm token={token} chains={chains} onCreated={(watch) => { setCreating(false); location.hash = `#/watches/${watch.id}` }} />}
+      <form class="row" aria-label="Filter watches" onSubmit={(e) => e.preventDefault()}>
+        <label>Chain filter <select value={filters.chain} onChange={setFilter('chain')}>
+          <option value="">any</option>{chains.map((c) => <option value={c.id}>{c.id}</option>)}</select></label>
+        <label>Type filter <select value={filters.type} onChange={setFilter('type')}>
+          <option value="">any</option>{Object.keys(FILTER_EXAMPLES).map((t) => <option value={t}>{t}</option>)}</select></label>
+        <label>Status filter <select value={filters.status} onChange={setFilter('status')}>
+          <option value="">any</option>{['active', 'paused', 'disabled', 'completed'].map((s) => <option value={s}>{s}</option>)}</select></label>
+        <button type="button" onClick={reload}>Refresh</button>
+      </form>
+      {error && <p class="error" role="alert">{error}</p>}
+      <table aria-label="Watches">
+        <thead><tr><th>Watch</th><th>Chain</th><th>Type</th><th>Status</th><th>URL</th><th>Created</th></tr></thead>
+        <tbody>
+          {page.items.map((w) => (
+            <tr key={w.id}>
+              <td><a href={`#/watches/${w.id}`}>{w.description || w.id}</a></td>
+              <td>{w.chain}</td><td>{w.type}</td><td>{w.status}</td><td>{w.url ?? '—'}</td><td>{when(w.createdAt)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {page.items.length === 0 && <p>No watches yet.</p>}
+      <Pager label="Watch pages" {...pager} />
+    </main>
+  )
+}
+
+function WatchForm({ token, chains, onCreated }) {
+  const [chain, setChain] = useState(chains[0]?.id ?? '')
+  const chainType = chains.find((c) => c.id === chain)?.type ?? 'evm'
+  const [type, setType] = useState(TYPES_BY_CHAIN_TYPE[chainType][0])
+  const [filter, setFilter] = useState(JSON.stringify(FILTER_EXAMPLES[type], null, 2))
+  const [url, setUrl] = useState('')
+  const [depth, setDepth] = useState('')
+  const [description, setDescription] = useState('')
+  const [errors, setErrors] = useState({})
+
+  function pickChain(id) {
+    setChain(id)
+    const types = TYPES_BY_CHAIN_TYPE[chains.find((c) => c.id === id)?.type ?? 'evm']
+    if (!types.includes(type)) pickType(types[0])
+  }
+  function pickType(next) {
+    setType(next)
+    setFilter(JSON.stringify(FILTER_EXAMPLES[next], null, 2))
+  }
+  async function submit(event) {
+    event.preventDefault()
+    let parsedFilter
+    try { parsedFilter = JSON.parse(filter) } catch (err) { return setErrors({ filter: `Filter is not JSON: ${err.message}` }) }
+    const body = { chain, type, filter: parsedFilter, url }
+    if (description) body.description = description
+    if (depth !== '') {
+      if (chainType === 'evm') body.confirmations = Number(depth)
+      else body.commitment = depth
+    }
+    const res = await call(token, 'POST', '/watches', body)
+    if (res.ok) return onCreated(res.body)
+    const message = res.body?.message ?? `HTTP ${res.status}`
+    const field = fieldOf(message)
+    setErrors(field && ['chain', 'type', 'url', 'filter', 'confirmations', 'commitment', 'description'].includes(field)
+      ? { [field]: message } : { form: message })
+  }
+  const described = (name) => errors[name] ? { 'aria-invalid': 'true', 'aria-describedby': `watch-${name}-error` } : {}
+  const problem = (name) => errors[name] && <p id={`watch-${name}-error`} class="error" role="alert">{errors[name]}</p>
+  return (
+    <form class="stack" aria-label="New watch" onSubmit={submit} noValidate>
+      <div class="field"><label for="watch-chain">Chain</label>
+        <select id="watch-chain" value={chain} onChange={(e) => pickChain(e.currentTarget.value)} {...described('chain')}>
+          {chains.map((c) => <option value={c.id}>{c.id} ({c.type})</option>)}</select>{problem('chain')}</div>
+      <div class="field"><label for="watch-type">Type</label>
+        <select id="watch-type" value={type} onChange={(e) => pickType(e.currentTarget.value)} {...described('type')}>
+          {TYPES_BY_CHAIN_TYPE[chainType].map((t) => <option value={t}>{t}</option>)}</select>{problem('type')}</div>
+      <div class="field"><label for="watch-url">URL</label>
+        <input id="watch-url" type="url" value={url} placeholder="https://example.com/webhooks"
+          onInput={(e) => setUrl(e.currentTarget.value)} {...described('url')} />{problem('url')}</div>
+      <div class="field"><label for="watch-filter">Filter</label>
+        <textarea id="watch-filter" value={filter} spellcheck={false}
+          onInput={(e) => setFilter(e.currentTarget.value)} {...described('filter')} />{problem('filter')}</div>
+      {chainType === 'evm'
+        ? <div class="field"><label for="watch-confirmations">Confirmations</label>
+          <input id="watch-confirmations" type="number" min="0" max="1000" value={depth} placeholder="the chain's default"
+            onInput={(e) => setDepth(e.currentTarget.value)} {...described('confirmations')} />{problem('confirmations')}</div>
+        : <div class="field"><label for="watch-commitment">Commitment</label>
+          <select id="watch-commitment" value={depth} onChange={(e) => setDepth(e.currentTarget.value)} {...described('commitment')}>
+            <option value="">the chain's default</option>{['processed', 'confirmed', 'finalized'].map((c) => <option value={c}>{c}</option>)}
+          </select>{problem('commitment')}</div>}
+      <div class="field"><label for="watch-description">Description</label>
+        <input id="watch-description" value={description} onInput={(e) => setDescription(e.currentTarget.value)} {...described('description')} />{problem('description')}</div>
+      {problem('form')}
+      <button type="submit">Create watch</button>
+    </form>
+  )
+}
+
+/** Deliveries per minute of the page shown, delivered above failed, as plain SVG. */
+function DeliveryChart({ deliveries }) {
+  const minutes = new Map()
+  for (const d of deliveries) {
+    if (d.status !== 'delivered' && d.status !== 'failed') continue
+    const last = d.attempts[d.attempts.length - 1]
+    const minute = Math.floor(new Date(last?.at ?? d.createdAt).getTime() / 60_000)
+    const counts = minutes.get(minute) ?? { delivered: 0, failed: 0 }
+    counts[d.status]++
+    minutes.set(minute, counts)
+  }
+  const keys = [...minutes.keys()].sort((a, b) => a - b).slice(-30)
+  const max = Math.max(1, ...keys.map((k) => minutes.get(k).delivered + minutes.get(k).failed))
+  const width = 30 * 12
+  const height = 80
+  const summary = keys.map((k) => `${new Date(k * 60_000).toLocaleTimeString()}: ${minutes.get(k).delivered} delivered, ${minutes.get(k).failed} failed`).join('; ')
+  return (
+    <figure>
+      <svg class="chart" width={width} height={height} role="img" aria-label={`Deliveries per minute. ${summary || 'none yet'}`}>
+        {keys.map((k, i) => {
+          const { delivered, failed } = minutes.get(k)
+          const dh = (delivered / max) * height
+          const fh = (failed / max) * height
+          return [
+            <rect class="bar-delivered" x={i * 12} y={height - dh} width="10" height={dh} />,
+            <rect class="bar-failed" x={i * 12} y={height - dh - fh} width="10" height={fh} />,
+          ]
+        })}
+      </svg>
+      <figcaption>Deliveries per minute (green delivered, red failed), from the deliveries listed below.</figcaption>
+    </figure>
+  )
+}
+
+function WatchDetail({ token, id }) {
+  const [watch, setWatch] = useState(null)
+  const [notice, setNotice] = useState('')
+  const [secret, setSecret] = useState('')
+  const [range, setRange] = useState({ fromBlock: '', toBlock: '' })
+  const [confirmDelete, setConfirmDelete] = useState(false)
+  const [statusFilter, setStatusFilter] = useState('')
+  const load = useCallback(async () => {
+    const res = await call(token, 'GET', `/watches/${id}`)
+    if (res.ok) setWatch(res.body); else setNotice(res.body?.message ?? `HTTP ${res.status}`)
+  }, [id])
+  useEffect(() => { load() }, [load])
+  const deliveries = usePagedList((cursor) => {
+    const query = new URLSearchParams({ limit: String(PAGE_SIZE) })
+    if (statusFilter) query.set('status', statusFilter)
+    if (cursor) query.set('cursor', cursor)
+    return call(token, 'GET', `/watches/${id}/deliveries?${query}`)
+  }, [id, statusFilter])
+
+  async function act(method, path, body, describe) {
+    const res = await call(token, method, path, body)
+    setNotice(res.ok ? describe(res.body) : (res.body?.message ?? `HTTP ${res.status}`))
+    return res
+  }
+  const setStatus = (status) => act('PATCH', `/watches/${id}`, { status }, (w) => { setWatch({ ...watch, ...w }); return `Watch ${w.status}.` })
+  if (!watch) return <main><p role="status">{notice || 'Loading…'}</p></main>
+  return (
+    <main>
+      <p><a href="#/watches">← Watches</a></p>
+      <h2>{watch.description || watch.id}</h2>
+      <div class="card">
+        <dl>
+          <dt>Id</dt><dd>{watch.id}</dd>
+          <dt>Status</dt><dd data-testid="watch-status">{watch.status}</dd>
+          <dt>Chain and type</dt><dd>{watch.chain} · {watch.type}</dd>
+          <dt>URL</dt><dd>{watch.url ?? '—'}</dd>
+          <dt>Filter</dt><dd><pre>{JSON.stringify(watch.filter, null, 2)}</pre></dd>
+          {watch.stats && <><dt>Stats</dt><dd>matched {watch.stats.matched}, delivered {watch.stats.delivered}, failed {watch.stats.failed}, pending {watch.stats.pending}, last delivered {when(watch.stats.lastDeliveredAt)}</dd></>}
+        </dl>
+        <div class="row">
+          {watch.status === 'paused' || watch.status === 'disabled'
+            ? <button type="button" onClick={() => setStatus('active')}>Resume</button>
+            : <button type="button" onClick={() => setStatus('paused')}>Pause</button>}
+          <button type="button" onClick={() => act('POST', `/watches/${id}/test`, undefined,
+            (r) => `Test ${r.delivered ? 'delivered' : 'not delivered'}: status ${r.statusCode ?? 'none'} in ${r.durationMs} ms.`)}>Send test</button>
+          <button type="button" onClick={() => act('POST', `/watches/${id}/secret/rotate`, undefined, (r) => { setSecret(r.secret); return 'Secret rotated; the old one signs too for 24 h.' })}>Rotate secret</button>
+          <button type="button" onClick={() => act('GET', `/watches/${id}/secret`, undefined, (r) => { setSecret(r.secret); return 'Secret shown.' })}>Reveal secret</button>
+        </div>
+        {secret && <p>Secret: <code>{secret}</code></p>}
+        <form class="row" aria-label="Replay a block range" onSubmit={(e) => {
+          e.preventDefault()
+          act('POST', `/watches/${id}/replay`, { fromBlock: Number(range.fromBlock), toBlock: Number(range.toBlock) }, (r) => `Replay ${r.replayId} started.`)
+        }}>
+          <label>From block <input type="number" min="0" required value={range.fromBlock} onInput={(e) => setRange({ ...range, fromBlock: e.currentTarget.value })} /></label>
+          <label>To block <input type="number" min="0" required value={range.toBlock} onInput={(e) => setRange({ ...range, toBlock: e.currentTarget.value })} /></label>
+          <button type="submit">Replay</button>
+        </form>
+        <div class="row">
+          {confirmDelete
+            ? <><span>Delete this watch and cancel its queued deliveries?</span>
+              <button type="button" onClick={async () => { if ((await act('DELETE', `/watches/${id}`, undefined, () => 'Deleted.')).ok) location.hash = '#/watches' }}>Confirm delete</button>
+              <button type="button" onClick={() => setConfirmDelete(false)}>Cancel</button></>
+            : <button type="button" onClick={() => setConfirmDelete(true)}>Delete</button>}
+        </div>
+        <p role="status">{notice}</p>
+      </div>
+      <h3>Deliveries</h3>
+      <DeliveryChart deliveries={deliveries.page.items} />
+      <div class="row">
+        <label>Delivery status <select value={statusFilter} onChange={(e) => setStatusFilter(e.currentTarget.value)}>
+          <option value="">any</option>{['pending', 'delivered', 'failed', 'cancelled'].map((s) => <option value={s}>{s}</option>)}</select></label>
+        <button type="button" onClick={() => { deliveries.reload(); load() }}>Refresh deliveries</button>
+      </div>
+      {deliveries.error && <p class="error" role="alert">{deliveries.error}</p>}
+      <ul aria-label="Deliveries">
+        {deliveries.page.items.map((d) => <Delivery key={d.id} token={token} delivery={d} onChange={() => { deliveries.reload(); load() }} />)}
+      </ul>
+      {deliveries.page.items.length === 0 && <p>No deliveries yet.</p>}
+      <Pager label="Delivery pages" {...deliveries.pager} />
+    </main>
+  )
+}
+
+function Delivery({ token, delivery, onChange }) {
+  const [open, setOpen] = useState(false)
+  const [detail, setDetail] = useState(null)
+  const [notice, setNotice] = useState('')
+  async function toggle() {
+    if (!open && !detail) {
+      const res = await call(token, 'GET', `/deliveries/${delivery.id}`)
+      if (res.ok) setDetail(res.body)
+    }
+    setOpen(!open)
+  }
+  async function retry() {
+    const res = await call(token, 'POST', `/deliveries/${delivery.id}/retry`)
+    setNotice(res.ok ? 'Queued again.' : (res.body?.message ?? `HTTP ${res.status}`))
+    if (res.ok) onChange()
+  }
+  return (
+    <li aria-label={`Delivery ${delivery.id}`}>
+      <button type="button" aria-expanded={open} onClick={toggle}>{delivery.id}</button>{' '}
+      {delivery.type} · <span class={`status-${delivery.status}`}>{delivery.status}</span> · {delivery.attempts.length} attempt(s) · {when(delivery.createdAt)}
+      {delivery.status === 'failed' && <> <button type="button" onClick={retry}>Retry</button></>}
+      {notice && <span role="status"> {notice}</span>}
+      {open && (
+        <div class="card">
+          <table aria-label={`Attempts of ${delivery.id}`}>
+            <thead><tr><th>Time</th><th>Status code</th><th>Duration</th><th>Error</th><th>Response</th></tr></thead>
+            <tbody>{delivery.attempts.map((a) => (
+              <tr><td>{when(a.at)}</td><td>{a.statusCode ?? '—'}</td><td>{a.durationMs} ms</td><td>{a.error ?? '—'}</td><td><code>{a.response ?? ''}</code></td></tr>
+            ))}</tbody>
+          </table>
+          {detail && (detail.payloadExpired ? <p>The payload has expired.</p> : <pre aria-label="Payload">{JSON.stringify(detail.payload, null, 2)}</pre>)}
+        </div>
+      )}
+    </li>
+  )
+}
+
+/** The stream's browser authentication: subprotocols `blockhook.v1` and `bearer.<apiKey>`. */
+function LiveEvents({ token }) {
+  const [events, setEvents] = useState([])
+  const [paused, setPaused] = useState(false)
+  const [typeFilter, setTypeFilter] = useState('')
+  const [state, setState] = useState('connecting')
+  const pausedRef = useRef(paused)
+  pausedRef.current = paused
+  useEffect(() => {
+    const socket = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/events/stream`, ['blockhook.v1', `bearer.${token}`])
+    socket.onopen = () => setState('connected')
+    socket.onclose = (e) => setState(`closed (${e.code}${e.reason ? `: ${e.reason}` : ''})`)
+    socket.onmessage = (message) => {
+      if (pausedRef.current) return
+      let frame
+      try { frame = JSON.parse(message.data); frame.event = JSON.parse(frame.body) } catch { return }
+      setEvents((list) => [frame, ...list].slice(0, 200))
+    }
+    return () => socket.close()
+  }, [token])
+  const shown = events.filter((e) => !typeFilter || e.event.type?.startsWith(typeFilter))
+  return (
+    <main>
+      <h2>Live events</h2>
+      <div class="row">
+        <span role="status">Stream {state}</span>
+        <label><input type="checkbox" checked={paused} onChange={(e) => setPaused(e.currentTarget.checked)} /> Pause live events</label>
+        <label>Event type <input value={typeFilter} placeholder="evm.log" onInput={(e) => setTypeFilter(e.currentTarget.value)} /></label>
+      </div>
+      <ol aria-label="Live events" aria-live="polite">
+        {shown.map((e) => (
+          <li key={e.cursor}><code>{e.headers['webhook-id']}</code> {e.event.type} · {e.watchId} · {e.event.timestamp}</li>
+        ))}
+      </ol>
+    </main>
+  )
+}
+
+function Operator({ token }) {
+  const [status, setStatus] = useState(null)
+  const [tenants, setTenants] = useState([])
+  const [name, setName] = useState('')
+  const [notice, setNotice] = useState('')
+  const load = useCallback(async () => {
+    const [s, t] = await Promise.all([call(token, 'GET', '/admin/status'), call(token, 'GET', '/admin/tenants')])
+    if (s.ok) setStatus(s.body)
+    if (t.ok) setTenants(t.body.items)
+  }, [token])
+  useEffect(() => { load() }, [load])
+  async function createTenant(event) {
+    event.preventDefault()
+    const res = await call(token, 'POST', '/admin/tenants', { name })
+    setNotice(res.ok ? `Tenant ${res.body.id} created. Its API key, shown once: ${res.body.apiKey}` : res.body?.message)
+    if (res.ok) { setName(''); load() }
+  }
+  async function addKey(id) {
+    const res = await call(token, 'POST', `/admin/tenants/${id}/api-keys`)
+    setNotice(res.ok ? `New API key for ${id}, shown once: ${res.body.apiKey}` : res.body?.message)
+  }
+  async function revoke(id, prefix) {
+    const res = await call(token, 'DELETE', `/admin/tenants/${id}/api-keys/${encodeURIComponent(prefix)}`)
+    setNotice(res.ok ? `Key ${prefix}… revoked.` : res.body?.message)
+  }
+  return (
+    <main>
+      <h2>Operator</h2>
+      <p role="status">{notice}</p>
+      {status && <>
+        <h3>Chains</h3>
+        <table aria-label="Chains">
+          <thead><tr><th>Chain</th><th>Type</th><th>Connected</th><th>Endpoint</th><th>Head</th><th>Cursor</th><th>Reconnects</th><th>Last head</th></tr></thead>
+          <tbody>{status.chains.map((c) => (
+            <tr><td>{c.id}</td><td>{c.type}</td><td>{c.connected ? 'yes' : 'no'}</td><td>{c.endpoint ?? '—'}</td><td>{c.head?.number ?? '—'}</td>
+              <td>{c.cursor?.number ?? c.cursor ?? '—'}</td><td>{c.reconnects}</td><td>{when(c.lastHeadAt)}</td></tr>
+          ))}</tbody>
+        </table>
+        <h3>Queues</h3>
+        <p>waiting {status.queues.waiting}, active {status.queues.active}, delayed {status.queues.delayed}, failed {status.queues.failed}</p>
+        <h3>Watches</h3>
+        <p>active {status.watches.active}, paused {status.watches.paused}, disabled {status.watches.disabled}, completed {status.watches.completed}</p>
+        <h3>Redis memory</h3>
+        <p>{(status.redis.usedMemory / 1048576).toFixed(1)} MiB used{status.redis.maxMemory ? ` of ${(status.redis.maxMemory / 1048576).toFixed(1)} MiB` : ' (no maxmemory)'}</p>
+      </>}
+      <h3>Tenants</h3>
+      <form class="row" aria-label="New tenant" onSubmit={createTenant}>
+        <label>Tenant name <input required value={name} onInput={(e) => setName(e.currentTarget.value)} /></label>
+        <button type="submit">Create tenant</button>
+      </form>
+      <table aria-label="Tenants">
+        <thead><tr><th>Tenant</th><th>Name</th><th>API keys</th><th></th></tr></thead>
+        <tbody>{tenants.map((t) => (
+          <tr><td>{t.id}</td><td>{t.name}</td>
+            <td>{t.apiKeyPrefixes.map((prefix) => (
+              <span>{prefix}… <button type="button" aria-label={`Revoke key ${prefix}`} onClick={() => revoke(t.id, prefix)}>Revoke</button> </span>))}</td>
+            <td><button type="button" aria-label={`New API key for ${t.name}`} onClick={() => addKey(t.id)}>New API key</button></td></tr>
+        ))}</tbody>
+      </table>
+      <button type="button" onClick={load}>Refresh</button>
+    </main>
+  )
+}
+
+function App() {
+  const [session, setSession] = useState(null)
+  const [chains, setChains] = useState([])
+  const route = useHashRoute()
+  useEffect(() => {
+    const token = sessionStorage.getItem(TOKEN_KEY)
+    if (!token) return setSession({ token: null })
+    call(token, 'GET', '/admin/status').then(async (admin) => {
+      if (admin.ok) return setSession({ token, role: 'admin' })
+      const tenant = await call(token, 'GET', '/watches?limit=1')
+      setSession(tenant.ok ? { token, role: 'tenant' } : { token: null })
+    })
+  }, [])
+  useEffect(() => {
+    if (session?.role === 'tenant') call(session.token, 'GET', '/chains').then((res) => res.ok && setChains(res.body.items))
+  }, [session])
+  if (!session) return <p role="status">Loading…</p>
+  if (!session.token) return <SignIn onSignedIn={(s) => { setSession(s); location.hash = s.role === 'admin' ? '#/operator' : '#/watches' }} />
+  const signOut = () => { sessionStorage.removeItem(TOKEN_KEY); setSession({ token: null }) }
+  const [section, id] = route
+  let page
+  if (session.role === 'admin') page = <Operator token={session.token} />
+  else if (section === 'live') page = <LiveEvents token={session.token} />
+  else if (section === 'watches' && id) page = <WatchDetail token={session.token} id={id} />
+  else page = <Watches token={session.token} chains={chains} />
+  return (
+    <>
+      <header>
+        <h1>blockhook</h1>
+        <nav aria-label="Sections">
+          {session.role === 'admin'
+            ? <a href="#/operator">Operator</a>
+            : <><a href="#/watches">Watches</a><a href="#/live">Live events</a></>}
+        </nav>
+        <button type="button" onClick={signOut}>Sign out</button>
+      </header>
+      {page}
+    </>
+  )
+}
+
+render(<App />, document.getElementById('app'))
