@@ -3,7 +3,7 @@
  * script can check before `POST /watches`. Ids, types and default depths only: endpoints can carry
  * a provider's key, and their health is the operator's (`GET /admin/status`).
  */
-import type { ApiRoutes } from '../src/api/app.js'
+import type { ApiRoutes } from '../src/api/route-context.js'
 import { errorResponses, tenantSecurity } from '../src/api/schemas.js'
 
 const chainSchema = {

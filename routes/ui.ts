@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { ApiRoutes } from '../src/api/app.js'
+import type { ApiRoutes } from '../src/api/route-context.js'
 import { errorBody } from '../src/api/errors.js'
 
 const CONTENT_SECURITY_POLICY = "default-src 'self'; connect-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"

@@ -15,6 +15,7 @@ import type { AlertsConfig, ChainConfig } from '../config/config.js'
 import type { WebhookHttpClient } from '../delivery/http-client.js'
 import { webhookHeaders } from '../delivery/signing.js'
 import type { RedisKeys } from '../storage/keys.js'
+import { readRedisMemory } from '../storage/redis-memory.js'
 import { watchdogMsFor } from '../subscriber/chain-runner.js'
 import { ChainLease } from '../subscriber/lease.js'
 import { alertsForChanges, currentConditions, type ChainObservation, type MemoryObservation } from './alert-rules.js'
@@ -35,7 +36,6 @@ export interface AlertMonitorDeps {
   now?: () => number
 }
 
-const infoNumber = (info: string, field: string): number => Number(new RegExp(`^${field}:(\\d+)`, 'm').exec(info)?.[1] ?? 0)
 const isOom = (err: unknown): boolean => err instanceof Error && /^OOM /.test(err.message)
 
 export class AlertMonitor {
@@ -114,8 +114,8 @@ export class AlertMonitor {
   }
 
   async #observeMemory(): Promise<MemoryObservation | undefined> {
-    const info = await this.#d.redis.info('memory')
-    return { usedBytes: infoNumber(info, 'used_memory'), maxBytes: infoNumber(info, 'maxmemory'), refusedWrite: undefined }
+    const { usedMemory, maxMemory } = await readRedisMemory(this.#d.redis)
+    return { usedBytes: usedMemory, maxBytes: maxMemory, refusedWrite: undefined }
   }
 
   async #drain(): Promise<void> {
