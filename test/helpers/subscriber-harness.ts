@@ -62,8 +62,11 @@ export interface Harness {
   feedPosition(): Promise<string>
 }
 
-export function harness(t: Test, redisUrl: string, nodes: { ws: string[]; http: string }, chain: Partial<Config['chains'][number]> = {}): Harness {
+export function harness(
+  t: Test, redisUrl: string, nodes: { ws: string[]; http: string }, chain: Partial<Config['chains'][number]> = {}, overrides: Partial<Config> = {},
+): Harness {
   const config = testConfig({
+    ...overrides,
     redisUrl,
     chains: [{ id: CHAIN, type: 'evm', ws: nodes.ws, http: [], confirmations: 0, blockTimeMs: 1_000, commitment: 'confirmed', maxFrameBytes: DEFAULT_MAX_FRAME_BYTES, ...chain }],
   })

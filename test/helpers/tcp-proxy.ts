@@ -13,6 +13,8 @@ export interface TcpProxy {
   readonly connections: number
   cut(): void
   stall(): void
+  /** New connections go to `port` (a node restarted elsewhere). */
+  retarget(port: number): void
   close(): Promise<void>
 }
 
@@ -21,9 +23,10 @@ interface Pair { client: Socket; upstream: Socket; stalled: boolean }
 export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   const pairs = new Set<Pair>()
   let connections = 0
+  let target = targetPort
   const server = createServer((client) => {
     connections++
-    const upstream = connect(targetPort, '127.0.0.1')
+    const upstream = connect(target, '127.0.0.1')
     const pair: Pair = { client, upstream, stalled: false }
     pairs.add(pair)
     client.on('data', (chunk) => { if (!pair.stalled) upstream.write(chunk) })
@@ -50,6 +53,7 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     wsUrl: `ws://127.0.0.1:${port}`,
     get connections() { return connections },
     cut,
+    retarget(port) { target = port },
     stall() {
       for (const pair of pairs) pair.stalled = true
     },
