@@ -94,7 +94,7 @@ async function main(): Promise<void> {
     for (const watch of watches) await store.create(watch as Watch, newWebhookSecret())
     const deliveryQueue = new DeliveryQueue(redis, keys, config.delivery, config.stream)
     const chain = new SolanaChain({
-      chain: config.chains[0]!, redis, keys, store, watches: WatchService.forConfig(config, store, deliveryQueue), deliveryQueue, metrics: createMetrics(), logger: pino({ level: 'silent' }),
+      chain: config.chains[0]!, redis, keys, store, watches: WatchService.forConfig(config, redis, keys, store, deliveryQueue), deliveryQueue, metrics: createMetrics(), logger: pino({ level: 'silent' }),
     })
     chain.start()
     const lease = new ChainLease(redis, keys.chainLease('sol'), 'bench', 60_000)

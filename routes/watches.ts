@@ -3,6 +3,7 @@ import type { ApiRoutes } from '../src/api/route-context.js'
 import {
   cursorQuery, errorResponses, limitQuery, tenantSecurity, watchIdParams, watchSchema, watchStatsSchema,
 } from '../src/api/schemas.js'
+import { MAX_BACKFILL_DEPTH } from '../src/delivery/replay-requests.js'
 import {
   EVM_ADDRESS_PATTERN, filterSchemas, MAX_WATCH_ADDRESSES, WATCH_STATUSES, WATCH_TYPES,
   type WatchStatus, type WatchType,
@@ -19,17 +20,22 @@ const metadata = {
   description: 'Yours, returned as given: at most 50 keys, nested at most 8 levels',
 } as const
 const secretBody = { type: 'object', required: ['secret'], properties: { secret: { type: 'string' } } } as const
+const fromBlock = {
+  type: 'integer', minimum: 0,
+  description: `EVM: also deliver every match from this block on (at most ${MAX_BACKFILL_DEPTH} blocks behind the head), under the webhook-ids a live or replayed delivery has`,
+} as const
 
 /** One branch per type, picked by `type`: errors point into the right filter, and OpenAPI shows every shape. */
 const createWatchBody = {
   type: 'object',
-  required: ['chain', 'type', 'filter', 'url'],
+  required: ['chain', 'type', 'filter'],
   additionalProperties: false,
   properties: {
     chain: { type: 'string', maxLength: 64 },
     type: { enum: WATCH_TYPES },
     filter: { type: 'object' },
-    url, confirmations, commitment, description, metadata,
+    url: { ...url, description: `${url.description}. Without one the watch sends no webhooks: its events reach only the event stream` },
+    confirmations, commitment, description, metadata, fromBlock,
   },
   discriminator: { propertyName: 'type' },
   oneOf: WATCH_TYPES.map((type) => ({
@@ -68,8 +74,8 @@ export const watchRoutes: ApiRoutes = async (app, { services }) => {
       response: { 201: { ...watchSchema, properties: { ...watchSchema.properties, secret: { type: 'string' } } }, ...errorResponses },
     },
   }, async (request, reply) => {
-    const { watch, secret } = await watches.create(request.tenantId, request.body)
-    request.log.info({ watchId: watch.id, chain: watch.chain, type: watch.type }, 'watch created')
+    const { watch, secret, replayId } = await watches.create(request.tenantId, request.body)
+    request.log.info({ watchId: watch.id, chain: watch.chain, type: watch.type, replayId }, 'watch created')
     return reply.code(201).send({ ...watch, secret })
   })
 
@@ -164,7 +170,7 @@ export const watchRoutes: ApiRoutes = async (app, { services }) => {
     return { secret }
   })
 
-  app.patch<{ Params: WatchParams; Body: { add?: string[]; remove?: string[] } }>('/watches/:id/addresses', {
+  app.patch<{ Params: WatchParams; Body: { add?: string[]; remove?: string[]; fromBlock?: number } }>('/watches/:id/addresses', {
     schema: {
       ...common,
       summary: 'Add and remove addresses of an evm.address_activity or evm.transactions watch',
@@ -172,7 +178,11 @@ export const watchRoutes: ApiRoutes = async (app, { services }) => {
       params: watchIdParams,
       body: {
         type: 'object', additionalProperties: false,
-        properties: { add: addressList, remove: addressList },
+        properties: {
+          add: addressList,
+          remove: addressList,
+          fromBlock: { ...fromBlock, description: `Also deliver the added addresses' matches from this block on (at most ${MAX_BACKFILL_DEPTH} blocks behind the head); the other addresses' are not sent again` },
+        },
       },
       response: {
         200: { type: 'object', required: ['count'], properties: { count: { type: 'integer', description: 'Distinct addresses the watch now holds' } } },
@@ -180,7 +190,8 @@ export const watchRoutes: ApiRoutes = async (app, { services }) => {
       },
     },
   }, async (request) => {
-    const count = await watches.changeAddresses(request.tenantId, request.params.id, request.body)
+    const { count, backfill } = await watches.changeAddresses(request.tenantId, request.params.id, request.body)
+    if (backfill) request.log.info({ watchId: request.params.id, ...backfill }, 'added addresses backfill requested')
     return { count }
   })
 }

@@ -67,7 +67,7 @@ export function wire(config: Config, role: string, logger: Logger, options: Wiri
     deliveryQueue,
     tenants: new TenantStore(redis, keys),
     watches,
-    watchService: WatchService.forConfig(config, watches, deliveryQueue, options.resolve, config.alerts && new AlertOutbox(redis, keys)),
+    watchService: WatchService.forConfig(config, redis, keys, watches, deliveryQueue, options.resolve, config.alerts && new AlertOutbox(redis, keys)),
     memoryWatch,
     close: () => (closing ??= (async () => {
       memoryWatch.stop()

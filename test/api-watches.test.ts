@@ -85,7 +85,7 @@ t.test('bad input is a 400 whose message names the field', async (t) => {
     ['unknown field', { type: 'evm.blocks', chain: 'eth', filter: {}, url: URL, colour: 'red' }, /^body\/colour is not a known field$/],
     ['unknown filter field', { type: 'evm.blocks', chain: 'eth', filter: { x: 1 }, url: URL }, /^body\/filter\/x is not a known field$/],
     ['wrong type', { type: 'evm.blocks', chain: 'eth', filter: {}, url: URL, confirmations: '12' }, /^body\/confirmations must be integer$/],
-    ['missing field', { type: 'evm.blocks', chain: 'eth', filter: {} }, /^body must have required property 'url'$/],
+    ['missing field', { type: 'evm.blocks', chain: 'eth', url: 'https://example.com/hook' }, /^body must have required property 'filter'$/],
     ['bad EVM address', { type: 'evm.logs', chain: 'eth', filter: { address: '0x1234' }, url: URL }, /^body\/filter\/address must match pattern "\^0x\[0-9a-fA-F\]\{40\}\$"$/],
     ['bad address in a list', { type: 'evm.address_activity', chain: 'eth', filter: { addresses: [ADDRESS, 'nope'] }, url: URL }, /^body\/filter\/addresses\/1 must match pattern/],
     ['bad topic', { type: 'evm.logs', chain: 'eth', filter: { topics: [[TOPIC, '0xabc']] }, url: URL }, /^body\/filter\/topics\/0\/1 must match pattern/],

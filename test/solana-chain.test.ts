@@ -90,7 +90,7 @@ async function harness(t: Test, options: { http?: boolean } = {}) {
    */
   async function startChain(overrides: Pick<SolanaChainDeps, 'http'> = {}, { connectedFirst = false } = {}): Promise<SolanaChain> {
     const chain = new SolanaChain({
-      chain: config.chains[0]!, redis, keys, store, watches: WatchService.forConfig(config, store, queue), deliveryQueue: queue, metrics, logger: pino({ level: 'silent' }),
+      chain: config.chains[0]!, redis, keys, store, watches: WatchService.forConfig(config, redis, keys, store, queue), deliveryQueue: queue, metrics, logger: pino({ level: 'silent' }),
       socket: { backoffInitialMs: 10, backoffMaxMs: 50, requestTimeoutMs: 5_000 },
       gapRetryDelaysMs: [20, 100],
       ...overrides,

@@ -42,14 +42,15 @@ const dateTime = { type: 'string', format: 'date-time' } as const
 /** A watch as clients see it: never its tenant's id nor its secret. */
 export const watchSchema = {
   type: 'object',
-  required: ['id', 'chain', 'type', 'filter', 'url', 'status', 'createdAt', 'updatedAt'],
+  required: ['id', 'chain', 'type', 'filter', 'status', 'createdAt', 'updatedAt'],
   properties: {
     id: { type: 'string', pattern: '^wch_' },
     chain: { type: 'string' },
     type: { enum: WATCH_TYPES },
     filter: { type: 'object', additionalProperties: true, description: 'The filter of the watch type (see POST /watches)' },
-    url: { type: 'string', format: 'uri' },
+    url: { type: 'string', format: 'uri', description: 'Absent: the watch sends no webhooks, its events reach only the event stream' },
     status: { enum: WATCH_STATUSES },
+    startBlock: { type: 'integer', description: "EVM: the first block matched live, the one after the chain's head when the watch was created" },
     confirmations: { type: 'integer', description: 'EVM only' },
     commitment: { enum: ['processed', 'confirmed', 'finalized'], description: 'Solana only' },
     description: { type: 'string' },

@@ -6,7 +6,8 @@
  */
 import { parseAbiItem } from 'viem'
 import type { ChainConfig, Commitment } from '../config/config.js'
-import { badRequest } from '../domain/errors.js'
+import { MAX_BACKFILL_DEPTH } from '../delivery/replay-requests.js'
+import { badRequest, BlockhookError } from '../domain/errors.js'
 import {
   ADDRESS_LIST_FIELDS,
   chainTypeOf,
@@ -158,4 +159,31 @@ export function changeAddresses(
     throw badRequest('BH_TOO_MANY_ADDRESSES', `the watch would hold ${count} addresses, more than ${MAX_WATCH_ADDRESSES}`)
   }
   return { filter: next as Watch['filter'], count }
+}
+
+/**
+ * The blocks a `fromBlock` backfill scans: from it to the head blockhook knows (later blocks are
+ * matched live). Empty (undefined) when `fromBlock` is past the head.
+ */
+export function backfillRange(type: WatchType, fromBlock: number, head: number | undefined): { fromBlock: number; toBlock: number } | undefined {
+  if (chainTypeOf(type) !== 'evm' || type === 'evm.pending_transactions') {
+    throw badRequest('BH_FIELD_NOT_FOR_TYPE', `body/fromBlock applies to EVM watches of mined blocks, not ${type}`)
+  }
+  if (head === undefined) {
+    throw new BlockhookError('BH_CHAIN_HEAD_UNKNOWN', 'body/fromBlock needs the chain\'s head, and no subscriber has followed this chain yet', 409)
+  }
+  if (fromBlock < head - MAX_BACKFILL_DEPTH) {
+    throw badRequest('BH_VALIDATION', `body/fromBlock must be at most ${MAX_BACKFILL_DEPTH} blocks behind the head (${head})`)
+  }
+  return fromBlock > head ? undefined : { fromBlock, toBlock: head }
+}
+
+/** The addresses `next` holds in its address lists that `watch`'s filter did not. */
+export function addedAddresses(watch: Watch, next: Watch['filter']): string[] {
+  const fields = ADDRESS_LIST_FIELDS[watch.type] ?? []
+  const before = new Set<string>()
+  for (const field of fields) for (const a of (watch.filter as Record<string, string[] | undefined>)[field] ?? []) before.add(a)
+  const added = new Set<string>()
+  for (const field of fields) for (const a of (next as Record<string, string[] | undefined>)[field] ?? []) if (!before.has(a)) added.add(a)
+  return [...added]
 }

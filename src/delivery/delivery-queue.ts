@@ -60,7 +60,10 @@ export class DeliveryQueue {
    * Stores and queues every event; resolves once all are durably queued (the subscriber moves its
    * cursor only after this). Returns how many were new.
    */
-  async enqueue(events: readonly MatchedEvent[], options: EnqueueOptions = {}, nowMs = Date.now()): Promise<number> {
+  async enqueue(matched: readonly MatchedEvent[], options: EnqueueOptions = {}, nowMs = Date.now()): Promise<number> {
+    // Every matched event of every chain passes here: the event stream takes them at this point.
+    // A watch without a url gets no record and no webhook.
+    const events = matched.filter((e) => !e.streamOnly)
     if (events.length === 0) return 0
     const { replayId } = options
     const replayJobIds = replayId ? events.map((e) => replayJobId(e.id, replayId)) : undefined

@@ -17,6 +17,8 @@ export interface MatchedEvent {
   data: Record<string, unknown>
   /** Unix ms when blockhook first saw the event, for blockhook_event_to_delivery_seconds. */
   firstSeenAt: number
+  /** The watch has no url: no delivery record and no webhook, only the event stream carries it. */
+  streamOnly?: true
 }
 
 export type DeliveryStatus = 'pending' | 'delivered' | 'failed' | 'cancelled'

@@ -171,11 +171,13 @@ export class DeliveryWorker {
       watches.get(record.watchId),
       watches.signingSecrets(record.watchId),
     ])
-    if (!watch || !secrets) {
+    // Without a url the watch sends nothing (its events go to the event stream only).
+    if (!watch || !secrets || watch.url === undefined) {
       await deliveryQueue.store.cancel([record.id], record.watchId)
       this.#deps.metrics.deliveries.inc({ outcome: 'cancelled' })
-      return 'cancelled: the watch was deleted'
+      return watch ? 'cancelled: the watch has no url' : 'cancelled: the watch was deleted'
     }
+    const url = watch.url
     if (watch.status === 'paused') return this.#postpone(job, token, this.#pausedRecheckMs)
     if (watch.status === 'disabled') {
       const error = new DeliveryError('BH_DELIVERY_WATCH_DISABLED', `the watch is disabled (${watch.disabledReason ?? 'by blockhook'})`, { retryable: false })
@@ -183,7 +185,7 @@ export class DeliveryWorker {
       throw new UnrecoverableError(error.message)
     }
 
-    const slot = await this.#slots.acquire(watch.url, record.id, this.#now())
+    const slot = await this.#slots.acquire(url, record.id, this.#now())
     if (slot === 'not-pending') return 'skipped: no longer pending'
     if (slot === 'full') {
       // Every start that neither failed nor is this one was a postponement (or a stall).
@@ -198,7 +200,7 @@ export class DeliveryWorker {
         const body = renderWebhookBody(record)
         const timestampSec = Math.floor(this.#now() / 1000)
         result = await this.#deps.httpClient.post(
-          { url: watch.url, headers: webhookHeaders({ id: record.id, timestampSec, body, secrets }), body },
+          { url, headers: webhookHeaders({ id: record.id, timestampSec, body, secrets }), body },
           signal,
         )
       } catch (err) {
@@ -247,7 +249,7 @@ export class DeliveryWorker {
 
     if (!error) return 'delivered'
     logger.info(
-      { deliveryId: record.id, watchId: watch.id, url: redactUrl(watch.url), statusCode: result.statusCode, code: error.code, outcome, nextAttemptAt },
+      { deliveryId: record.id, watchId: watch.id, url: watch.url && redactUrl(watch.url), statusCode: result.statusCode, code: error.code, outcome, nextAttemptAt },
       'delivery attempt failed',
     )
     if (hasCode(error, 'BH_DELIVERY_GONE')) {

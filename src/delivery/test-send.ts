@@ -18,7 +18,7 @@ export interface TestSendResult {
 
 export async function sendTestWebhook(
   client: WebhookHttpClient,
-  watch: Pick<Watch, 'id' | 'chain' | 'url'>,
+  watch: Pick<Watch, 'id' | 'chain'> & { url: string },
   secrets: readonly string[],
   nowMs = Date.now(),
 ): Promise<TestSendResult> {

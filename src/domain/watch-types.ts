@@ -152,8 +152,14 @@ interface WatchBase<T extends WatchType> {
   chain: string
   type: T
   filter: FilterByType[T]
-  url: string
+  /** Where webhooks go; a watch without one sends none (its events reach only the event stream). */
+  url?: string
   status: WatchStatus
+  /**
+   * EVM: the first block the watch matches, the block after the chain's head when it was created
+   * (an older block that the follower has not reached yet is not the user's to receive).
+   */
+  startBlock?: number
   /** EVM only: resolved at creation from the chain's default when not given. */
   confirmations?: number
   /** Solana only: resolved at creation from the chain's default when not given. */

@@ -82,9 +82,10 @@ export class DeliveryService {
   /** One webhook.test event to the watch URL now, outside the queue. */
   async sendTest(tenantId: string, watchId: string): Promise<TestSendResult> {
     const watch = await this.#d.watches.getForTenant(tenantId, watchId)
+    if (watch.url === undefined) throw badRequest('BH_WATCH_HAS_NO_URL', 'the watch has no url to send a test webhook to; set one with PATCH /watches/:id')
     const secrets = await this.#d.watches.signingSecrets(watch.id)
     if (!secrets) throw watchNotFound() // deleted between the two reads
-    return sendTestWebhook(this.#d.httpClient, watch, secrets)
+    return sendTestWebhook(this.#d.httpClient, { ...watch, url: watch.url }, secrets)
   }
 
   async queueCounts(): Promise<QueueCounts> {

@@ -5,9 +5,11 @@
  * deliveries, stats and counts. Routes, the delivery worker and the chains call it; it is the
  * only writer of watches besides tests.
  */
+import type { Redis } from 'ioredis'
 import type { AlertOutbox } from '../alerts/alert-outbox.js'
 import type { ChainConfig, Commitment, Config } from '../config/config.js'
 import type { DeliveryQueue } from '../delivery/delivery-queue.js'
+import { requestReplay } from '../delivery/replay-requests.js'
 import { badRequest, hasCode } from '../domain/errors.js'
 import { newId, newWebhookSecret } from '../domain/ids.js'
 import { checkWebhookUrl, type Resolver } from '../domain/url-policy.js'
@@ -15,9 +17,11 @@ import { applyUserChange, completed, disabled, type UserStatus } from '../domain
 import { WATCH_STATUSES, type Watch, type WatchStatus, type WatchType } from '../domain/watch-types.js'
 import { filterError } from '../api/validation.js'
 import {
-  changeAddresses, chainSettings, checkChainSettings, checkTypeFitsChain, findChain, normalizeFilter,
+  addedAddresses, backfillRange, changeAddresses, chainSettings, checkChainSettings, checkTypeFitsChain, findChain, normalizeFilter,
 } from '../api/watch-input.js'
+import type { RedisKeys } from '../storage/keys.js'
 import { watchNotFound, type WatchListQuery, type WatchStore } from '../storage/watch-store.js'
+import { readKnownHead } from '../subscriber/chain-status.js'
 
 /** The old secret keeps signing beside the new one for 24 h (README, "Secrets"). */
 export const SECRET_ROTATION_GRACE_MS = 24 * 60 * 60 * 1000
@@ -28,14 +32,19 @@ export interface CreateWatchInput {
   chain: string
   type: WatchType
   filter: Watch['filter']
-  url: string
+  /** Without one the watch sends no webhooks: its events reach only the event stream. */
+  url?: string
   confirmations?: number
   commitment?: Commitment
   description?: string
   metadata?: Record<string, unknown>
+  /** EVM: also deliver every match from this block on (a backfill request on the chain's replay stream). */
+  fromBlock?: number
 }
 
-export type UpdateWatchInput = Partial<Omit<CreateWatchInput, 'chain' | 'type'>> & { status?: UserStatus }
+export type UpdateWatchInput = Partial<Omit<CreateWatchInput, 'chain' | 'type' | 'fromBlock'>> & { status?: UserStatus }
+
+export interface AddressChange { add?: string[]; remove?: string[]; fromBlock?: number }
 
 export interface WatchStats {
   matched: number
@@ -48,6 +57,9 @@ export interface WatchStats {
 export interface WatchServiceDeps {
   chains: readonly ChainConfig[]
   allowPrivateUrls: Config['allowPrivateUrls']
+  /** Reads the head a chain's subscriber reported and writes backfill requests on its replay stream. */
+  redis: Redis
+  keys: RedisKeys
   store: WatchStore
   deliveryQueue: DeliveryQueue
   /** DNS for the webhook URL policy; the system resolver when absent (tests inject one). */
@@ -66,8 +78,10 @@ export class WatchService {
   readonly #now: () => number
 
   /** The service over `store` and `deliveryQueue` with the chains and URL policy of `config`. */
-  static forConfig(config: Config, store: WatchStore, deliveryQueue: DeliveryQueue, resolve?: Resolver, alerts?: AlertOutbox): WatchService {
-    return new WatchService({ chains: config.chains, allowPrivateUrls: config.allowPrivateUrls, store, deliveryQueue, resolve, alerts })
+  static forConfig(
+    config: Config, redis: Redis, keys: RedisKeys, store: WatchStore, deliveryQueue: DeliveryQueue, resolve?: Resolver, alerts?: AlertOutbox,
+  ): WatchService {
+    return new WatchService({ chains: config.chains, allowPrivateUrls: config.allowPrivateUrls, redis, keys, store, deliveryQueue, resolve, alerts })
   }
 
   constructor(deps: WatchServiceDeps) {
@@ -124,12 +138,19 @@ export class WatchService {
 
   // --- changes by a tenant ----------------------------------------------------------------------
 
-  async create(tenantId: string, input: CreateWatchInput): Promise<{ watch: Watch; secret: string }> {
+  /**
+   * A new EVM watch starts after the head blockhook knows now (`startBlock`): blocks up to it are
+   * older than the watch, and only a `fromBlock` backfill delivers them. Returns the backfill's
+   * replay id when one was requested.
+   */
+  async create(tenantId: string, input: CreateWatchInput): Promise<{ watch: Watch; secret: string; replayId?: string }> {
     const chain = findChain(this.#d.chains, input.chain)
     checkTypeFitsChain(input.type, chain)
     const settings = chainSettings(input.type, chain, input)
     const filter = normalizeFilter(input.type, input.filter)
-    await this.#checkUrl(input.url)
+    if (input.url !== undefined) await this.#checkUrl(input.url)
+    const head = chain.type === 'evm' ? await readKnownHead(this.#d.redis, this.#d.keys, chain.id) : undefined
+    const backfill = input.fromBlock === undefined ? undefined : backfillRange(input.type, input.fromBlock, head)
     const now = this.#nowIso()
     const watch = {
       id: newId('wch'),
@@ -137,8 +158,9 @@ export class WatchService {
       chain: chain.id,
       type: input.type,
       filter,
-      url: input.url,
+      ...(input.url !== undefined && { url: input.url }),
       status: 'active',
+      ...(head !== undefined && { startBlock: head + 1 }),
       ...settings,
       ...(input.description !== undefined && { description: input.description }),
       ...(input.metadata !== undefined && { metadata: input.metadata }),
@@ -147,7 +169,9 @@ export class WatchService {
     } as Watch
     const secret = newWebhookSecret()
     await this.#d.store.create(watch, secret)
-    return { watch, secret }
+    if (!backfill) return { watch, secret }
+    const replayId = await requestReplay(this.#d.redis, this.#d.keys, watch.chain, { watchId: watch.id, ...backfill, backfill: {} })
+    return { watch, secret, replayId }
   }
 
   async update(tenantId: string, watchId: string, input: UpdateWatchInput): Promise<Watch> {
@@ -166,16 +190,31 @@ export class WatchService {
     })
   }
 
-  /** Adds and removes addresses of every address list of the filter; returns how many it now holds. */
-  async changeAddresses(tenantId: string, watchId: string, change: { add?: string[]; remove?: string[] }): Promise<number> {
+  /**
+   * Adds and removes addresses of every address list of the filter; returns how many it now holds.
+   * With `fromBlock`, the matches the added addresses bring from that block to the head are
+   * requested as a backfill (returned), the other addresses' are not sent again.
+   */
+  async changeAddresses(
+    tenantId: string, watchId: string, change: AddressChange,
+  ): Promise<{ count: number; backfill?: { replayId: string; fromBlock: number; toBlock: number; added: number } }> {
+    let range: { fromBlock: number; toBlock: number } | undefined
+    if (change.fromBlock !== undefined) {
+      const current = await this.#d.store.getForTenant(tenantId, watchId)
+      range = backfillRange(current.type, change.fromBlock, await readKnownHead(this.#d.redis, this.#d.keys, current.chain))
+    }
     let count = 0
-    await this.#d.store.update(watchId, (watch) => {
+    let added: string[] = []
+    const updated = await this.#d.store.update(watchId, (watch) => {
       if (watch.tenantId !== tenantId) throw watchNotFound()
       const changed = changeAddresses(watch, change)
       count = changed.count
+      added = addedAddresses(watch, changed.filter)
       return { ...watch, filter: changed.filter, updatedAt: this.#nowIso() } as Watch
     })
-    return count
+    if (!range || added.length === 0) return { count }
+    const replayId = await requestReplay(this.#d.redis, this.#d.keys, updated.chain, { watchId: updated.id, ...range, backfill: { addresses: added } })
+    return { count, backfill: { replayId, ...range, added: added.length } }
   }
 
   /**

@@ -81,3 +81,14 @@ export class ChainStatusPublisher {
     return this.#writing
   }
 }
+
+/**
+ * The newest block blockhook knows of on a chain: the head its subscriber last reported, or the
+ * cursor if that is further (a status write is coalesced, a cursor write is not). Undefined before
+ * any subscriber has followed the chain (its first start begins at the node's head anyway).
+ */
+export async function readKnownHead(redis: Redis, keys: { chainStatus(chain: string): string; chainCursor(chain: string): string }, chain: string): Promise<number | undefined> {
+  const [head, cursor] = await Promise.all([redis.hget(keys.chainStatus(chain), 'headNumber'), redis.hget(keys.chainCursor(chain), 'number')])
+  const known = [head, cursor].filter((n): n is string => n !== null && /^[0-9]+$/.test(n)).map(Number)
+  return known.length > 0 ? Math.max(...known) : undefined
+}

@@ -80,6 +80,10 @@ export class EvmChain implements ChainDriver {
     return this.#leadership?.follower
   }
 
+  get replays(): ReplayConsumer | undefined {
+    return this.#leadership?.replays
+  }
+
   get pendingTransactions(): PendingTransactions | undefined {
     return this.#leadership?.pending
   }
@@ -132,8 +136,8 @@ export class EvmChain implements ChainDriver {
     const replays = new ReplayConsumer({
       chain: chain.id, defaultConfirmations: chain.confirmations, reader: replayReader, redis,
       streamKey: keys.chainReplays(chain.id), cursorKey: keys.chainCursor(chain.id), store, node: this.#node,
-      cursor: () => follower.reached(0),
-      enqueue: async (events, replayId) => { await this.#d.deliveryQueue.enqueue(events, { replayId }) },
+      cursor: (number) => follower.reached(number),
+      enqueue: async (events, replayId) => { await this.#d.deliveryQueue.enqueue(events, replayId ? { replayId } : {}) },
       logger: this.#log,
     })
     // Watches first: a block matched against a half-loaded index would lose its events for good.

@@ -48,6 +48,7 @@ export function buildEvent(spec: EventSpec): MatchedEvent {
       ...spec.fields,
     },
     firstSeenAt: spec.nowMs,
+    ...(watch.url === undefined ? { streamOnly: true as const } : {}),
   }
 }
 

@@ -1,5 +1,6 @@
 /**
- * Replays (POST /watches/:id/replay, README, "API tour"): requests arrive on the chain's replay stream; the
+ * Replays (POST /watches/:id/replay, README, "API tour") and `fromBlock` backfills (see
+ * replay-requests.ts): requests arrive on the chain's replay stream; the
  * leader scans the range again for that one watch and queues every match with the replayId, so
  * each goes out again under the `webhook-id` it had. Only blocks already confirmed for the watch
  * are scanned (newer ones are still ahead of the follower, which delivers them normally).
@@ -7,8 +8,10 @@
  */
 import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
+import { changeAddresses } from '../../api/watch-input.js'
 import type { MatchedEvent } from '../../delivery/delivery-record.js'
 import { parseReplayRequest, type ReplayRequest } from '../../delivery/replay-requests.js'
+import type { Watch } from '../../domain/watch-types.js'
 import type { WatchStore } from '../../storage/watch-store.js'
 import { mapBounded } from '../../domain/map-bounded.js'
 import { readBlockData, type Cursor } from './block-follower.js'
@@ -18,6 +21,8 @@ import { EvmWatchIndex } from './watch-index.js'
 const POSITION_FIELD = 'replayPosition'
 const CHUNK_BLOCKS = 50
 const FETCH_CONCURRENCY = 4
+/** Finished request ids remembered for `handled` (a caller asks soon after its request). */
+const HANDLED_KEPT = 100
 
 export interface ReplayDeps {
   chain: string
@@ -30,9 +35,10 @@ export interface ReplayDeps {
   cursorKey: string
   store: WatchStore
   node: EvmNode
-  /** Resolves with the follower's first saved cursor (replays scan only what it has passed). */
-  cursor(): Promise<Cursor>
-  enqueue(events: MatchedEvent[], replayId: string): Promise<void>
+  /** Resolves once the follower's saved cursor is at `number` or beyond (replays scan only what it has passed). */
+  cursor(number: number): Promise<Cursor>
+  /** Queues matches; with a replayId they are sent again, without one only new ones are (a backfill). */
+  enqueue(events: MatchedEvent[], replayId: string | undefined): Promise<void>
   logger: Logger
 }
 
@@ -41,9 +47,24 @@ export class ReplayConsumer {
   readonly #abort = new AbortController()
   readonly #aborted = new Promise<undefined>((resolve) => this.#abort.signal.addEventListener('abort', () => resolve(undefined)))
   #loop: Promise<void> | undefined
+  readonly #handled: string[] = []
+  readonly #waiters = new Map<string, (() => void)[]>()
 
   constructor(deps: ReplayDeps) {
     this.#d = deps
+  }
+
+  /** Resolves once this consumer has handled the request (tests, and anyone awaiting a backfill). */
+  handled(replayId: string): Promise<void> {
+    if (this.#handled.includes(replayId)) return Promise.resolve()
+    return new Promise((resolve) => this.#waiters.set(replayId, [...(this.#waiters.get(replayId) ?? []), resolve]))
+  }
+
+  #markHandled(replayId: string): void {
+    this.#handled.push(replayId)
+    if (this.#handled.length > HANDLED_KEPT) this.#handled.shift()
+    for (const resolve of this.#waiters.get(replayId) ?? []) resolve()
+    this.#waiters.delete(replayId)
   }
 
   start(): void {
@@ -70,6 +91,7 @@ export class ReplayConsumer {
           if (this.#abort.signal.aborted) return // cut short: the next leader does it again
           position = id
           await this.#d.redis.hset(this.#d.cursorKey, POSITION_FIELD, position)
+          if (request) this.#markHandled(request.replayId)
         }
       } catch (err) {
         if (this.#abort.signal.aborted) return
@@ -85,13 +107,16 @@ export class ReplayConsumer {
       this.#d.logger.info({ replayId: request.replayId }, 'replay of a watch that is gone, skipped')
       return
     }
-    const index = new EvmWatchIndex(this.#d.chain, this.#d.defaultConfirmations)
-    // Replayed whatever the watch's status now: the user asked for this range explicitly.
-    index.upsert({ ...watch, status: 'active' })
-    const cursor = await Promise.race([this.#d.cursor(), this.#aborted])
+    const index = this.#indexOf(watch)
+    // Matches the added addresses did not bring, left out of an address backfill.
+    const addresses = request.backfill?.addresses
+    const without = addresses ? this.#indexOf({ ...watch, filter: changeAddresses(watch, { remove: addresses }).filter } as Watch) : undefined
+    const confirmations = index.confirmationsOf(watch)
+    // A backfill waits for its range to be confirmed: the follower will not deliver those blocks.
+    const cursor = await Promise.race([this.#d.cursor(request.backfill ? request.toBlock + confirmations : 0), this.#aborted])
     if (!cursor) return
-    const confirmedTo = cursor.number - index.confirmationsOf(watch)
-    const toBlock = Math.min(request.toBlock, confirmedTo)
+    const toBlock = Math.min(request.toBlock, cursor.number - confirmations)
+    const enqueueAs = request.backfill ? undefined : request.replayId
     let queued = 0
     for (let from = request.fromBlock; from <= toBlock && !this.#abort.signal.aborted; from += CHUNK_BLOCKS) {
       const numbers = Array.from({ length: Math.min(CHUNK_BLOCKS, toBlock - from + 1) }, (_, i) => from + i)
@@ -99,10 +124,27 @@ export class ReplayConsumer {
         const block = await this.#d.node.blockByNumber(n, index.needsTransactions())
         return block ? readBlockData(this.#d.node, index, block) : undefined
       })
-      const events = datas.flatMap((data) => (data ? index.matchBlock(data, Date.now()).map((m) => m.event) : []))
-      if (events.length > 0) await this.#d.enqueue(events, request.replayId)
+      const events = datas.flatMap((data) => {
+        if (!data) return []
+        const events = index.matchBlock(data, Date.now()).map((m) => m.event)
+        if (!without) return events
+        const known = new Set(without.matchBlock(data, Date.now()).map((m) => m.event.id))
+        return events.filter((e) => !known.has(e.id))
+      })
+      if (events.length > 0) await this.#d.enqueue(events, enqueueAs)
       queued += events.length
     }
-    this.#d.logger.info({ replayId: request.replayId, watchId: watch.id, fromBlock: request.fromBlock, toBlock, queued }, 'replay done')
+    this.#d.logger.info({ replayId: request.replayId, watchId: watch.id, fromBlock: request.fromBlock, toBlock, queued, backfill: request.backfill !== undefined }, 'replay done')
+  }
+
+  /**
+   * An index of the watch alone, as it matches now but from any block (its `startBlock` is for
+   * live matching) and whatever its status: the user asked for this range explicitly.
+   */
+  #indexOf(watch: Watch): EvmWatchIndex {
+    const index = new EvmWatchIndex(this.#d.chain, this.#d.defaultConfirmations)
+    const { startBlock: _startBlock, ...anyBlock } = watch
+    index.upsert({ ...anyBlock, status: 'active' } as Watch)
+    return index
   }
 }

@@ -324,6 +324,7 @@ export class EvmWatchIndex {
     const matches: EvmMatch[] = []
     const block = blockRef(data.block)
     const emit: Emit = (watch, type, txHash, logPart, eventKey, fields) => {
+      if (watch.startBlock !== undefined && block.number < watch.startBlock) return
       const confirmations = this.confirmationsOf(watch)
       matches.push({
         confirmations,

@@ -94,5 +94,6 @@ export function matchedEvents(
     timestamp,
     data: { slot: n.slot, value: n.value },
     firstSeenAt,
+    ...(watch.url === undefined ? { streamOnly: true as const } : {}),
   }))
 }
