@@ -20,6 +20,10 @@ const metadata = {
   description: 'Yours, returned as given: at most 50 keys, nested at most 8 levels',
 } as const
 const secretBody = { type: 'object', required: ['secret'], properties: { secret: { type: 'string' } } } as const
+const batch = {
+  enum: ['none', 'block'],
+  description: 'EVM: `block` sends one evm.batch webhook per block with matches (in parts under 256 KiB) instead of one per event; default `none`',
+} as const
 const fromBlock = {
   type: 'integer', minimum: 0,
   description: `EVM: also deliver every match from this block on (at most ${MAX_BACKFILL_DEPTH} blocks behind the head), under the webhook-ids a live or replayed delivery has`,
@@ -35,7 +39,7 @@ const createWatchBody = {
     type: { enum: WATCH_TYPES },
     filter: { type: 'object' },
     url: { ...url, description: `${url.description}. Without one the watch sends no webhooks: its events reach only the event stream` },
-    confirmations, commitment, description, metadata, fromBlock,
+    confirmations, commitment, description, metadata, batch, fromBlock,
   },
   discriminator: { propertyName: 'type' },
   oneOf: WATCH_TYPES.map((type) => ({

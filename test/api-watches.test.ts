@@ -294,3 +294,23 @@ t.test('PATCH /watches/:id/addresses adds, removes, dedupes and bounds the addre
 function addressesOf(watch: unknown): string[] {
   return (watch as { filter: { addresses: string[] } }).filter.addresses
 }
+
+t.test('batch, url and fromBlock options: validated, stored, and in /openapi.json', async (t) => {
+  const { app, post, create } = await setup(t)
+  t.equal((await create('evm.logs', { batch: 'block' })).batch, 'block')
+  const noUrl = await post({ type: 'evm.blocks', ...VALID['evm.blocks'] })
+  t.equal(noUrl.statusCode, 201, 'url is optional')
+  t.notOk('url' in noUrl.json())
+  for (const [type, code] of [['solana.slot', 'BH_FIELD_NOT_FOR_TYPE'], ['evm.pending_transactions', 'BH_FIELD_NOT_FOR_TYPE']] as const) {
+    const res = await post({ type, url: URL, ...VALID[type], batch: 'block' })
+    t.match(res.json(), { statusCode: 400, code, message: /^body\/batch/ }, type)
+  }
+  t.match((await post({ type: 'evm.logs', url: URL, ...VALID['evm.logs'], batch: 'event' })).json(), { statusCode: 400, message: /body\/batch/ })
+  t.match((await post({ type: 'evm.logs', url: URL, ...VALID['evm.logs'], fromBlock: 1 })).json(),
+    { statusCode: 409, code: 'BH_CHAIN_HEAD_UNKNOWN' }, 'no subscriber has reported a head for this chain')
+  const doc = (await app.inject({ method: 'GET', url: '/openapi.json' })).json() as any
+  const body = doc.paths['/watches'].post.requestBody.content['application/json'].schema
+  t.same(body.required, ['chain', 'type', 'filter'])
+  t.ok(body.properties.batch && body.properties.fromBlock && body.properties.url)
+  t.ok(doc.paths['/watches/{id}/addresses'].patch.requestBody.content['application/json'].schema.properties.fromBlock)
+})

@@ -50,6 +50,7 @@ export const watchSchema = {
     filter: { type: 'object', additionalProperties: true, description: 'The filter of the watch type (see POST /watches)' },
     url: { type: 'string', format: 'uri', description: 'Absent: the watch sends no webhooks, its events reach only the event stream' },
     status: { enum: WATCH_STATUSES },
+    batch: { enum: ['none', 'block'], description: 'EVM: `block` sends one evm.batch webhook per block' },
     startBlock: { type: 'integer', description: "EVM: the first block matched live, the one after the chain's head when the watch was created" },
     confirmations: { type: 'integer', description: 'EVM only' },
     commitment: { enum: ['processed', 'confirmed', 'finalized'], description: 'Solana only' },

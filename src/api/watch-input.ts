@@ -166,7 +166,7 @@ export function changeAddresses(
  * matched live). Empty (undefined) when `fromBlock` is past the head.
  */
 export function backfillRange(type: WatchType, fromBlock: number, head: number | undefined): { fromBlock: number; toBlock: number } | undefined {
-  if (chainTypeOf(type) !== 'evm' || type === 'evm.pending_transactions') {
+  if (!blockBased(type)) {
     throw badRequest('BH_FIELD_NOT_FOR_TYPE', `body/fromBlock applies to EVM watches of mined blocks, not ${type}`)
   }
   if (head === undefined) {
@@ -177,6 +177,13 @@ export function backfillRange(type: WatchType, fromBlock: number, head: number |
   }
   return fromBlock > head ? undefined : { fromBlock, toBlock: head }
 }
+
+/** Batches are per block: for EVM watches of mined blocks. */
+export function checkBatchable(type: WatchType): void {
+  if (!blockBased(type)) throw badRequest('BH_FIELD_NOT_FOR_TYPE', `body/batch "block" applies to EVM watches of mined blocks, not ${type}`)
+}
+
+const blockBased = (type: WatchType) => chainTypeOf(type) === 'evm' && type !== 'evm.pending_transactions'
 
 /** The addresses `next` holds in its address lists that `watch`'s filter did not. */
 export function addedAddresses(watch: Watch, next: Watch['filter']): string[] {

@@ -160,6 +160,8 @@ interface WatchBase<T extends WatchType> {
    * (an older block that the follower has not reached yet is not the user's to receive).
    */
   startBlock?: number
+  /** EVM: `block` sends one `evm.batch` webhook per block with matches instead of one per event. */
+  batch?: 'none' | 'block'
   /** EVM only: resolved at creation from the chain's default when not given. */
   confirmations?: number
   /** Solana only: resolved at creation from the chain's default when not given. */
@@ -182,6 +184,7 @@ export type EventType =
   | 'evm.transaction' | 'evm.transaction.removed'
   | 'evm.activity' | 'evm.activity.removed'
   | 'evm.block' | 'evm.block.removed'
+  | 'evm.batch' | 'evm.batch.removed'
   | 'evm.pending_transaction'
   | 'solana.account' | 'solana.program_account' | 'solana.logs' | 'solana.signature' | 'solana.slot'
   | 'webhook.test'

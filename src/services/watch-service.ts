@@ -17,7 +17,7 @@ import { applyUserChange, completed, disabled, type UserStatus } from '../domain
 import { WATCH_STATUSES, type Watch, type WatchStatus, type WatchType } from '../domain/watch-types.js'
 import { filterError } from '../api/validation.js'
 import {
-  addedAddresses, backfillRange, changeAddresses, chainSettings, checkChainSettings, checkTypeFitsChain, findChain, normalizeFilter,
+  addedAddresses, backfillRange, changeAddresses, checkBatchable, chainSettings, checkChainSettings, checkTypeFitsChain, findChain, normalizeFilter,
 } from '../api/watch-input.js'
 import type { RedisKeys } from '../storage/keys.js'
 import { watchNotFound, type WatchListQuery, type WatchStore } from '../storage/watch-store.js'
@@ -38,11 +38,13 @@ export interface CreateWatchInput {
   commitment?: Commitment
   description?: string
   metadata?: Record<string, unknown>
+  /** EVM: `block` sends one evm.batch webhook per block with matches instead of one per event. */
+  batch?: 'none' | 'block'
   /** EVM: also deliver every match from this block on (a backfill request on the chain's replay stream). */
   fromBlock?: number
 }
 
-export type UpdateWatchInput = Partial<Omit<CreateWatchInput, 'chain' | 'type' | 'fromBlock'>> & { status?: UserStatus }
+export type UpdateWatchInput = Partial<Omit<CreateWatchInput, 'chain' | 'type' | 'fromBlock' | 'batch'>> & { status?: UserStatus }
 
 export interface AddressChange { add?: string[]; remove?: string[]; fromBlock?: number }
 
@@ -148,6 +150,7 @@ export class WatchService {
     checkTypeFitsChain(input.type, chain)
     const settings = chainSettings(input.type, chain, input)
     const filter = normalizeFilter(input.type, input.filter)
+    if (input.batch === 'block') checkBatchable(input.type)
     if (input.url !== undefined) await this.#checkUrl(input.url)
     const head = chain.type === 'evm' ? await readKnownHead(this.#d.redis, this.#d.keys, chain.id) : undefined
     const backfill = input.fromBlock === undefined ? undefined : backfillRange(input.type, input.fromBlock, head)
@@ -164,6 +167,7 @@ export class WatchService {
       ...settings,
       ...(input.description !== undefined && { description: input.description }),
       ...(input.metadata !== undefined && { metadata: input.metadata }),
+      ...(input.batch !== undefined && { batch: input.batch }),
       createdAt: now,
       updatedAt: now,
     } as Watch

@@ -9,6 +9,7 @@
 import { webhookId } from '../../domain/ids.js'
 import type { EventType, Watch } from '../../domain/watch-types.js'
 import type { MatchedEvent } from '../../delivery/delivery-record.js'
+import { removedBatch } from './batches.js'
 import { hexToNumber, type RpcBlock } from './rpc-types.js'
 
 export interface BlockRef { number: number; hash: string; timestamp: number }
@@ -64,6 +65,7 @@ const REMOVED_TYPE: Partial<Record<EventType, EventType>> = {
  * removed type), the same data with `retracts` and, for a log, `removed: true` as a node says it.
  */
 export function removedEvent(event: MatchedEvent, nowMs: number): MatchedEvent | undefined {
+  if (event.type === 'evm.batch') return removedBatch(event, nowMs)
   const type = REMOVED_TYPE[event.type]
   if (!type) return undefined
   const data: Record<string, unknown> = { ...event.data, retracts: event.id }

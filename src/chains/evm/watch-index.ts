@@ -10,6 +10,7 @@
 import type { EventType, TopicFilter, Watch, WatchOf } from '../../domain/watch-types.js'
 import type { MatchedEvent } from '../../delivery/delivery-record.js'
 import { decodeTokenTransfers, LogDecoder, TRANSFER_BATCH_TOPIC, transferParties } from './abi.js'
+import { batchParts } from './batches.js'
 import { blockRef, buildEvent } from './payloads.js'
 import { hexToDecimal, hexToNumber, type RpcBlock, type RpcLog, type RpcReceipt, type RpcTransaction } from './rpc-types.js'
 
@@ -152,6 +153,8 @@ export class EvmWatchIndex {
   readonly #chain: string
   readonly #defaultConfirmations: number
   readonly #watches = new Map<string, Watch>()
+  /** Ids of the `"batch": "block"` watches. */
+  readonly #batchWatches = new Set<string>()
 
   readonly #logsByAddress = new MultiMap<LogEntry>()
   readonly #logsByTopic0 = new MultiMap<LogEntry>()
@@ -215,12 +218,14 @@ export class EvmWatchIndex {
       default: return
     }
     this.#watches.set(watch.id, watch)
+    if (watch.batch === 'block') this.#batchWatches.add(watch.id)
   }
 
   remove(watchId: string): void {
     const watch = this.#watches.get(watchId)
     if (!watch) return
     this.#watches.delete(watchId)
+    this.#batchWatches.delete(watchId)
     this.#maxConfirmations = undefined
     switch (watch.type) {
       case 'evm.logs': {
@@ -353,7 +358,26 @@ export class EvmWatchIndex {
         if (hasActivity) this.#matchTokenActivity(log, emit)
       }
     }
-    return matches
+    return this.#batchWatches.size === 0 ? matches : this.#batched(matches, nowMs)
+  }
+
+  /** A batch watch's matches of the block become its `evm.batch` parts, with the same confirmations. */
+  #batched(matches: EvmMatch[], nowMs: number): EvmMatch[] {
+    const out: EvmMatch[] = []
+    const byWatch = new Map<string, EvmMatch[]>()
+    for (const m of matches) {
+      if (!this.#batchWatches.has(m.event.watchId)) out.push(m)
+      else {
+        const group = byWatch.get(m.event.watchId)
+        if (group) group.push(m)
+        else byWatch.set(m.event.watchId, [m])
+      }
+    }
+    for (const group of byWatch.values()) {
+      const confirmations = group[0]!.confirmations
+      for (const event of batchParts(group.map((m) => m.event), nowMs)) out.push({ confirmations, event })
+    }
+    return out
   }
 
   #matchTransaction(tx: RpcTransaction, data: BlockData, emit: Emit): void {
