@@ -24,6 +24,10 @@ const batch = {
   enum: ['none', 'block'],
   description: 'EVM: `block` sends one evm.batch webhook per block with matches (in parts under 256 KiB) instead of one per event; default `none`',
 } as const
+const ordered = {
+  type: 'boolean',
+  description: "At most one webhook of the watch in flight, sent in sequence order (retractions included); a failing one holds back only this watch, and once its attempts are spent it is failed and the next goes; default false",
+} as const
 const fromBlock = {
   type: 'integer', minimum: 0,
   description: `EVM: also deliver every match from this block on (at most ${MAX_BACKFILL_DEPTH} blocks behind the head), under the webhook-ids a live or replayed delivery has`,
@@ -39,7 +43,7 @@ const createWatchBody = {
     type: { enum: WATCH_TYPES },
     filter: { type: 'object' },
     url: { ...url, description: `${url.description}. Without one the watch sends no webhooks: its events reach only the event stream` },
-    confirmations, commitment, description, metadata, batch, fromBlock,
+    confirmations, commitment, description, metadata, batch, ordered, fromBlock,
   },
   discriminator: { propertyName: 'type' },
   oneOf: WATCH_TYPES.map((type) => ({

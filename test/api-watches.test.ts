@@ -297,7 +297,8 @@ function addressesOf(watch: unknown): string[] {
 
 t.test('batch, url and fromBlock options: validated, stored, and in /openapi.json', async (t) => {
   const { app, post, create } = await setup(t)
-  t.equal((await create('evm.logs', { batch: 'block' })).batch, 'block')
+  t.match(await create('evm.logs', { batch: 'block', ordered: true }), { batch: 'block', ordered: true })
+  t.match(await create('solana.slot', { ordered: true }), { ordered: true }, 'ordered is for every chain type')
   const noUrl = await post({ type: 'evm.blocks', ...VALID['evm.blocks'] })
   t.equal(noUrl.statusCode, 201, 'url is optional')
   t.notOk('url' in noUrl.json())
@@ -311,6 +312,6 @@ t.test('batch, url and fromBlock options: validated, stored, and in /openapi.jso
   const doc = (await app.inject({ method: 'GET', url: '/openapi.json' })).json() as any
   const body = doc.paths['/watches'].post.requestBody.content['application/json'].schema
   t.same(body.required, ['chain', 'type', 'filter'])
-  t.ok(body.properties.batch && body.properties.fromBlock && body.properties.url)
+  t.ok(body.properties.batch && body.properties.ordered && body.properties.fromBlock && body.properties.url)
   t.ok(doc.paths['/watches/{id}/addresses'].patch.requestBody.content['application/json'].schema.properties.fromBlock)
 })

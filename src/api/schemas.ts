@@ -51,6 +51,7 @@ export const watchSchema = {
     url: { type: 'string', format: 'uri', description: 'Absent: the watch sends no webhooks, its events reach only the event stream' },
     status: { enum: WATCH_STATUSES },
     batch: { enum: ['none', 'block'], description: 'EVM: `block` sends one evm.batch webhook per block' },
+    ordered: { type: 'boolean', description: 'Webhooks go out one at a time in sequence order' },
     startBlock: { type: 'integer', description: "EVM: the first block matched live, the one after the chain's head when the watch was created" },
     confirmations: { type: 'integer', description: 'EVM only' },
     commitment: { enum: ['processed', 'confirmed', 'finalized'], description: 'Solana only' },

@@ -86,7 +86,18 @@ export class DeliveryQueue {
     const jobId = `${deliveryId}-retry${nowMs}`
     const previous = await this.store.requeueFailed(deliveryId, watchId, jobId)
     if (previous === 'failed') await this.#add([{ deliveryId, jobId }])
-    return previous
+    // Held behind an earlier delivery of its ordered watch: queued when that one finishes.
+    return previous === 'held' ? 'failed' : previous
+  }
+
+  /**
+   * An ordered watch's delivery is finished: queue the next one (README: one in flight, in
+   * sequence order). Called by the worker inside the finished job, so a crash before it runs
+   * leaves the job to BullMQ's stalled-job recovery, which calls it again.
+   */
+  async releaseOrdered(watchId: string, finishedId: string): Promise<void> {
+    const next = await this.store.nextOrdered(watchId, finishedId)
+    if (next) await this.#add([next])
   }
 
   /**
@@ -104,6 +115,7 @@ export class DeliveryQueue {
       // A running job is locked and cannot be removed; removal is only tidying, the status is what counts.
       await Promise.all(jobIds.map((jobId) => this.queue.remove(jobId).catch(() => 0)))
     } while (cursor !== '0')
+    await this.store.forgetOrdered(watchId)
     return cancelled
   }
 

@@ -19,6 +19,8 @@ export interface MatchedEvent {
   firstSeenAt: number
   /** The watch has no url: no delivery record and no webhook, only the event stream carries it. */
   streamOnly?: true
+  /** The watch is ordered: its deliveries go one at a time in sequence order. */
+  ordered?: true
 }
 
 export type DeliveryStatus = 'pending' | 'delivered' | 'failed' | 'cancelled'
@@ -126,5 +128,6 @@ export function recordFromHash(hash: Record<string, string>, payload: string | n
     attempts: (JSON.parse(hash.attempts ?? '[]') as StoredAttempt[]).map(attemptFromStored),
     nextAttemptAt: hash.nextAttemptAt || null,
     createdAt: hash.createdAt!,
+    ...(hash.ordered === '1' ? { ordered: true as const } : {}),
   }
 }

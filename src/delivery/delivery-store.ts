@@ -11,6 +11,7 @@
 import type { Redis } from 'ioredis'
 import { BlockhookError } from '../domain/errors.js'
 import type { RedisKeys } from '../storage/keys.js'
+import { takeNextOrdered } from '../storage/redis-scripts.js'
 import { attemptJson, eventLocation, payloadJson, recordFromHash, type DeliveryAttempt, type DeliveryRecord, type DeliveryStatus, type MatchedEvent } from './delivery-record.js'
 
 /** Attempts kept on one record (replays and manual retries add more); the oldest go first. */
@@ -22,14 +23,16 @@ const MAX_SCANNED_PER_LIST = 1_000
 export const deliveryNotFound = () => new BlockhookError('BH_DELIVERY_NOT_FOUND', 'delivery not found', 404)
 
 /**
- * Stores a batch of events, each as the one-event case did: KEYS are 7 per event (record,
- * sequence, log, stats, pending set, watch, payload, tenant event log); ARGV[1], ARGV[2], ARGV[3]
- * are createdAt (ISO), now ms and the event log's retention ms, then 11 per event: id, watchId,
- * tenantId, chain, type, payload JSON, firstSeenAt, replay job id or '', block number, block
- * hash, eventKey (the last three may be '').
+ * Stores a batch of events, each as the one-event case did: KEYS are 9 per event (record,
+ * sequence, log, stats, pending set, watch, payload, tenant event log, ordered set); ARGV[1],
+ * ARGV[2], ARGV[3] are createdAt (ISO), now ms and the event log's retention ms, then 12 per
+ * event: id, watchId, tenantId, chain, type, payload JSON, firstSeenAt, replay job id or '', block
+ * number, block hash, eventKey (the last three may be ''), ordered ('1' or '').
  * A new record is also appended to its tenant's event log (GET /events/stream) in the same
  * script, so the log holds each event exactly once and in sequence order whatever crashes when;
  * entries older than the retention (by Redis's clock, which also makes the entry ids) are trimmed.
+ * An ordered watch's pending record joins its ordered set by sequence, and is answered `held`
+ * (no job) unless it is the set's first.
  * Returns {outcome, jobId} per event, flattened. One script per batch, not per event: the per-call
  * cost (script lookup, argument conversion, a reply each) was a third of Redis's time per event.
  * A replay writes the payload again (it may have expired) and keeps it until the record is final.
@@ -38,25 +41,26 @@ const STORE_RECORDS = `
 local replies = {}
 local time = redis.call('TIME')
 local minId = (tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)) - tonumber(ARGV[3])
-for e = 0, #KEYS / 8 - 1 do
-  local k, a = e * 8, 3 + e * 11
+for e = 0, #KEYS / 9 - 1 do
+  local k, a = e * 9, 3 + e * 12
   local record, id, replayJobId = KEYS[k + 1], ARGV[a + 1], ARGV[a + 8]
   local status = redis.call('HGET', record, 'status')
+  local outcome, jobId
   if status then
     if replayJobId == '' or status == 'pending' then
-      replies[#replies + 1] = status
-      replies[#replies + 1] = redis.call('HGET', record, 'jobId') or id
+      outcome = status
+      jobId = redis.call('HGET', record, 'jobId') or id
     else
       redis.call('HSET', record, 'status', 'pending', 'nextAttemptAt', '', 'jobId', replayJobId)
       redis.call('PERSIST', record)
       redis.call('SET', KEYS[k + 7], ARGV[a + 6])
       redis.call('SADD', KEYS[k + 5], id)
       if redis.call('EXISTS', KEYS[k + 6]) == 1 then redis.call('HINCRBY', KEYS[k + 4], 'pending', 1) end
-      replies[#replies + 1] = 'replayed'
-      replies[#replies + 1] = replayJobId
+      outcome = 'replayed'
+      jobId = replayJobId
     end
   else
-    local jobId = replayJobId
+    jobId = replayJobId
     if jobId == '' then jobId = id end
     local sequence = redis.call('INCR', KEYS[k + 2])
     redis.call('HSET', record, 'id', id, 'watchId', ARGV[a + 2], 'tenantId', ARGV[a + 3], 'chain', ARGV[a + 4],
@@ -65,6 +69,7 @@ for e = 0, #KEYS / 8 - 1 do
     if ARGV[a + 9] ~= '' then redis.call('HSET', record, 'blockNumber', ARGV[a + 9]) end
     if ARGV[a + 10] ~= '' then redis.call('HSET', record, 'blockHash', ARGV[a + 10]) end
     if ARGV[a + 11] ~= '' then redis.call('HSET', record, 'eventKey', ARGV[a + 11]) end
+    if ARGV[a + 12] == '1' then redis.call('HSET', record, 'ordered', '1') end
     redis.call('SET', KEYS[k + 7], ARGV[a + 6])
     redis.call('ZADD', KEYS[k + 3], ARGV[2], id)
     redis.call('SADD', KEYS[k + 5], id)
@@ -73,16 +78,24 @@ for e = 0, #KEYS / 8 - 1 do
     redis.call('XADD', KEYS[k + 8], 'MINID', '~', minId, '*', 'id', id, 'watchId', ARGV[a + 2], 'chain', ARGV[a + 4],
       'type', ARGV[a + 5], 'sequence', sequence, 'payload', ARGV[a + 6])
     redis.call('PEXPIRE', KEYS[k + 8], ARGV[3])
-    replies[#replies + 1] = 'new'
-    replies[#replies + 1] = jobId
+    outcome = 'new'
   end
+  if ARGV[a + 12] == '1' and (outcome == 'new' or outcome == 'replayed' or outcome == 'pending') then
+    redis.call('ZADD', KEYS[k + 9], redis.call('HGET', record, 'sequence'), id)
+    if redis.call('ZRANGE', KEYS[k + 9], 0, 0)[1] ~= id then outcome = 'held' end
+  end
+  replies[#replies + 1] = outcome
+  replies[#replies + 1] = jobId
 end
 return replies`
 
 /** Events per STORE_RECORDS call: bounds how long one call holds Redis (~5 ms at ~25 µs per event). */
 const STORE_BATCH = 200
 
-/** KEYS: record, pending set, stats, watch, payload. Returns the status it had. */
+/**
+ * KEYS: record, pending set, stats, watch, payload, ordered set. Returns the status it had, or
+ * `held` for a failed record of an ordered watch that now waits behind an earlier one (no job yet).
+ */
 const REQUEUE_FAILED = `
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'failed' then return status or false end
@@ -91,6 +104,10 @@ redis.call('PERSIST', KEYS[1])
 redis.call('PERSIST', KEYS[5])
 redis.call('SADD', KEYS[2], ARGV[1])
 if redis.call('EXISTS', KEYS[4]) == 1 then redis.call('HINCRBY', KEYS[3], 'pending', 1) end
+if redis.call('HGET', KEYS[1], 'ordered') == '1' then
+  redis.call('ZADD', KEYS[6], redis.call('HGET', KEYS[1], 'sequence'), ARGV[1])
+  if redis.call('ZRANGE', KEYS[6], 0, 0)[1] ~= ARGV[1] then return 'held' end
+end
 return 'failed'`
 
 /**
@@ -158,7 +175,8 @@ export interface DeliveryRetention {
 export type AttemptOutcome = 'delivered' | 'retrying' | 'failed'
 
 export interface StoredRecord {
-  outcome: 'new' | 'replayed' | DeliveryStatus
+  /** `held`: an ordered watch's record that waits for an earlier one, so no job for now. */
+  outcome: 'new' | 'replayed' | 'held' | DeliveryStatus
   jobId: string
 }
 
@@ -221,9 +239,13 @@ export class DeliveryStore {
         keys.push(
           k.delivery(e.id), k.watchSequence(e.watchId), k.watchDeliveries(e.watchId), k.watchStats(e.watchId),
           k.watchPendingDeliveries(e.watchId), k.watch(e.watchId), k.deliveryPayload(e.id), k.tenantEventLog(e.tenantId),
+          k.watchOrderedDeliveries(e.watchId),
         )
         const { blockNumber, blockHash, eventKey } = eventLocation(e.data)
-        args.push(e.id, e.watchId, e.tenantId, e.chain, e.type, payloadJson(e), e.firstSeenAt, replayJobIds?.[from + i] ?? '', blockNumber, blockHash, eventKey)
+        args.push(
+          e.id, e.watchId, e.tenantId, e.chain, e.type, payloadJson(e), e.firstSeenAt, replayJobIds?.[from + i] ?? '',
+          blockNumber, blockHash, eventKey, e.ordered ? '1' : '',
+        )
       })
       pipeline.eval(STORE_RECORDS, keys.length, ...keys, ...args)
     }
@@ -236,14 +258,33 @@ export class DeliveryStore {
     })
   }
 
-  /** failed → pending under `jobId`. Returns the status it had, undefined when there is no record. */
-  async requeueFailed(deliveryId: string, watchId: string, jobId: string): Promise<DeliveryStatus | undefined> {
+  /**
+   * failed → pending under `jobId`. Returns the status it had (`held`: it was failed, and waits
+   * behind an earlier delivery of its ordered watch), undefined when there is no record.
+   */
+  async requeueFailed(deliveryId: string, watchId: string, jobId: string): Promise<DeliveryStatus | 'held' | undefined> {
     const k = this.#keys
     const previous = (await this.#redis.eval(
-      REQUEUE_FAILED, 5, k.delivery(deliveryId), k.watchPendingDeliveries(watchId), k.watchStats(watchId), k.watch(watchId),
-      k.deliveryPayload(deliveryId), deliveryId, jobId,
-    )) as DeliveryStatus | null
+      REQUEUE_FAILED, 6, k.delivery(deliveryId), k.watchPendingDeliveries(watchId), k.watchStats(watchId), k.watch(watchId),
+      k.deliveryPayload(deliveryId), k.watchOrderedDeliveries(watchId), deliveryId, jobId,
+    )) as DeliveryStatus | 'held' | null
     return previous ?? undefined
+  }
+
+  /**
+   * Takes a finished delivery out of its ordered watch's set; returns the next one to send with
+   * its job id, if any. Idempotent: a second call for the same id just names the current first.
+   */
+  async nextOrdered(watchId: string, finishedId: string): Promise<{ deliveryId: string; jobId: string } | undefined> {
+    const next = await takeNextOrdered(this.#redis, { ordered: this.#keys.watchOrderedDeliveries(watchId), finishedId })
+    if (next === undefined) return undefined
+    const jobId = await this.#redis.hget(this.#keys.delivery(next), 'jobId')
+    return { deliveryId: next, jobId: jobId ?? next }
+  }
+
+  /** A watch's ordered set goes with its deliveries (they are cancelled). */
+  async forgetOrdered(watchId: string): Promise<void> {
+    await this.#redis.del(this.#keys.watchOrderedDeliveries(watchId))
   }
 
   /** pending → cancelled; returns the job id to remove from the queue, undefined if it was not pending. */

@@ -145,6 +145,7 @@ export class DeliveryWorker {
     const attempt: DeliveryAttempt = { at: new Date(nowMs).toISOString(), statusCode: null, durationMs: 0, error: `${error.code}: ${error.message}` }
     await this.#deps.deliveryQueue.store.recordAttempt(record, attempt, 'failed', null, { ttlMs: this.#deps.config.delivery.disableAfterMs, counts: false }, nowMs)
     this.#deps.metrics.deliveries.inc({ outcome: 'failed' })
+    if (record.ordered) await this.#deps.deliveryQueue.releaseOrdered(record.watchId, record.id)
   }
 
   /** Stops taking jobs, lets in-flight requests finish for a while, then returns the rest to the queue. Idempotent. */
@@ -161,8 +162,23 @@ export class DeliveryWorker {
   }
 
   async #process(job: Job<DeliveryJobData>, token: string | undefined, signal: AbortSignal | undefined): Promise<string> {
+    const record = await this.#deps.deliveryQueue.store.get(job.data.deliveryId)
+    if (!record?.ordered) return this.#deliver(job, record, token, signal)
+    // An ordered watch's next delivery is queued once this one is finished: returned (delivered,
+    // cancelled, skipped because no longer pending) or failed for good; not while it retries.
+    let result: string
+    try {
+      result = await this.#deliver(job, record, token, signal)
+    } catch (err) {
+      if (err instanceof UnrecoverableError) await this.#deps.deliveryQueue.releaseOrdered(record.watchId, record.id)
+      throw err
+    }
+    await this.#deps.deliveryQueue.releaseOrdered(record.watchId, record.id)
+    return result
+  }
+
+  async #deliver(job: Job<DeliveryJobData>, record: DeliveryRecord | undefined, token: string | undefined, signal: AbortSignal | undefined): Promise<string> {
     const { deliveryQueue, watches } = this.#deps
-    const record = await deliveryQueue.store.get(job.data.deliveryId)
     if (!record || record.status !== 'pending') return `skipped: ${record?.status ?? 'no record'}`
     // A pending record's payload has no expiry; only a hand-edited Redis gets here, and no body beats a wrong one.
     if (record.payloadExpired) return 'skipped: the payload is gone'

@@ -162,6 +162,8 @@ interface WatchBase<T extends WatchType> {
   startBlock?: number
   /** EVM: `block` sends one `evm.batch` webhook per block with matches instead of one per event. */
   batch?: 'none' | 'block'
+  /** At most one webhook in flight, sent in `sequence` order. */
+  ordered?: boolean
   /** EVM only: resolved at creation from the chain's default when not given. */
   confirmations?: number
   /** Solana only: resolved at creation from the chain's default when not given. */

@@ -40,11 +40,13 @@ export interface CreateWatchInput {
   metadata?: Record<string, unknown>
   /** EVM: `block` sends one evm.batch webhook per block with matches instead of one per event. */
   batch?: 'none' | 'block'
+  /** One webhook of the watch in flight at a time, in sequence order. */
+  ordered?: boolean
   /** EVM: also deliver every match from this block on (a backfill request on the chain's replay stream). */
   fromBlock?: number
 }
 
-export type UpdateWatchInput = Partial<Omit<CreateWatchInput, 'chain' | 'type' | 'fromBlock' | 'batch'>> & { status?: UserStatus }
+export type UpdateWatchInput = Partial<Omit<CreateWatchInput, 'chain' | 'type' | 'fromBlock' | 'batch' | 'ordered'>> & { status?: UserStatus }
 
 export interface AddressChange { add?: string[]; remove?: string[]; fromBlock?: number }
 
@@ -168,6 +170,7 @@ export class WatchService {
       ...(input.description !== undefined && { description: input.description }),
       ...(input.metadata !== undefined && { metadata: input.metadata }),
       ...(input.batch !== undefined && { batch: input.batch }),
+      ...(input.ordered !== undefined && { ordered: input.ordered }),
       createdAt: now,
       updatedAt: now,
     } as Watch

@@ -68,6 +68,11 @@ export function redisKeys(prefix: string) {
     urlInFlight: (urlHash: string) => `${p}:url:${urlHash}:in-flight`,
     /** Set of a watch's delivery ids still pending (queued or retrying), for cancelling them. */
     watchPendingDeliveries: (watchId: string) => `${p}:watch:${watchId}:pending-deliveries`,
+    /**
+     * Sorted set (score = sequence) of an ordered watch's deliveries not yet finished; only the
+     * first has a BullMQ job, and finishing it queues the next (see delivery-queue.ts).
+     */
+    watchOrderedDeliveries: (watchId: string) => `${p}:watch:${watchId}:ordered-deliveries`,
     /** Operator alerts: the lease of the one process that sends them, what held at the last check, and the list waiting to be sent. */
     alertsLease: `${p}:alerts:lease`,
     alertsConditions: `${p}:alerts:conditions`,

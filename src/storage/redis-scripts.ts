@@ -73,6 +73,15 @@ redis.call('ZADD', slots, expiresAtMs, token)
 redis.call('PEXPIRE', slots, keyTtlMs)
 return 1`,
   },
+  /** Returns the ordered set's first member after the removal, or false when it is empty. */
+  bhOrderedNext: {
+    numberOfKeys: 1,
+    lua: `
+local ordered = KEYS[1]
+local finishedId = ARGV[1]
+redis.call('ZREM', ordered, finishedId)
+return redis.call('ZRANGE', ordered, 0, 0)[1] or false`,
+  },
 } as const
 
 type ScriptName = keyof typeof SCRIPTS
@@ -141,4 +150,13 @@ export async function acquireUrlSlot(
 ): Promise<'taken' | 'full' | 'not-pending'> {
   const reply = await scripted(redis).bhUrlSlotAcquire(slots, delivery, nowMs, expiresAtMs, cap, token, keyTtlMs)
   return reply === 1 ? 'taken' : reply === -1 ? 'not-pending' : 'full'
+}
+
+/**
+ * An ordered watch's delivery is finished (delivered, failed, cancelled): it leaves the watch's
+ * ordered set. Returns the set's first member now (the next to send), if any.
+ */
+export async function takeNextOrdered(redis: Redis, { ordered, finishedId }: { ordered: string; finishedId: string }): Promise<string | undefined> {
+  const next = (await scripted(redis).bhOrderedNext(ordered, finishedId)) as string | null
+  return next ?? undefined
 }

@@ -52,6 +52,7 @@ export function batchParts(events: readonly MatchedEvent[], firstSeenAt: number,
     data: { confirmations: first.data.confirmations, block: first.data.block, events: items, part: i + 1, parts },
     firstSeenAt,
     ...(first.streamOnly ? { streamOnly: true as const } : {}),
+    ...(first.ordered ? { ordered: true as const } : {}),
   }))
 }
 

@@ -50,6 +50,7 @@ export function buildEvent(spec: EventSpec): MatchedEvent {
     },
     firstSeenAt: spec.nowMs,
     ...(watch.url === undefined ? { streamOnly: true as const } : {}),
+    ...(watch.ordered ? { ordered: true as const } : {}),
   }
 }
 

@@ -95,5 +95,6 @@ export function matchedEvents(
     data: { slot: n.slot, value: n.value },
     firstSeenAt,
     ...(watch.url === undefined ? { streamOnly: true as const } : {}),
+    ...(watch.ordered ? { ordered: true as const } : {}),
   }))
 }
