@@ -32,7 +32,7 @@ async function setup(t: Test) {
     return { statusCode: res.statusCode, body: res.json() as Answer }
   }
   return {
-    h,
+    h, tenant,
     get sub() { return sub },
     set sub(next: RunningSubscriber) { sub = next },
     inject,
@@ -99,7 +99,11 @@ t.test('a watch without url is matched but queues nothing; one with a url on the
   const [record] = await h.records(withUrl.body.id)
   const jobsAfter = (await h.redis.keys(`${h.keys.queuePrefix}:*`)).filter((k) => !jobsBefore.includes(k))
   // The url watch's record has a payload key beside its job (same prefix); the url-less one has neither.
-  t.same(jobsAfter.filter((k) => !k.includes(record!.id) && /:evt_/.test(k)), [], 'the only new job is the url watch\'s')
+  t.same(jobsAfter.filter((k) => !k.includes(record!.id) && /:evt_/.test(k) && !k.includes(':stream-only:')), [], 'the only new job is the url watch\'s')
+  const logged = await h.redis.xrange(h.keys.tenantEventLog(s.tenant.id), '-', '+')
+  const loggedIds = logged.map(([, fields]) => fields[fields.indexOf('watchId') + 1])
+  t.equal(loggedIds.filter((id) => id === streamOnly.body.id).length, 1, "the url-less watch's event is in the event stream's log, once")
+  t.equal(loggedIds.filter((id) => id === withUrl.body.id).length, 1)
 
   const test = await s.inject('POST', `/watches/${streamOnly.body.id}/test`, {})
   t.equal(test.statusCode, 400)

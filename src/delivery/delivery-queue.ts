@@ -61,9 +61,10 @@ export class DeliveryQueue {
    * cursor only after this). Returns how many were new.
    */
   async enqueue(matched: readonly MatchedEvent[], options: EnqueueOptions = {}, nowMs = Date.now()): Promise<number> {
-    // Every matched event of every chain passes here: the event stream takes them at this point.
-    // A watch without a url gets no record and no webhook.
-    const events = matched.filter((e) => !e.streamOnly)
+    // Every matched event of every chain passes here, and the store script appends each new one
+    // to its tenant's event log. A watch without a url gets no record and no webhook: its events
+    // go to the event log only.
+    const events = matched
     if (events.length === 0) return 0
     const { replayId } = options
     const replayJobIds = replayId ? events.map((e) => replayJobId(e.id, replayId)) : undefined

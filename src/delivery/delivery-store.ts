@@ -23,11 +23,12 @@ const MAX_SCANNED_PER_LIST = 1_000
 export const deliveryNotFound = () => new BlockhookError('BH_DELIVERY_NOT_FOUND', 'delivery not found', 404)
 
 /**
- * Stores a batch of events, each as the one-event case did: KEYS are 9 per event (record,
- * sequence, log, stats, pending set, watch, payload, tenant event log, ordered set); ARGV[1],
- * ARGV[2], ARGV[3] are createdAt (ISO), now ms and the event log's retention ms, then 12 per
- * event: id, watchId, tenantId, chain, type, payload JSON, firstSeenAt, replay job id or '', block
- * number, block hash, eventKey (the last three may be ''), ordered ('1' or '').
+ * Stores a batch of events, each as the one-event case did: KEYS are 10 per event (record,
+ * sequence, log, stats, pending set, watch, payload, tenant event log, ordered set, stream-only
+ * marker); ARGV[1], ARGV[2], ARGV[3] are createdAt (ISO), now ms and the event log's retention
+ * ms, then 13 per event: id, watchId, tenantId, chain, type, payload JSON, firstSeenAt, replay job
+ * id or '', block number, block hash, eventKey (the last three may be ''), ordered ('1' or ''),
+ * stream only ('1' for a watch without a url: the event goes to the event log once, nothing else).
  * A new record is also appended to its tenant's event log (GET /events/stream) in the same
  * script, so the log holds each event exactly once and in sequence order whatever crashes when;
  * entries older than the retention (by Redis's clock, which also makes the entry ids) are trimmed.
@@ -41,12 +42,22 @@ const STORE_RECORDS = `
 local replies = {}
 local time = redis.call('TIME')
 local minId = (tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)) - tonumber(ARGV[3])
-for e = 0, #KEYS / 9 - 1 do
-  local k, a = e * 9, 3 + e * 12
+for e = 0, #KEYS / 10 - 1 do
+  local k, a = e * 10, 3 + e * 13
   local record, id, replayJobId = KEYS[k + 1], ARGV[a + 1], ARGV[a + 8]
   local status = redis.call('HGET', record, 'status')
   local outcome, jobId
-  if status then
+  if ARGV[a + 13] == '1' then
+    -- A watch without a url: no record and no job, only the event log, once (the marker key).
+    jobId = ''
+    outcome = 'streamed'
+    if redis.call('SET', KEYS[k + 10], '1', 'NX', 'PX', ARGV[3]) then
+      local sequence = redis.call('INCR', KEYS[k + 2])
+      redis.call('XADD', KEYS[k + 8], 'MINID', '~', minId, '*', 'id', id, 'watchId', ARGV[a + 2], 'chain', ARGV[a + 4],
+        'type', ARGV[a + 5], 'sequence', sequence, 'payload', ARGV[a + 6])
+      redis.call('PEXPIRE', KEYS[k + 8], ARGV[3])
+    end
+  elseif status then
     if replayJobId == '' or status == 'pending' then
       outcome = status
       jobId = redis.call('HGET', record, 'jobId') or id
@@ -176,7 +187,8 @@ export type AttemptOutcome = 'delivered' | 'retrying' | 'failed'
 
 export interface StoredRecord {
   /** `held`: an ordered watch's record that waits for an earlier one, so no job for now. */
-  outcome: 'new' | 'replayed' | 'held' | DeliveryStatus
+  /** `streamed`: a watch without a url, whose event went to the event log only. */
+  outcome: 'new' | 'replayed' | 'held' | 'streamed' | DeliveryStatus
   jobId: string
 }
 
@@ -239,12 +251,12 @@ export class DeliveryStore {
         keys.push(
           k.delivery(e.id), k.watchSequence(e.watchId), k.watchDeliveries(e.watchId), k.watchStats(e.watchId),
           k.watchPendingDeliveries(e.watchId), k.watch(e.watchId), k.deliveryPayload(e.id), k.tenantEventLog(e.tenantId),
-          k.watchOrderedDeliveries(e.watchId),
+          k.watchOrderedDeliveries(e.watchId), k.streamOnlyEvent(e.id),
         )
         const { blockNumber, blockHash, eventKey } = eventLocation(e.data)
         args.push(
           e.id, e.watchId, e.tenantId, e.chain, e.type, payloadJson(e), e.firstSeenAt, replayJobIds?.[from + i] ?? '',
-          blockNumber, blockHash, eventKey, e.ordered ? '1' : '',
+          blockNumber, blockHash, eventKey, e.ordered ? '1' : '', e.streamOnly ? '1' : '',
         )
       })
       pipeline.eval(STORE_RECORDS, keys.length, ...keys, ...args)

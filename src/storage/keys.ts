@@ -39,6 +39,9 @@ export function redisKeys(prefix: string) {
     /** Sorted set: open event-stream connection id → last heartbeat (ms), for maxConnectionsPerTenant. */
     tenantStreamConnections: (tenantId: string) => `${p}:tenant:${tenantId}:stream-connections`,
 
+    /** String marker: an event of a watch without a url went to the event log (kept as long as the log). */
+    streamOnlyEvent: (eventId: string) => `${p}:stream-only:${eventId}`,
+
     /** Hash: the delivery record without its payload (see delivery-record.ts). */
     delivery: (deliveryId: string) => `${p}:delivery:${deliveryId}`,
     /** String: the record's payload as JSON {timestamp, data}; it expires before the record (delivery.payloadRetention). */
