@@ -73,6 +73,18 @@ redis.call('ZADD', slots, expiresAtMs, token)
 redis.call('PEXPIRE', slots, keyTtlMs)
 return 1`,
   },
+  /** Returns 1 when the stream connection took a slot, 0 when the tenant has `max` live ones. */
+  bhStreamSlotTake: {
+    numberOfKeys: 1,
+    lua: `
+local slots = KEYS[1]
+local connectionId, nowMs, staleMs, max = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+redis.call('ZREMRANGEBYSCORE', slots, '-inf', nowMs - staleMs)
+if redis.call('ZCARD', slots) >= max then return 0 end
+redis.call('ZADD', slots, nowMs, connectionId)
+redis.call('PEXPIRE', slots, staleMs)
+return 1`,
+  },
   /** Returns the ordered set's first member after the removal, or false when it is empty. */
   bhOrderedNext: {
     numberOfKeys: 1,
@@ -150,6 +162,14 @@ export async function acquireUrlSlot(
 ): Promise<'taken' | 'full' | 'not-pending'> {
   const reply = await scripted(redis).bhUrlSlotAcquire(slots, delivery, nowMs, expiresAtMs, cap, token, keyTtlMs)
   return reply === 1 ? 'taken' : reply === -1 ? 'not-pending' : 'full'
+}
+
+/** Takes an event-stream connection slot of a tenant unless `max` live ones (heartbeat within `staleMs`) are taken. */
+export async function takeStreamSlot(
+  redis: Redis,
+  { slots, connectionId, nowMs, staleMs, max }: { slots: string; connectionId: string; nowMs: number; staleMs: number; max: number },
+): Promise<boolean> {
+  return (await scripted(redis).bhStreamSlotTake(slots, connectionId, nowMs, staleMs, max)) === 1
 }
 
 /**

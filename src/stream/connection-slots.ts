@@ -5,14 +5,7 @@
  */
 import type { Redis } from 'ioredis'
 import type { RedisKeys } from '../storage/keys.js'
-
-/** KEYS: the tenant's slots. ARGV: connection id, now ms, stale ms, max. Returns 1 when taken. */
-const TAKE_SLOT = `
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[2]) - tonumber(ARGV[3]))
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return 1`
+import { takeStreamSlot } from '../storage/redis-scripts.js'
 
 export class ConnectionSlots {
   readonly #redis: Redis
@@ -28,8 +21,9 @@ export class ConnectionSlots {
   }
 
   async take(tenantId: string, connectionId: string, nowMs = Date.now()): Promise<boolean> {
-    const taken = await this.#redis.eval(TAKE_SLOT, 1, this.#keys.tenantStreamConnections(tenantId), connectionId, nowMs, this.#staleMs, this.#max)
-    return taken === 1
+    return takeStreamSlot(this.#redis, {
+      slots: this.#keys.tenantStreamConnections(tenantId), connectionId, nowMs, staleMs: this.#staleMs, max: this.#max,
+    })
   }
 
   /** Keeps the given connections' slots counting (called well within `staleMs`). */
