@@ -4,15 +4,11 @@
  * without losing or repeating an event once memory is raised.
  */
 import t, { type Test } from 'tap'
-import { pino } from 'pino'
 import type { MatchedEvent } from '../src/delivery/delivery-record.js'
-import { DeliveryWorker } from '../src/delivery/delivery-worker.js'
-import { WebhookHttpClient } from '../src/delivery/http-client.js'
-import { USER_AGENT } from '../src/delivery/user-agent.js'
 import { webhookId } from '../src/domain/ids.js'
 import { isOutOfMemory } from '../src/storage/redis-memory.js'
 import { ADMIN, buildTestApi, createTenant, type TestApi } from './helpers/api.js'
-import { startReceiver } from './helpers/delivery.js'
+import { startApiWorker, startReceiver } from './helpers/delivery.js'
 import { startRedis } from './helpers/processes.js'
 
 const redisServer = await startRedis()
@@ -27,15 +23,6 @@ async function setup(t: Test, delivery: Record<string, unknown> = {}) {
   return { ...api, tenant }
 }
 
-function startWorker(t: Test, { config, deps }: TestApi): DeliveryWorker {
-  const httpClient = new WebhookHttpClient({ timeoutMs: config.delivery.timeoutMs, userAgent: USER_AGENT, allowPrivateUrls: true })
-  const worker = new DeliveryWorker({
-    config, logger: pino({ level: 'silent' }), redis: deps.redis, keys: deps.keys, watches: deps.watchService,
-    deliveryQueue: deps.deliveryQueue, httpClient, metrics: deps.metrics,
-  }, { closeGraceMs: 200 })
-  t.teardown(async () => { await worker.close(); httpClient.close() })
-  return worker
-}
 
 async function createWatch(api: TestApi, headers: Record<string, string>, url: string) {
   const res = await api.app.inject({ method: 'POST', url: '/watches', headers, payload: { chain: 'eth', type: 'evm.blocks', filter: {}, url } })
@@ -67,7 +54,7 @@ t.test('a delivered record keeps its payload for payloadRetention, then answers 
   const watch = await createWatch(api, api.tenant.headers, receiver.url)
   const [event] = events(watch.id, api.tenant.id, 1)
   await api.deps.deliveryQueue.enqueue([event!])
-  startWorker(t, api)
+  startApiWorker(t, api)
   const [first] = await receiver.waitForCount(1)
 
   const kept = (await api.app.inject({ method: 'GET', url: `/deliveries/${event!.id}`, headers: api.tenant.headers })).json()
@@ -100,7 +87,7 @@ t.test('records and their log entries are gone after recordRetention; a failed o
   const receiver = await startReceiver(t, () => (failNext ? { status: 500 } : { status: 200 }))
   const watch = await createWatch(api, api.tenant.headers, receiver.url)
   const [old, failing, recent] = events(watch.id, api.tenant.id, 3)
-  startWorker(t, api)
+  startApiWorker(t, api)
   await api.deps.deliveryQueue.enqueue([old!])
   await receiver.waitForCount(1)
   failNext = true
@@ -175,7 +162,7 @@ t.test('Redis out of memory: readyz and API writes say so, nothing is lost, ever
 
   await redis.config('SET', 'maxmemory', '0')
   for (const batch of refused) await api.deps.deliveryQueue.enqueue(batch)
-  startWorker(t, api)
+  startApiWorker(t, api)
   const all = [...accepted, ...refused.flat()]
   const received = await receiver.waitForCount(all.length)
   const counts = new Map<string, number>()

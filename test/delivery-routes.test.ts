@@ -1,14 +1,10 @@
 import t, { type Test } from 'tap'
-import { pino } from 'pino'
 import { Webhook } from 'standardwebhooks'
 import type { MatchedEvent } from '../src/delivery/delivery-record.js'
-import { DeliveryWorker } from '../src/delivery/delivery-worker.js'
-import { WebhookHttpClient } from '../src/delivery/http-client.js'
 import { MAX_REPLAY_BLOCKS, parseReplayRequest } from '../src/delivery/replay-requests.js'
-import { USER_AGENT } from '../src/delivery/user-agent.js'
 import { webhookId } from '../src/domain/ids.js'
 import { buildTestApi, createTenant, type TestApi } from './helpers/api.js'
-import { startReceiver } from './helpers/delivery.js'
+import { startApiWorker, startReceiver } from './helpers/delivery.js'
 import { startRedis } from './helpers/processes.js'
 
 const redisServer = await startRedis()
@@ -20,18 +16,9 @@ async function setup(t: Test, delivery: Record<string, unknown> = {}) {
     file: { chains: [{ id: 'eth', type: 'evm', ws: ['ws://127.0.0.1:1'] }, { id: 'sol', type: 'solana', ws: ['ws://127.0.0.1:1'] }], delivery },
   })
   const tenant = await createTenant(api.app)
-  return { ...api, tenant, startWorker: () => startWorker(t, api) }
+  return { ...api, tenant, startWorker: () => startApiWorker(t, api) }
 }
 
-function startWorker(t: Test, { config, deps }: TestApi): DeliveryWorker {
-  const httpClient = new WebhookHttpClient({ timeoutMs: config.delivery.timeoutMs, userAgent: USER_AGENT, allowPrivateUrls: true })
-  const worker = new DeliveryWorker({
-    config, logger: pino({ level: 'silent' }), redis: deps.redis, keys: deps.keys, watches: deps.watchService,
-    deliveryQueue: deps.deliveryQueue, httpClient, metrics: deps.metrics,
-  }, { closeGraceMs: 200 })
-  t.teardown(async () => { await worker.close(); httpClient.close() })
-  return worker
-}
 
 async function createWatch(api: TestApi, headers: Record<string, string>, url: string, chain = 'eth', type = 'evm.blocks') {
   const res = await api.app.inject({ method: 'POST', url: '/watches', headers, payload: { chain, type, filter: {}, url } })

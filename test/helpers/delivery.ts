@@ -16,6 +16,7 @@ import { newWebhookSecret, webhookId } from '../../src/domain/ids.js'
 import type { Resolver } from '../../src/domain/url-policy.js'
 import type { Watch } from '../../src/domain/watch-types.js'
 import { wire } from '../../src/wiring.js'
+import type { TestApi } from './api.js'
 import { testConfig } from './config.js'
 
 export interface ReceivedWebhook {
@@ -162,4 +163,15 @@ export async function setupDelivery(t: Test, redisUrl: string, options: Delivery
   }
 
   return { config, redis, keys, watches, deliveryQueue, metrics, httpClient, startWorker, createWatch, event, waitForRecord }
+}
+
+/** A delivery worker on a test api's wiring (loopback receivers allowed), closed with the test. */
+export function startApiWorker(t: Test, { config, deps }: TestApi): DeliveryWorker {
+  const httpClient = new WebhookHttpClient({ timeoutMs: config.delivery.timeoutMs, userAgent: USER_AGENT, allowPrivateUrls: true })
+  const worker = new DeliveryWorker({
+    config, logger: pino({ level: 'silent' }), redis: deps.redis, keys: deps.keys, watches: deps.watchService,
+    deliveryQueue: deps.deliveryQueue, httpClient, metrics: deps.metrics,
+  }, { closeGraceMs: 200 })
+  t.teardown(async () => { await worker.close(); httpClient.close() })
+  return worker
 }
