@@ -2,7 +2,7 @@ import t from 'tap'
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 
-const script = fileURLToPath(new URL('../scripts/import-cycles.mjs', import.meta.url))
+const script = fileURLToPath(new URL('./helpers/import-cycles.mjs', import.meta.url))
 
 t.test('no import cycles among src/, routes/ and workers/', async (t) => {
   const run = spawnSync(process.execPath, [script], { encoding: 'utf8' })
