@@ -114,7 +114,8 @@ t.test('a hanging receiver is timed out', async (t) => {
 })
 
 t.test('410 disables the watch and cancels its queued deliveries', async (t) => {
-  const d = await setupDelivery(t, redisServer.url, { delivery: { ...FAST_RETRIES, maxConcurrencyPerUrl: 1 } })
+  const d = await setupDelivery(t, redisServer.url, { delivery: { ...FAST_RETRIES, maxConcurrencyPerUrl: 1 }, startWorker: false })
+  const worker = d.startWorker()
   const receiver = await startReceiver(t, () => ({ status: 410 }))
   const { watch } = await d.createWatch(receiver.url)
   const events = [1, 2, 3, 4, 5].map((n) => d.event(watch, n))
@@ -133,6 +134,8 @@ t.test('410 disables the watch and cancels its queued deliveries', async (t) => 
   t.same(records.map((r) => r.status).sort(), ['cancelled', 'cancelled', 'cancelled', 'cancelled', 'failed'])
   t.match(records.find((r) => r.status === 'failed')!.attempts, [{ statusCode: 410, error: /BH_DELIVERY_GONE/ }])
   t.match(await d.redis.hgetall(d.keys.watchStats(watch.id)), { failed: '1', pending: '0' })
+  // The record is final before BullMQ finishes the job that wrote it: closing the worker waits for that.
+  await worker.close()
   const counts = await d.deliveryQueue.queue.getJobCounts('waiting', 'delayed', 'active')
   t.same(counts, { waiting: 0, delayed: 0, active: 0 }, 'no job of the watch is left in the queue')
 })
