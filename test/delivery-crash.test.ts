@@ -1,6 +1,6 @@
 /**
  * Crash safety and shutdown with real worker processes: SIGKILL mid-request loses nothing and the
- * event arrives again under the same webhook-id; SIGTERM (through the CLI, as operators run it)
+ * event arrives again under the same webhook-id (for an ordered watch, before the ones behind it); SIGTERM (through the CLI, as operators run it)
  * lets a short request finish, returns a hanging one to the queue unspent, and exits 0.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import t, { type Test } from 'tap'
+import { Webhook } from 'standardwebhooks'
 import { TEST_ADMIN_TOKEN } from './helpers/config.js'
 import { setupDelivery, startReceiver } from './helpers/delivery.js'
 import { startRedis } from './helpers/processes.js'
@@ -77,6 +78,46 @@ t.test('a worker killed with SIGKILL mid-request: the delivery arrives again wit
   t.equal(second!.body, first!.body, 'the same body again')
   t.ok(secret.startsWith('whsec_'))
   t.match(record.attempts, [{ statusCode: 200 }], 'the killed attempt left no record; the one that finished did')
+})
+
+t.test('an ordered watch whose worker is killed with its head in flight: after a new worker starts, the head again under its id, then the rest in sequence, one at a time', async (t) => {
+  const redis = await startRedis()
+  t.teardown(() => redis.stop())
+  let child: ChildProcess | undefined
+  const receiver = await startReceiver(t, (_, i) => {
+    if (i === 0) {
+      child!.kill('SIGKILL') // while the head's request is held open
+      return 'hang'
+    }
+    // A slow receiver: two requests of the watch sent at once would be open together.
+    return { status: 200, after: new Promise((resolve) => setTimeout(resolve, 100)) }
+  })
+  const d = await setupDelivery(t, redis.url, { startWorker: false, tuning: { lockDurationMs: 1_000, stalledIntervalMs: 500 } })
+  const worker = spawnNode(t, [WORKER_ENTRY], {
+    REDIS_URL: redis.url, TEST_REDIS_PREFIX: d.config.redisPrefix, TEST_CONFIG_FILE: JSON.stringify({ chains: CHAINS }),
+  })
+  child = worker.child
+  await waitForOutput(child, /ready/)
+
+  const { watch, secret } = await d.createWatch(receiver.url, { ordered: true })
+  const events = [1, 2, 3].map((n) => ({ ...d.event(watch, n), ordered: true as const }))
+  await d.deliveryQueue.enqueue(events)
+  const [, signal] = await worker.exited
+  t.equal(signal, 'SIGKILL')
+  t.equal(receiver.received.length, 1, 'only the head went out before the kill')
+
+  d.startWorker()
+  const received = await receiver.waitForCount(4)
+  await d.waitForRecord(events[2]!.id, (r) => r.status === 'delivered')
+  t.same(received.map((r) => r.headers['webhook-id']), [events[0]!.id, ...events.map((e) => e.id)], 'the head again under its id, then the rest')
+  t.same(received.map((r) => (JSON.parse(r.body) as { data: { sequence: number } }).data.sequence), [1, 1, 2, 3], 'in sequence order')
+  t.equal(received[1]!.body, received[0]!.body, 'the head again with the same body')
+  const verifier = new Webhook(secret)
+  for (const r of received) t.ok(verifier.verify(r.body, r.headers as Record<string, string>), 'signed')
+  t.equal(receiver.peakOpen, 1, 'never two webhooks of the watch in flight at once')
+  for (const e of events) t.match(await d.deliveryQueue.store.get(e.id), { status: 'delivered', attempts: [{ statusCode: 200 }] }, 'delivered once, the killed attempt left no record')
+  t.equal(receiver.received.length, 4, 'nothing sent twice but the killed head')
+  t.equal(await d.redis.exists(d.keys.watchOrderedDeliveries(watch.id)), 0, 'nothing left waiting')
 })
 
 t.test('SIGTERM lets a short request finish, returns a hanging one to the queue unspent, and exits 0', async (t) => {

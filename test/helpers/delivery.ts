@@ -33,7 +33,7 @@ export type Answer = { status: number; headers?: Record<string, string>; body?: 
 export interface Receiver {
   url: string
   received: ReceivedWebhook[]
-  /** Requests held open right now (`hang`). */
+  /** Requests not answered yet (`hang`, or waiting for `after`). */
   open: number
   /** Most requests held open at once. */
   peakOpen: number
@@ -43,7 +43,7 @@ export interface Receiver {
 
 export async function startReceiver(t: Test, answer: (request: ReceivedWebhook, index: number) => Answer = () => ({ status: 200 })): Promise<Receiver> {
   const waiters: { count: number; resolve: () => void }[] = []
-  const hanging = new Set<ServerResponse>()
+  const unanswered = new Set<ServerResponse>()
   const server = createServer((req, res) => {
     const chunks: Buffer[] = []
     req.on('data', (chunk: Buffer) => chunks.push(chunk))
@@ -51,12 +51,12 @@ export async function startReceiver(t: Test, answer: (request: ReceivedWebhook, 
       const request = { path: req.url ?? '/', headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), at: Date.now() }
       receiver.received.push(request)
       const reply = answer(request, receiver.received.length - 1)
-      if (reply === 'hang') {
-        hanging.add(res)
-        receiver.open = hanging.size
-        receiver.peakOpen = Math.max(receiver.peakOpen, hanging.size)
-        res.on('close', () => { hanging.delete(res); receiver.open = hanging.size })
-      } else {
+      // Open until answered, or until the client goes away (a killed worker's request).
+      unanswered.add(res)
+      receiver.open = unanswered.size
+      receiver.peakOpen = Math.max(receiver.peakOpen, unanswered.size)
+      res.on('close', () => { unanswered.delete(res); receiver.open = unanswered.size })
+      if (reply !== 'hang') {
         void (reply.after ?? Promise.resolve()).then(() => {
           res.writeHead(reply.status, reply.headers)
           res.end(reply.body ?? '')
