@@ -4,7 +4,6 @@
  * records and BullMQ jobs in Redis). Beside it, in the same run, a plain sequential eth_getLogs
  * loop over the same range on one WebSocket: the floor of reading those logs at all.
  */
-import { readFileSync } from 'node:fs'
 import type { Redis } from 'ioredis'
 import { pino } from 'pino'
 import { encodeFunctionData, type Address } from 'viem'
@@ -13,21 +12,11 @@ import { TRANSFER_TOPIC } from '../src/chains/evm/abi.js'
 import { startAnvil, startRedis } from '../test/helpers/processes.js'
 import { ACCOUNTS, anvilClients, compiledTokens, deploy } from '../test/helpers/contracts.js'
 import { harness, rpc } from '../test/helpers/subscriber-harness.js'
+import { processCpuMs, redisMainThreadCpuMs } from './bench-processes.js'
 
 const BLOCKS = Number(process.env.CATCH_UP_BLOCKS ?? 2_000)
 const LOGS_PER_BLOCK = 20
 const BOB = '0x00000000000000000000000000000000000000b0' as Address
-
-/** utime + stime of a child process, from /proc (Linux), in ms. */
-function processCpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100 // clock ticks at USER_HZ = 100
-}
-
-async function redisMainThreadCpuMs(client: Redis): Promise<number> {
-  const info = Object.fromEntries((await client.info('cpu')).split('\n').map((line) => line.trim().split(':')))
-  return (Number(info.used_cpu_user_main_thread) + Number(info.used_cpu_sys_main_thread)) * 1000
-}
 
 /** Scripts count the commands they run twice (the script and each command), so only scripts are listed. */
 async function busiestCommands(client: Redis): Promise<{ name: string; calls: number; usec: number }[]> {

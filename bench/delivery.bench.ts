@@ -13,11 +13,10 @@
  * delivery config holds (concurrency 100, maxConcurrencyPerUrl 10), so all 100 worker slots can
  * be busy without exceeding any URL's cap.
  */
-import { fork, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { fileURLToPath } from 'node:url'
 import http from 'node:http'
 import { pino } from 'pino'
 import { got } from 'got'
@@ -34,6 +33,7 @@ import { SecretBox } from '../src/storage/secret-box.js'
 import { WatchStore } from '../src/storage/watch-store.js'
 import { startWorker } from '../workers/delivery-worker.js'
 import { benchEvent } from './bench-events.js'
+import { forkRole, nextMessage } from './bench-processes.js'
 
 const THROUGHPUT_DELIVERIES = 20_000
 const URL_COUNT = 10
@@ -163,18 +163,7 @@ function ratePerSecond(report: ReceiverReport): number {
 }
 
 function forkSelf(role: string, env: Record<string, string>): ChildProcess {
-  return fork(fileURLToPath(import.meta.url), [role], {
-    execArgv: ['--import', 'tsx'],
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  })
-}
-
-function nextMessage<T>(child: ChildProcess): Promise<T> {
-  return new Promise((resolve, reject) => {
-    child.once('message', (message) => resolve(message as T))
-    child.once('exit', (code) => reject(new Error(`child exited with ${code}`)))
-  })
+  return forkRole(import.meta.url, role, env)
 }
 
 function percentile(sorted: readonly number[], p: number): number {
