@@ -1,10 +1,11 @@
 /**
  * The delivery log and the delivery actions (README, "API tour"), behind a tenant API key: read one delivery
- * with its attempts and payload, list a watch's deliveries, send a failed one again, send a test
- * event now, and replay a block range.
+ * with its attempts and payload, list a watch's deliveries and count them per minute, send a failed
+ * one again, send a test event now, and replay a block range.
  */
 import type { ApiRoutes } from '../src/api/route-context.js'
 import { cursorQuery, errorResponses, idParams, limitQuery, tenantSecurity, watchIdParams } from '../src/api/schemas.js'
+import { LATENCY_BOUNDS_MS, MAX_MINUTES } from '../src/delivery/delivery-minutes.js'
 import type { DeliveryRecord, DeliveryStatus } from '../src/delivery/delivery-record.js'
 import { MAX_REPLAY_BLOCKS } from '../src/delivery/replay-requests.js'
 
@@ -61,9 +62,26 @@ const deliverySchema = {
 
 const deliveryIdParams = idParams('id', 'evt')
 
+const latencyMs = { type: 'integer', minimum: 0 } as const
+const deliveryMinuteSchema = {
+  type: 'object',
+  required: ['minute', 'delivered', 'failed', 'latency'],
+  properties: {
+    minute: { ...dateTime, description: 'Start of the minute' },
+    delivered: { type: 'integer', description: 'Attempts answered 2xx' },
+    failed: { type: 'integer', description: 'Attempts that failed, whether retried or final' },
+    latency: {
+      type: ['object', 'null'], required: ['count', 'meanMs', 'p50Ms', 'p95Ms'],
+      description: `Event to delivery (first sight of the event to its 2xx) of the minute's deliveries, replays and manual retries left out; null when there was none. Percentiles are interpolated in a histogram with bounds ${LATENCY_BOUNDS_MS.join(', ')} ms`,
+      properties: { count: { type: 'integer' }, meanMs: latencyMs, p50Ms: latencyMs, p95Ms: latencyMs },
+    },
+  },
+} as const
+
 interface IdParams { id: string }
 interface ListQuery { status?: DeliveryStatus; limit: number; cursor?: string }
 interface ReplayBody { fromBlock: number; toBlock: number }
+interface MinutesQuery { minutes: number }
 
 function summary(record: DeliveryRecord) {
   const { id, watchId, type, status, attempts, nextAttemptAt, createdAt, block, eventKey } = record
@@ -120,6 +138,23 @@ export const deliveryRoutes: ApiRoutes = async (app, { services }) => {
     const page = await deliveries.listForWatch(request.tenantId, request.params.id, request.query)
     return { items: page.items.map(summary), nextCursor: page.nextCursor }
   })
+
+  app.get<{ Params: IdParams; Querystring: MinutesQuery }>('/watches/:id/stats/minutes', {
+    schema: {
+      ...common,
+      summary: "A watch's delivery attempts and event-to-delivery latency per minute, oldest first, the current minute last",
+      description: `Every minute of the window is listed, zeros included. Kept for ${MAX_MINUTES / 60} hours.`,
+      params: watchIdParams,
+      querystring: {
+        type: 'object', additionalProperties: false,
+        properties: { minutes: { type: 'integer', minimum: 1, maximum: MAX_MINUTES, default: 60, description: 'How many minutes, up to now' } },
+      },
+      response: {
+        200: { type: 'object', required: ['items'], properties: { items: { type: 'array', items: deliveryMinuteSchema } } },
+        ...errorResponses,
+      },
+    },
+  }, async (request) => ({ items: await deliveries.minutesForWatch(request.tenantId, request.params.id, request.query.minutes) }))
 
   app.post<{ Params: IdParams }>('/watches/:id/test', {
     schema: {

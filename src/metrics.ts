@@ -7,6 +7,7 @@
 import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client'
 import type { Redis } from 'ioredis'
 import { randomBytes } from 'node:crypto'
+import { LATENCY_BOUNDS_MS } from './delivery/delivery-minutes.js'
 
 export function createMetrics() {
   const registry = new Registry()
@@ -26,7 +27,8 @@ export function createMetrics() {
     }),
     eventToDelivery: new Histogram({
       name: 'blockhook_event_to_delivery_seconds', help: 'From the first sight of an event to its 2xx',
-      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600], registers: [registry],
+      // the dashboard's per-minute histogram has the same bounds, so its p95 and this one agree
+      buckets: LATENCY_BOUNDS_MS.map((ms) => ms / 1000), registers: [registry],
     }),
     chainHead: new Gauge({
       name: 'blockhook_chain_head', help: 'Latest head (block number or slot) seen per chain',

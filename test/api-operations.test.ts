@@ -146,6 +146,7 @@ t.test('/openapi.json documents every route with its schemas; /docs renders it',
     'POST /admin/tenants', 'GET /admin/tenants', 'DELETE /admin/tenants/{id}', 'POST /admin/tenants/{id}/api-keys',
     'DELETE /admin/tenants/{id}/api-keys/{prefix}', 'POST /watches', 'GET /watches', 'GET /watches/{id}', 'PATCH /watches/{id}',
     'DELETE /watches/{id}', 'GET /watches/{id}/secret', 'POST /watches/{id}/secret/rotate', 'PATCH /watches/{id}/addresses',
+    'GET /watches/{id}/stats/minutes',
     'GET /healthz', 'GET /readyz', 'GET /admin/status', 'GET /metrics',
   ]) t.ok(routes.includes(route), route)
   const createBody = JSON.stringify(doc.paths['/watches'].post.requestBody)

@@ -131,6 +131,53 @@ t.test('POST /deliveries/:id/retry queues a failed delivery again; any other sta
   t.match(again.json(), { statusCode: 409, code: 'BH_DELIVERY_NOT_FAILED' })
 })
 
+t.test('GET /watches/:id/stats/minutes counts attempts per minute and the latency of first-time deliveries', async (t) => {
+  const api = await setup(t, { retrySchedule: [] })
+  let healed = false
+  // The first block's delivery fails (once, no retries), the others are delivered.
+  const receiver = await startReceiver(t, (request) =>
+    ({ status: !healed && (JSON.parse(request.body) as { data: { block: { number: number } } }).data.block.number === 1 ? 500 : 200 }))
+  const watch = await createWatch(api, api.tenant.headers, receiver.url)
+  const seenAgoMs = 2_000
+  const queued = events(watch.id, api.tenant.id, 3).map((e) => ({ ...e, firstSeenAt: Date.now() - seenAgoMs }))
+  await api.deps.deliveryQueue.enqueue(queued)
+  api.startWorker()
+  const minutes = () => api.app.inject({ method: 'GET', url: `/watches/${watch.id}/stats/minutes?minutes=5`, headers: api.tenant.headers })
+  type Minute = { minute: string; delivered: number; failed: number; latency: { count: number; meanMs: number; p50Ms: number; p95Ms: number } | null }
+  const total = (items: Minute[]) => ({
+    delivered: items.reduce((n, m) => n + m.delivered, 0),
+    failed: items.reduce((n, m) => n + m.failed, 0),
+    measured: items.reduce((n, m) => n + (m.latency?.count ?? 0), 0),
+  })
+  const first = await until(minutes, (r) => { const s = total(r.json().items); return s.delivered + s.failed === 3 })
+  t.equal(first.statusCode, 200)
+  const items = first.json().items as Minute[]
+  t.equal(items.length, 5, 'every minute of the window, zeros included')
+  t.ok(Date.parse(items.at(-1)!.minute) <= Date.now() && Date.now() - Date.parse(items.at(-1)!.minute) < 120_000, 'the last is the current minute')
+  t.ok(items.every((m, i) => i === 0 || Date.parse(m.minute) - Date.parse(items[i - 1]!.minute) === 60_000), 'oldest first, a minute apart')
+  t.same(total(items), { delivered: 2, failed: 1, measured: 2 })
+  for (const m of items.filter((m) => m.latency)) {
+    t.ok(m.latency!.meanMs >= seenAgoMs, 'latency runs from the first sight of the event')
+    t.ok(m.latency!.p50Ms >= 1_000 && m.latency!.p50Ms <= m.latency!.p95Ms, 'percentiles from the histogram, in order')
+  }
+
+  // A manual retry re-sends an old event: one more delivered attempt, no latency sample.
+  healed = true
+  const retry = await api.app.inject({ method: 'POST', url: `/deliveries/${queued[0]!.id}/retry`, headers: api.tenant.headers })
+  t.equal(retry.statusCode, 202)
+  const after = await until(minutes, (r) => total(r.json().items).delivered === 3)
+  t.same(total(after.json().items), { delivered: 3, failed: 1, measured: 2 })
+
+  const other = await createTenant(api.app, 'other')
+  t.equal((await api.app.inject({ method: 'GET', url: `/watches/${watch.id}/stats/minutes`, headers: other.headers })).statusCode, 404, "another tenant's watch")
+  const byDefault = await api.app.inject({ method: 'GET', url: `/watches/${watch.id}/stats/minutes`, headers: api.tenant.headers })
+  t.equal(byDefault.json().items.length, 60, 'an hour by default')
+  for (const bad of ['0', '1441', 'ten']) {
+    const res = await api.app.inject({ method: 'GET', url: `/watches/${watch.id}/stats/minutes?minutes=${bad}`, headers: api.tenant.headers })
+    t.match(res.json(), { statusCode: 400, code: 'BH_VALIDATION', message: /minutes/ }, `minutes=${bad}`)
+  }
+})
+
 t.test('POST /watches/:id/test sends a signed webhook.test now and reports the receiver’s status code', async (t) => {
   const api = await setup(t)
   let status = 200

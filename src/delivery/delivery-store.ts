@@ -12,6 +12,7 @@ import type { Redis } from 'ioredis'
 import { BlockhookError } from '../domain/errors.js'
 import type { RedisKeys } from '../storage/keys.js'
 import { takeNextOrdered } from '../storage/redis-scripts.js'
+import { MINUTE_RETENTION_MS, minuteIncrements, minuteOf } from './delivery-minutes.js'
 import { attemptJson, eventLocation, payloadJson, recordFromHash, type DeliveryAttempt, type DeliveryRecord, type DeliveryStatus, type MatchedEvent } from './delivery-record.js'
 
 /** Attempts kept on one record (replays and manual retries add more); the oldest go first. */
@@ -136,10 +137,12 @@ return redis.call('HGET', KEYS[1], 'jobId') or ARGV[1]`
 
 /**
  * Appends an attempt and applies its outcome (`delivered`, `retrying`, `failed`) to a pending
- * record. KEYS: record, pending set, stats, watch, failing-since, log, payload. ARGV: id, attempt
- * JSON, outcome, nextAttemptAt, now ms, record retention ms (of this outcome), max attempts kept,
- * failing-since TTL ms, whether a failure counts towards disabling the watch ('1') or not (no
- * request was made), payload retention ms (of this outcome), log retention ms, attempt time (ISO).
+ * record. KEYS: record, pending set, stats, watch, failing-since, log, payload, minute bucket.
+ * ARGV: id, attempt JSON, outcome, nextAttemptAt, now ms, record retention ms (of this outcome),
+ * max attempts kept, failing-since TTL ms, whether a failure counts towards disabling the watch
+ * ('1') or not (no request was made), payload retention ms (of this outcome), log retention ms,
+ * attempt time (ISO), minute bucket retention ms, then field increment pairs for the bucket
+ * (delivery-minutes.ts): counted here, in the same call, so the chart costs no extra round trip.
  * The log is trimmed here, by score, a few entries per final outcome: never a scan of it.
  * Returns {status after, failing-since ms or false}.
  */
@@ -153,6 +156,10 @@ redis.call('HSET', KEYS[1], 'attempts', cjson.encode(attempts))
 if status ~= 'pending' then return {status, false} end
 local watchExists = redis.call('EXISTS', KEYS[4]) == 1
 local outcome = ARGV[3]
+if watchExists then
+  for i = 14, #ARGV, 2 do redis.call('HINCRBY', KEYS[8], ARGV[i], ARGV[i + 1]) end
+  redis.call('PEXPIRE', KEYS[8], ARGV[13])
+end
 if outcome == 'delivered' then
   redis.call('DEL', KEYS[5])
 elseif ARGV[9] == '1' then
@@ -326,8 +333,9 @@ export class DeliveryStore {
   }
 
   /**
-   * Records an attempt; for a pending record also its outcome. Returns the status after, and
-   * since when (Unix ms) the watch's deliveries have been failing, if they are.
+   * Records an attempt; for a pending record also its outcome, and counts it in the watch's minute
+   * (with `latencyMs`, event to delivery, when it is a first-time delivery). Returns the status
+   * after, and since when (Unix ms) the watch's deliveries have been failing, if they are.
    */
   async recordAttempt(
     record: Pick<DeliveryRecord, 'id' | 'watchId'>,
@@ -336,17 +344,20 @@ export class DeliveryStore {
     nextAttemptAt: string | null,
     failing: { ttlMs: number; counts: boolean },
     nowMs: number,
+    latencyMs?: number,
   ): Promise<{ status: DeliveryStatus | undefined; failingSinceMs: number | undefined }> {
     const k = this.#keys
     const r = this.#retention
     // A failed record keeps its payload as long as itself, so POST /deliveries/:id/retry still has a body to send.
     const [recordMs, payloadMs] = outcome === 'failed' ? [r.failedRetentionMs, r.failedRetentionMs] : [r.recordRetentionMs, r.payloadRetentionMs]
+    const increments = minuteIncrements(outcome === 'delivered' ? 'delivered' : 'failed', latencyMs).flat()
     const [status, failingSince] = (await this.#redis.eval(
-      RECORD_ATTEMPT, 7,
+      RECORD_ATTEMPT, 8,
       k.delivery(record.id), k.watchPendingDeliveries(record.watchId), k.watchStats(record.watchId), k.watch(record.watchId),
       k.watchFailingSince(record.watchId), k.watchDeliveries(record.watchId), k.deliveryPayload(record.id),
+      k.watchMinute(record.watchId, minuteOf(nowMs)),
       record.id, attemptJson(attempt), outcome, nextAttemptAt ?? '', nowMs, recordMs, MAX_ATTEMPTS_KEPT,
-      failing.ttlMs, failing.counts ? '1' : '0', payloadMs, this.#logRetentionMs, attempt.at,
+      failing.ttlMs, failing.counts ? '1' : '0', payloadMs, this.#logRetentionMs, attempt.at, MINUTE_RETENTION_MS, ...increments,
     )) as [DeliveryStatus | null, string | null]
     return { status: status ?? undefined, failingSinceMs: failingSince === null ? undefined : Number(failingSince) }
   }

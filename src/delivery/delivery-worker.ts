@@ -254,14 +254,15 @@ export class DeliveryWorker {
       ...(result.response ? { response: result.response } : {}),
     }
     const nextAttemptAt = delayMs !== undefined ? new Date(nowMs + delayMs).toISOString() : null
+    // A replay or manual retry re-sends an old event; its age is not delivery latency.
+    const latencyMs = !error && job.id === record.id ? Math.max(0, nowMs - record.firstSeenAt) : undefined
     const { failingSinceMs } = await deliveryQueue.store.recordAttempt(
-      record, attempt, outcome, nextAttemptAt, { ttlMs: config.delivery.disableAfterMs, counts: watch.status !== 'disabled' }, nowMs,
+      record, attempt, outcome, nextAttemptAt, { ttlMs: config.delivery.disableAfterMs, counts: watch.status !== 'disabled' }, nowMs, latencyMs,
     )
 
     metrics.deliveries.inc({ outcome })
     if (result.statusCode !== null) metrics.deliveryDuration.observe(result.durationMs / 1000)
-    // A replay or manual retry re-sends an old event; its age is not delivery latency.
-    if (!error && job.id === record.id) metrics.eventToDelivery.observe(Math.max(0, nowMs - record.firstSeenAt) / 1000)
+    if (latencyMs !== undefined) metrics.eventToDelivery.observe(latencyMs / 1000)
 
     if (!error) return 'delivered'
     logger.info(

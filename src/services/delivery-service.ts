@@ -1,9 +1,11 @@
 /**
  * The delivery rules a tenant reaches through the API: read one delivery with its payload, list a
- * watch's deliveries, retry a failed one, replay a block range, send a test event now, and the
- * queue's job counts for /admin/status. Routes call it and never see the store or the queue.
+ * watch's deliveries and its attempts per minute, retry a failed one, replay a block range, send a
+ * test event now, and the queue's job counts for /admin/status. Routes call it and never see the store or the queue.
  */
 import type { Redis } from 'ioredis'
+import { MAX_MINUTES, minuteOf, type DeliveryMinute } from '../delivery/delivery-minutes.js'
+import { DeliveryMinutesStore } from '../delivery/delivery-minutes-store.js'
 import type { DeliveryQueue } from '../delivery/delivery-queue.js'
 import { renderWebhookBody, type DeliveryRecord } from '../delivery/delivery-record.js'
 import type { DeliveryListQuery } from '../delivery/delivery-store.js'
@@ -23,6 +25,7 @@ export interface DeliveryServiceDeps {
   watches: WatchService
   /** Sends test events: the same URL policy, timeout and agents as the worker's. */
   httpClient: WebhookHttpClient
+  now?: () => number
 }
 
 export interface QueueCounts {
@@ -34,9 +37,13 @@ export interface QueueCounts {
 
 export class DeliveryService {
   readonly #d: DeliveryServiceDeps
+  readonly #minutes: DeliveryMinutesStore
+  readonly #now: () => number
 
   constructor(deps: DeliveryServiceDeps) {
     this.#d = deps
+    this.#minutes = new DeliveryMinutesStore(deps.redis, deps.keys)
+    this.#now = deps.now ?? Date.now
   }
 
   /** A tenant sees only deliveries of its own watches. */
@@ -53,6 +60,12 @@ export class DeliveryService {
   async listForWatch(tenantId: string, watchId: string, query: DeliveryListQuery): Promise<{ items: DeliveryRecord[]; nextCursor: string | null }> {
     const watch = await this.#d.watches.getForTenant(tenantId, watchId)
     return this.#d.deliveryQueue.store.listByWatch(watch.id, query)
+  }
+
+  /** The watch's attempts (delivered, failed) and event-to-delivery latency in each of the last `minutes` minutes, this one included. */
+  async minutesForWatch(tenantId: string, watchId: string, minutes: number): Promise<DeliveryMinute[]> {
+    const watch = await this.#d.watches.getForTenant(tenantId, watchId)
+    return this.#minutes.read(watch.id, minuteOf(this.#now()), Math.min(Math.max(minutes, 1), MAX_MINUTES))
   }
 
   /** A failed delivery of a watch that still exists goes back to the queue with fresh attempts. */

@@ -26,6 +26,8 @@ export function redisKeys(prefix: string) {
     watchSequence: (watchId: string) => `${p}:watch:${watchId}:sequence`,
     /** Hash: matched, delivered, failed, pending, lastDeliveredAt. */
     watchStats: (watchId: string) => `${p}:watch:${watchId}:stats`,
+    /** Hash of a watch's delivery attempts in one minute (index since the epoch), see delivery/delivery-minutes.ts. */
+    watchMinute: (watchId: string, minute: number) => `${p}:watch:${watchId}:minute:${minute}`,
     /** Sorted set of delivery ids by creation time (ms). */
     watchDeliveries: (watchId: string) => `${p}:watch:${watchId}:deliveries`,
     /** Stream of watch changes: { op: upsert | delete, watchId, chain }. */
