@@ -66,6 +66,8 @@ const updateWatchBody = {
 
 const addressList = { type: 'array', maxItems: MAX_WATCH_ADDRESSES, items: { type: 'string', pattern: EVM_ADDRESS_PATTERN } } as const
 
+const watchWithStats = { ...watchSchema, required: [...watchSchema.required, 'stats'], properties: { ...watchSchema.properties, stats: watchStatsSchema } } as const
+
 interface WatchParams { id: string }
 
 interface ListQuery { chain?: string; type?: WatchType; status?: WatchStatus; limit: number; cursor?: string }
@@ -90,7 +92,7 @@ export const watchRoutes: ApiRoutes = async (app, { services }) => {
   app.get<{ Querystring: ListQuery }>('/watches', {
     schema: {
       ...common,
-      summary: "List the tenant's watches, oldest first",
+      summary: "List the tenant's watches, oldest first, each with its delivery counts",
       querystring: {
         type: 'object', additionalProperties: false,
         properties: {
@@ -104,7 +106,7 @@ export const watchRoutes: ApiRoutes = async (app, { services }) => {
       response: {
         200: {
           type: 'object', required: ['items', 'nextCursor'],
-          properties: { items: { type: 'array', items: watchSchema }, nextCursor: { type: ['string', 'null'] } },
+          properties: { items: { type: 'array', items: watchWithStats }, nextCursor: { type: ['string', 'null'] } },
         },
         ...errorResponses,
       },
@@ -117,7 +119,7 @@ export const watchRoutes: ApiRoutes = async (app, { services }) => {
       summary: 'A watch and its delivery counts',
       params: watchIdParams,
       response: {
-        200: { ...watchSchema, required: [...watchSchema.required, 'stats'], properties: { ...watchSchema.properties, stats: watchStatsSchema } },
+        200: watchWithStats,
         ...errorResponses,
       },
     },

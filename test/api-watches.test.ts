@@ -224,12 +224,18 @@ t.test('the secret can be read and rotated; the old one keeps signing during the
   t.same(await deps.watches.signingSecrets(watch.id, Date.now() + 24 * 3600_000 + 1000), [secret])
 })
 
-t.test('GET /watches/:id shows the stats the subscriber and worker keep', async (t) => {
+t.test('GET /watches/:id and the list show the stats the subscriber and worker keep', async (t) => {
   const { app, tenant, create, deps } = await setup(t)
   const watch = await create('evm.blocks')
+  const quiet = await create('evm.blocks')
   await deps.redis.hset(deps.keys.watchStats(watch.id), { matched: '5', delivered: '3', failed: '1', pending: '1', lastDeliveredAt: '2026-11-22T10:00:00.000Z' })
   const res = await app.inject({ method: 'GET', url: `/watches/${watch.id}`, headers: tenant.headers })
   t.same(res.json().stats, { matched: 5, delivered: 3, failed: 1, pending: 1, lastDeliveredAt: '2026-11-22T10:00:00.000Z' })
+  const list = await app.inject({ method: 'GET', url: '/watches', headers: tenant.headers })
+  t.same(list.json().items.map((w: { id: string; stats: unknown }) => [w.id, w.stats]), [
+    [watch.id, { matched: 5, delivered: 3, failed: 1, pending: 1, lastDeliveredAt: '2026-11-22T10:00:00.000Z' }],
+    [quiet.id, { matched: 0, delivered: 0, failed: 0, pending: 0, lastDeliveredAt: null }],
+  ], 'each list item carries its counts')
 })
 
 t.test('the list filters by chain, type and status and pages with a cursor', async (t) => {

@@ -77,6 +77,16 @@ function toCount(text: string | undefined): number {
   return text !== undefined && /^[0-9]+$/.test(text) ? Number(text) : 0
 }
 
+function watchStats(stored: Record<string, string>): WatchStats {
+  return {
+    matched: toCount(stored.matched),
+    delivered: toCount(stored.delivered),
+    failed: toCount(stored.failed),
+    pending: toCount(stored.pending),
+    lastDeliveredAt: stored.lastDeliveredAt || null,
+  }
+}
+
 export class WatchService {
   readonly #d: WatchServiceDeps
   readonly #now: () => number
@@ -113,19 +123,16 @@ export class WatchService {
     return this.#d.store.getForTenant(tenantId, watchId)
   }
 
-  list(tenantId: string, query: WatchListQuery): Promise<{ items: Watch[]; nextCursor: string | null }> {
-    return this.#d.store.list(tenantId, query)
+  /** A page of the tenant's watches, each with its stats (the dashboard's list shows them). */
+  async list(tenantId: string, query: WatchListQuery): Promise<{ items: (Watch & { stats: WatchStats })[]; nextCursor: string | null }> {
+    const page = await this.#d.store.list(tenantId, query)
+    const stats = await this.#d.store.stats(page.items.map((watch) => watch.id))
+    return { items: page.items.map((watch, i) => ({ ...watch, stats: watchStats(stats[i] ?? {}) })), nextCursor: page.nextCursor }
   }
 
   async stats(watchId: string): Promise<WatchStats> {
-    const stats = await this.#d.store.stats(watchId)
-    return {
-      matched: toCount(stats.matched),
-      delivered: toCount(stats.delivered),
-      failed: toCount(stats.failed),
-      pending: toCount(stats.pending),
-      lastDeliveredAt: stats.lastDeliveredAt || null,
-    }
+    const [stats] = await this.#d.store.stats([watchId])
+    return watchStats(stats ?? {})
   }
 
   /** How many watches of the configured chains are in each status. */

@@ -138,9 +138,15 @@ export class WatchStore {
       .exec()
   }
 
-  /** The delivery counters of a watch as stored (matched, delivered, failed, pending, lastDeliveredAt). */
-  async stats(watchId: string): Promise<Record<string, string>> {
-    return this.#redis.hgetall(this.#keys.watchStats(watchId))
+  /** The delivery counters of watches as stored (matched, delivered, failed, pending, lastDeliveredAt), in order, in one round trip. */
+  async stats(watchIds: readonly string[]): Promise<Record<string, string>[]> {
+    if (watchIds.length === 0) return []
+    const pipeline = this.#redis.pipeline()
+    for (const id of watchIds) pipeline.hgetall(this.#keys.watchStats(id))
+    return ((await pipeline.exec()) ?? []).map(([err, hash]) => {
+      if (err) throw err
+      return hash as Record<string, string>
+    })
   }
 
   /** Every watch id, any status, on a chain. */
