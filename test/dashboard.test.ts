@@ -11,9 +11,12 @@ import { createServer } from 'node:http'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { pino } from 'pino'
-import puppeteer, { type Page } from 'puppeteer-core'
+import puppeteer from 'puppeteer-core'
+import { Redis } from 'ioredis'
 import { startApi } from '../src/api/server.js'
+import type { EvmChain } from '../src/chains/evm/evm-chain.js'
 import type { RunningRole } from '../src/roles.js'
+import { redisKeys } from '../src/storage/keys.js'
 import { startWorker } from '../workers/delivery-worker.js'
 import { startSubscriber } from '../workers/subscriber.js'
 import { ADMIN } from './helpers/api.js'
@@ -22,6 +25,8 @@ import { freePort, startAnvil, startRedis } from './helpers/processes.js'
 import { CHAIN, FAST, rpc } from './helpers/subscriber-harness.js'
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+/** anvil's first two default accounts; the form's evm.address_activity example watches the second. */
+const ANVIL_ACCOUNTS = ['0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266', '0x70997970c51812dc3a010c7d01b50e0d17dc79c8'] as const
 const SCREENSHOTS = new URL('../.tap/dashboard/', import.meta.url).pathname
 
 await promisify(execFile)(process.execPath, [new URL('../ui/build.mjs', import.meta.url).pathname])
@@ -31,11 +36,13 @@ await mkdir(SCREENSHOTS, { recursive: true })
 async function startReceiver() {
   let failing = false
   const requests: string[] = []
+  const answered = { 200: 0, 500: 0 }
   const waiters: Array<() => void> = []
   const server = createServer((req, res) => {
     req.resume()
     req.on('end', () => {
       requests.push(String(req.headers['webhook-id']))
+      answered[failing ? 500 : 200]++
       res.writeHead(failing ? 500 : 200, { 'content-type': 'text/plain' }).end(failing ? 'receiver down' : 'ok')
       for (const wake of waiters.splice(0)) wake()
     })
@@ -46,6 +53,7 @@ async function startReceiver() {
   return {
     url: `http://127.0.0.1:${port}/hooks`,
     requests,
+    answered,
     set failing(value: boolean) { failing = value },
     nextRequest: () => new Promise<void>((resolve) => waiters.push(resolve)),
     close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(resolve) }),
@@ -91,9 +99,25 @@ t.test('a tenant and an operator use the console in a browser', async (t) => {
     await receiver.close()
   })
   roles.push(await startWorker(config, logger.child({ role: 'worker' })))
-  roles.push(await startSubscriber(config, logger.child({ role: 'subscriber' }), FAST))
+  const subscriber = await startSubscriber(config, logger.child({ role: 'subscriber' }), FAST)
+  roles.push(subscriber)
   roles.push(await startApi(config, logger.child({ role: 'api' })))
   const apiUrl = `http://127.0.0.1:${config.port}`
+  const redis = new Redis(redisServer.url)
+  t.teardown(() => redis.quit())
+  const keys = redisKeys(config.redisPrefix)
+  /** Resolves once the subscriber has applied every watch change so far: a block mined after it matches a new watch. */
+  async function subscriberSeesWatches(): Promise<void> {
+    const runner = subscriber.chains.get(CHAIN)!
+    await runner.whenLeading()
+    const [last] = await redis.xrevrange(keys.watchChanges, '+', '-', 'COUNT', 1)
+    await (runner.driver as EvmChain).watchSet!.whenApplied(last?.[0] ?? '0-0')
+  }
+  /** A real ETH transfer to anvil's second account, mined now (anvil runs without automine). */
+  async function transfer(): Promise<void> {
+    await rpc(anvil.url, 'eth_sendTransaction', [{ from: ANVIL_ACCOUNTS[0], to: ANVIL_ACCOUNTS[1], value: '0xde0b6b3a7640000' }])
+    await rpc(anvil.url, 'evm_mine')
+  }
 
   async function api<T>(method: string, path: string, token: string, body?: unknown): Promise<T> {
     const response = await fetch(`${apiUrl}${path}`, {
@@ -120,6 +144,7 @@ t.test('a tenant and an operator use the console in a browser', async (t) => {
   })
   t.teardown(() => browser.close())
   const page = await browser.newPage()
+  await page.setViewport({ width: 1100, height: 800 })
   const consoleErrors: string[] = []
   const foreignRequests: string[] = []
   // Chromium logs every 4xx answer to fetch as an error; the wrong key and the bad URL above get theirs on purpose.
@@ -127,6 +152,11 @@ t.test('a tenant and an operator use the console in a browser', async (t) => {
   page.on('console', (message) => { if (message.type() === 'error' && !expectedHttpError.test(message.text())) consoleErrors.push(message.text()) })
   page.on('pageerror', (err) => consoleErrors.push(String(err)))
   page.on('request', (request) => { if (new URL(request.url()).origin !== apiUrl) foreignRequests.push(request.url()) })
+  /** Replaces a field's value as typing would (Preact reads it from the input event). */
+  const setField = (selector: string, value: string) => page.$eval(selector, (el, v) => {
+    (el as HTMLInputElement).value = v
+    el.dispatchEvent(new Event('input', { bubbles: true }))
+  }, value)
   const shot = (name: string) => page.screenshot({ path: `${SCREENSHOTS}${name}.png`, fullPage: true })
   const aria = (name: string, role?: string) => page.locator(`::-p-aria([name="${name}"]${role ? `[role="${role}"]` : ''})`)
   const textOf = (selector: string) => page.$eval(selector, (el) => el.textContent ?? '')
@@ -166,11 +196,17 @@ t.test('a tenant and an operator use the console in a browser', async (t) => {
   await aria('URL').fill('not a url')
   await aria('Create watch', 'button').click()
   await page.waitForSelector('#watch-url-error')
-  t.match(await textOf('#watch-url-error'), /url/, "the API's message names the field")
-  t.equal(await page.$eval('#watch-url', (el) => el.getAttribute('aria-describedby')), 'watch-url-error', 'and is tied to the URL field')
+  t.match(await textOf('#watch-url-error'), /^body\/url /, "the API's message names the field")
+  t.match(await page.$eval('#watch-url', (el) => el.getAttribute('aria-describedby')), /\bwatch-url-error\b/, 'and is tied to the URL field')
+  t.equal(await page.evaluate(() => document.activeElement?.id), 'watch-url', 'the keyboard is on the field to fix')
   await shot('watch-form-error')
-  await page.$eval('#watch-url', (el) => { (el as HTMLInputElement).value = '' })
-  await aria('URL').fill(receiver.url)
+  await setField('#watch-url', receiver.url)
+  await setField('#watch-fromBlock', '-1')
+  await aria('Create watch', 'button').click()
+  await page.waitForSelector('#watch-fromBlock-error')
+  t.match(await textOf('#watch-fromBlock-error'), /^body\/fromBlock /, 'a message about fromBlock shows beside From block')
+  t.equal(await page.$('#watch-url-error'), null, 'and the fixed URL no longer shows one')
+  await setField('#watch-fromBlock', '')
   await aria('Create watch', 'button').click()
   await page.waitForSelector('[data-testid=watch-status]')
   t.equal(await textOf('[data-testid=watch-status]'), 'active', 'the new watch is shown, active')
@@ -186,12 +222,10 @@ t.test('a tenant and an operator use the console in a browser', async (t) => {
   t.equal((await api<{ status: string }>('GET', `/watches/${watchId}`, tenant.apiKey)).status, 'active', 'Resume reached the API')
 
   // --- a delivery arrives; its attempts are shown ---------------------------------------------------
-  // Mining until a block reaches the receiver: the subscriber picks a new watch up within a second.
-  while (receiver.requests.length === 0) {
-    const next = receiver.nextRequest()
-    await rpc(anvil.url, 'evm_mine')
-    await Promise.race([next, new Promise((resolve) => setTimeout(resolve, 300))])
-  }
+  await subscriberSeesWatches()
+  const first = receiver.nextRequest()
+  await rpc(anvil.url, 'evm_mine')
+  await first
   const delivered = await until(async () =>
     (await api<DeliveryPage>('GET', `/watches/${watchId}/deliveries?status=delivered`, tenant.apiKey)).items[0])
   await aria('Refresh deliveries', 'button').click()
@@ -214,6 +248,68 @@ t.test('a tenant and an operator use the console in a browser', async (t) => {
   await page.locator(`::-p-aria([name="Delivery ${failed.id}"]) ::-p-aria([name="Retry"][role="button"])`).click()
   await retried
   t.equal(receiver.requests.at(-1), failed.id, 'Retry sent the failed delivery again')
+  await until(async () => (await api<{ status: string }>('GET', `/deliveries/${failed.id}`, tenant.apiKey)).status === 'delivered' || undefined)
+
+  // --- the chart: attempts per minute and latency, with a table as its text alternative ------------
+  await aria('Refresh deliveries', 'button').click()
+  const chartTotals = () => page.$$eval('table[aria-label="Deliveries per minute"] tbody tr', (rows) => rows.reduce(
+    (sum, row) => ({ delivered: sum.delivered + Number(row.cells[1]!.textContent), failed: sum.failed + Number(row.cells[2]!.textContent) }),
+    { delivered: 0, failed: 0 }))
+  await page.waitForFunction((want) => {
+    const rows = [...document.querySelectorAll('table[aria-label="Deliveries per minute"] tbody tr')] as HTMLTableRowElement[]
+    return rows.reduce((n, row) => n + Number(row.cells[1]!.textContent), 0) === want
+  }, {}, receiver.answered[200])
+  t.same(await chartTotals(), { delivered: receiver.answered[200], failed: receiver.answered[500] },
+    "the chart's table counts every attempt the receiver answered, 2xx as delivered, 500 as failed")
+  t.match(await textOf('table[aria-label="Deliveries per minute"] tbody'), /\d+(\.\d)? (ms|s)/, 'with the latency of the deliveries')
+  t.match(await page.$eval('svg[aria-label^="Delivery attempts per minute"]', (el) => el.getAttribute('aria-label')),
+    new RegExp(`${receiver.answered[200]} delivered, ${receiver.answered[500]} failed`), 'the chart image says the same in its name')
+  await aria(delivered.id, 'button').click() // closed again, so the screenshot shows the retried one
+  await page.$eval(`::-p-aria([name="Delivery ${failed.id}"]) button[aria-expanded]`, (el) => (el as HTMLButtonElement).click())
+  await page.waitForSelector(`table[aria-label="Attempts of ${failed.id}"] tbody tr`)
+  await shot('watch')
+
+  // --- a watch made for the live tail: no URL, one webhook per block, ordered -----------------------
+  await page.evaluate(() => { location.hash = '#/watches' })
+  await aria('New watch', 'button').click()
+  const liveType = await page.waitForSelector('::-p-aria([name="Type"][role="combobox"])')
+  await liveType!.select('evm.address_activity')
+  const batch = await page.waitForSelector('::-p-aria([name="Batch"][role="combobox"])')
+  await batch!.select('block')
+  await aria('Ordered', 'checkbox').click()
+  await aria('Description').fill('live tail')
+  await aria('Create watch', 'button').click()
+  await waitForText('h2', 'live tail')
+  const liveWatchId = /#\/watches\/(wch_\w+)/.exec(page.url())![1]!
+  t.match(await api('GET', `/watches/${liveWatchId}`, tenant.apiKey), { batch: 'block', ordered: true, url: undefined }, 'batch and ordered reached the API')
+  t.match(await textOf('main dl'), /one webhook per block · ordered/, 'and the watch page shows them')
+
+  // --- the live tail updates without a reload -------------------------------------------------------
+  await aria('Live events of this watch', 'link').click()
+  await waitForText('[role=status]', 'Stream connected')
+  await page.evaluate(() => { (window as unknown as { notReloaded: boolean }).notReloaded = true })
+  await subscriberSeesWatches()
+  const liveRows = () => page.$$eval('ol[aria-label="Live events"] li', (rows) => rows.length)
+  await transfer()
+  await page.waitForSelector('ol[aria-label="Live events"] li')
+  t.match(await textOf('ol[aria-label="Live events"] li'), new RegExp(`evm\\.batch · ${liveWatchId} · evt_\\w+ · block \\d+ · 1 event`), 'the matched transfer appears in the tail')
+  t.equal(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded), true, 'without a reload')
+  await shot('live-events')
+
+  await aria('Pause live events', 'checkbox').click()
+  await transfer()
+  await waitForText('[role=status]', '1 new event held while paused')
+  t.equal(await liveRows(), 1, 'paused: the next event is held, not shown')
+  await aria('Pause live events', 'checkbox').click()
+  await page.waitForFunction(() => document.querySelectorAll('ol[aria-label="Live events"] li').length === 2)
+  t.pass('resumed: the held event is shown')
+
+  await aria('Event type').fill('evm.activity')
+  await page.waitForFunction(() => document.querySelectorAll('ol[aria-label="Live events"] li').length === 0)
+  t.match(await textOf('main'), /0 of 2 shown/, 'the type filter hides other types')
+  await setField('input[list=event-types]', 'evm.batch')
+  await page.waitForFunction(() => document.querySelectorAll('ol[aria-label="Live events"] li').length === 2)
+  t.pass('and shows the type asked for')
 
   // --- the operator view ----------------------------------------------------------------------
   await aria('Sign out', 'button').click()

@@ -4,7 +4,10 @@
  * and no CSRF surface. Accessible names of the controls are a contract (README, Dashboard).
  */
 import { render } from 'preact'
-import { useCallback, useEffect, useRef, useState } from 'preact/hooks'
+import { useCallback, useEffect, useState } from 'preact/hooks'
+import { call, when } from './api.js'
+import { DeliveryMinutes } from './chart.jsx'
+import { LiveEvents } from './live.jsx'
 
 const TOKEN_KEY = 'blockhook.token'
 
@@ -27,16 +30,6 @@ const TYPES_BY_CHAIN_TYPE = {
 }
 const PAGE_SIZE = 25
 
-async function call(token, method, path, body) {
-  const response = await fetch(path, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  })
-  const text = await response.text()
-  return { status: response.status, ok: response.ok, body: text ? JSON.parse(text) : null }
-}
-
 /** The field an API validation message names ("body/url must match…" → "url"). */
 function fieldOf(message) {
   const match = /^body\/(\w+)/.exec(message ?? '') ?? /^(?:unknown chain|chain)\b/.exec(message ?? '')
@@ -53,8 +46,6 @@ function useHashRoute() {
   }, [])
   return hash.slice(1).split('/').filter(Boolean)
 }
-
-function when(iso) { return iso ? new Date(iso).toLocaleString() : '—' }
 
 function SignIn({ onSignedIn }) {
   const [value, setValue] = useState('')
@@ -115,6 +106,10 @@ function usePagedList(load, deps) {
   return { page, error, reload, pager: { cursors: stack, nextCursor: page.nextCursor, onPage } }
 }
 
+function counts(stats) {
+  return stats ? `${stats.delivered} delivered · ${stats.failed} failed · ${stats.pending} pending` : '—'
+}
+
 function Watches({ token, chains }) {
   const [filters, setFilters] = useState({ chain: '', type: '', status: '' })
   const [creating, setCreating] = useState(false)
@@ -143,12 +138,12 @@ function Watches({ token, chains }) {
       </form>
       {error && <p class="error" role="alert">{error}</p>}
       <table aria-label="Watches">
-        <thead><tr><th>Watch</th><th>Chain</th><th>Type</th><th>Status</th><th>URL</th><th>Created</th></tr></thead>
+        <thead><tr><th>Watch</th><th>Chain</th><th>Type</th><th>Status</th><th>Deliveries</th><th>URL</th><th>Created</th></tr></thead>
         <tbody>
           {page.items.map((w) => (
             <tr key={w.id}>
               <td><a href={`#/watches/${w.id}`}>{w.description || w.id}</a></td>
-              <td>{w.chain}</td><td>{w.type}</td><td>{w.status}</td><td>{w.url ?? '—'}</td><td>{when(w.createdAt)}</td>
+              <td>{w.chain}</td><td>{w.type}</td><td>{w.status}</td><td>{counts(w.stats)}</td><td>{w.url ?? 'event stream only'}</td><td>{when(w.createdAt)}</td>
             </tr>
           ))}
         </tbody>
@@ -159,6 +154,11 @@ function Watches({ token, chains }) {
   )
 }
 
+/** Fields of the form an API message can name ("body/<field> …"); anything else shows under the form. */
+const FORM_FIELDS = ['chain', 'type', 'url', 'filter', 'confirmations', 'commitment', 'batch', 'ordered', 'fromBlock', 'description']
+/** Types whose events come from mined blocks: batch and fromBlock apply to them (not to the mempool). */
+const blockBased = (type) => type.startsWith('evm.') && type !== 'evm.pending_transactions'
+
 function WatchForm({ token, chains, onCreated }) {
   const [chain, setChain] = useState(chains[0]?.id ?? '')
   const chainType = chains.find((c) => c.id === chain)?.type ?? 'evm'
@@ -166,11 +166,16 @@ function WatchForm({ token, chains, onCreated }) {
   const [filter, setFilter] = useState(JSON.stringify(FILTER_EXAMPLES[type], null, 2))
   const [url, setUrl] = useState('')
   const [depth, setDepth] = useState('')
+  const [batch, setBatch] = useState('none')
+  const [ordered, setOrdered] = useState(false)
+  const [fromBlock, setFromBlock] = useState('')
   const [description, setDescription] = useState('')
   const [errors, setErrors] = useState({})
+  const [busy, setBusy] = useState(false)
 
   function pickChain(id) {
     setChain(id)
+    setDepth('')
     const types = TYPES_BY_CHAIN_TYPE[chains.find((c) => c.id === id)?.type ?? 'evm']
     if (!types.includes(type)) pickType(types[0])
   }
@@ -182,20 +187,33 @@ function WatchForm({ token, chains, onCreated }) {
     event.preventDefault()
     let parsedFilter
     try { parsedFilter = JSON.parse(filter) } catch (err) { return setErrors({ filter: `Filter is not JSON: ${err.message}` }) }
-    const body = { chain, type, filter: parsedFilter, url }
+    // Only what the user set goes out, so the API's defaults apply to the rest.
+    const body = { chain, type, filter: parsedFilter }
+    if (url.trim()) body.url = url.trim()
     if (description) body.description = description
     if (depth !== '') {
       if (chainType === 'evm') body.confirmations = Number(depth)
       else body.commitment = depth
     }
+    if (blockBased(type) && batch !== 'none') body.batch = batch
+    if (ordered) body.ordered = true
+    if (blockBased(type) && fromBlock !== '') body.fromBlock = Number(fromBlock)
+    setBusy(true)
     const res = await call(token, 'POST', '/watches', body)
+    setBusy(false)
     if (res.ok) return onCreated(res.body)
     const message = res.body?.message ?? `HTTP ${res.status}`
     const field = fieldOf(message)
-    setErrors(field && ['chain', 'type', 'url', 'filter', 'confirmations', 'commitment', 'description'].includes(field)
-      ? { [field]: message } : { form: message })
+    const named = field && FORM_FIELDS.includes(field) ? field : undefined
+    setErrors(named ? { [named]: message } : { form: message })
+    // The keyboard lands on the field to fix; its message is read as its description.
+    if (named) document.getElementById(`watch-${named}`)?.focus()
   }
-  const described = (name) => errors[name] ? { 'aria-invalid': 'true', 'aria-describedby': `watch-${name}-error` } : {}
+  const hint = (name, text) => <p id={`watch-${name}-hint`} class="hint">{text}</p>
+  const described = (name, withHint) => {
+    const ids = [withHint && `watch-${name}-hint`, errors[name] && `watch-${name}-error`].filter(Boolean).join(' ')
+    return { ...(errors[name] ? { 'aria-invalid': 'true' } : {}), ...(ids ? { 'aria-describedby': ids } : {}) }
+  }
   const problem = (name) => errors[name] && <p id={`watch-${name}-error`} class="error" role="alert">{errors[name]}</p>
   return (
     <form class="stack" aria-label="New watch" onSubmit={submit} noValidate>
@@ -207,10 +225,13 @@ function WatchForm({ token, chains, onCreated }) {
           {TYPES_BY_CHAIN_TYPE[chainType].map((t) => <option value={t}>{t}</option>)}</select>{problem('type')}</div>
       <div class="field"><label for="watch-url">URL</label>
         <input id="watch-url" type="url" value={url} placeholder="https://example.com/webhooks"
-          onInput={(e) => setUrl(e.currentTarget.value)} {...described('url')} />{problem('url')}</div>
+          onInput={(e) => setUrl(e.currentTarget.value)} {...described('url', true)} />
+        {hint('url', 'Where the signed webhooks go. Leave it empty for a watch whose events reach only Live events (the event stream).')}
+        {problem('url')}</div>
       <div class="field"><label for="watch-filter">Filter</label>
         <textarea id="watch-filter" value={filter} spellcheck={false}
-          onInput={(e) => setFilter(e.currentTarget.value)} {...described('filter')} />{problem('filter')}</div>
+          onInput={(e) => setFilter(e.currentTarget.value)} {...described('filter', true)} />
+        {hint('filter', 'JSON, prefilled with an example for the type.')}{problem('filter')}</div>
       {chainType === 'evm'
         ? <div class="field"><label for="watch-confirmations">Confirmations</label>
           <input id="watch-confirmations" type="number" min="0" max="1000" value={depth} placeholder="the chain's default"
@@ -219,45 +240,27 @@ function WatchForm({ token, chains, onCreated }) {
           <select id="watch-commitment" value={depth} onChange={(e) => setDepth(e.currentTarget.value)} {...described('commitment')}>
             <option value="">the chain's default</option>{['processed', 'confirmed', 'finalized'].map((c) => <option value={c}>{c}</option>)}
           </select>{problem('commitment')}</div>}
+      {blockBased(type) && <>
+        <div class="field"><label for="watch-batch">Batch</label>
+          <select id="watch-batch" value={batch} onChange={(e) => setBatch(e.currentTarget.value)} {...described('batch')}>
+            <option value="none">none: one webhook per event</option>
+            <option value="block">block: one evm.batch webhook per block</option>
+          </select>{problem('batch')}</div>
+        <div class="field"><label for="watch-fromBlock">From block</label>
+          <input id="watch-fromBlock" type="number" min="0" value={fromBlock} placeholder="only new blocks"
+            onInput={(e) => setFromBlock(e.currentTarget.value)} {...described('fromBlock', true)} />
+          {hint('fromBlock', 'Also deliver every match from this block on (at most 10,000 blocks behind the head).')}
+          {problem('fromBlock')}</div>
+      </>}
+      <div class="field">
+        <label class="inline"><input id="watch-ordered" type="checkbox" checked={ordered}
+          onChange={(e) => setOrdered(e.currentTarget.checked)} {...described('ordered', true)} /> Ordered</label>
+        {hint('ordered', 'One webhook in flight at a time, in sequence order.')}{problem('ordered')}</div>
       <div class="field"><label for="watch-description">Description</label>
         <input id="watch-description" value={description} onInput={(e) => setDescription(e.currentTarget.value)} {...described('description')} />{problem('description')}</div>
       {problem('form')}
-      <button type="submit">Create watch</button>
+      <button type="submit" disabled={busy}>Create watch</button>
     </form>
-  )
-}
-
-/** Deliveries per minute of the page shown, delivered above failed, as plain SVG. */
-function DeliveryChart({ deliveries }) {
-  const minutes = new Map()
-  for (const d of deliveries) {
-    if (d.status !== 'delivered' && d.status !== 'failed') continue
-    const last = d.attempts[d.attempts.length - 1]
-    const minute = Math.floor(new Date(last?.at ?? d.createdAt).getTime() / 60_000)
-    const counts = minutes.get(minute) ?? { delivered: 0, failed: 0 }
-    counts[d.status]++
-    minutes.set(minute, counts)
-  }
-  const keys = [...minutes.keys()].sort((a, b) => a - b).slice(-30)
-  const max = Math.max(1, ...keys.map((k) => minutes.get(k).delivered + minutes.get(k).failed))
-  const width = 30 * 12
-  const height = 80
-  const summary = keys.map((k) => `${new Date(k * 60_000).toLocaleTimeString()}: ${minutes.get(k).delivered} delivered, ${minutes.get(k).failed} failed`).join('; ')
-  return (
-    <figure>
-      <svg class="chart" width={width} height={height} role="img" aria-label={`Deliveries per minute. ${summary || 'none yet'}`}>
-        {keys.map((k, i) => {
-          const { delivered, failed } = minutes.get(k)
-          const dh = (delivered / max) * height
-          const fh = (failed / max) * height
-          return [
-            <rect class="bar-delivered" x={i * 12} y={height - dh} width="10" height={dh} />,
-            <rect class="bar-failed" x={i * 12} y={height - dh - fh} width="10" height={fh} />,
-          ]
-        })}
-      </svg>
-      <figcaption>Deliveries per minute (green delivered, red failed), from the deliveries listed below.</figcaption>
-    </figure>
   )
 }
 
@@ -285,6 +288,8 @@ function WatchDetail({ token, id }) {
     setNotice(res.ok ? describe(res.body) : (res.body?.message ?? `HTTP ${res.status}`))
     return res
   }
+  const [refreshes, setRefreshes] = useState(0)
+  const refresh = () => { deliveries.reload(); load(); setRefreshes((n) => n + 1) }
   const setStatus = (status) => act('PATCH', `/watches/${id}`, { status }, (w) => { setWatch({ ...watch, ...w }); return `Watch ${w.status}.` })
   if (!watch) return <main><p role="status">{notice || 'Loading…'}</p></main>
   return (
@@ -296,7 +301,14 @@ function WatchDetail({ token, id }) {
           <dt>Id</dt><dd>{watch.id}</dd>
           <dt>Status</dt><dd data-testid="watch-status">{watch.status}</dd>
           <dt>Chain and type</dt><dd>{watch.chain} · {watch.type}</dd>
-          <dt>URL</dt><dd>{watch.url ?? '—'}</dd>
+          <dt>URL</dt><dd>{watch.url ?? 'none: its events reach only the event stream'}</dd>
+          <dt>Delivery</dt><dd>{[
+            watch.confirmations !== undefined && `${watch.confirmations} confirmations`,
+            watch.commitment && `commitment ${watch.commitment}`,
+            watch.batch === 'block' ? 'one webhook per block' : 'one webhook per event',
+            watch.ordered && 'ordered',
+            watch.startBlock !== undefined && `matching from block ${watch.startBlock}`,
+          ].filter(Boolean).join(' · ')}</dd>
           <dt>Filter</dt><dd><pre>{JSON.stringify(watch.filter, null, 2)}</pre></dd>
           {watch.stats && <><dt>Stats</dt><dd>matched {watch.stats.matched}, delivered {watch.stats.delivered}, failed {watch.stats.failed}, pending {watch.stats.pending}, last delivered {when(watch.stats.lastDeliveredAt)}</dd></>}
         </dl>
@@ -327,16 +339,17 @@ function WatchDetail({ token, id }) {
         </div>
         <p role="status">{notice}</p>
       </div>
+      <p><a href={`#/live/${watch.id}`}>Live events of this watch</a></p>
+      <DeliveryMinutes token={token} watchId={watch.id} refreshKey={refreshes} />
       <h3>Deliveries</h3>
-      <DeliveryChart deliveries={deliveries.page.items} />
       <div class="row">
         <label>Delivery status <select value={statusFilter} onChange={(e) => setStatusFilter(e.currentTarget.value)}>
           <option value="">any</option>{['pending', 'delivered', 'failed', 'cancelled'].map((s) => <option value={s}>{s}</option>)}</select></label>
-        <button type="button" onClick={() => { deliveries.reload(); load() }}>Refresh deliveries</button>
+        <button type="button" onClick={refresh}>Refresh deliveries</button>
       </div>
       {deliveries.error && <p class="error" role="alert">{deliveries.error}</p>}
       <ul aria-label="Deliveries">
-        {deliveries.page.items.map((d) => <Delivery key={d.id} token={token} delivery={d} onChange={() => { deliveries.reload(); load() }} />)}
+        {deliveries.page.items.map((d) => <Delivery key={d.id} token={token} delivery={d} onChange={refresh} />)}
       </ul>
       {deliveries.page.items.length === 0 && <p>No deliveries yet.</p>}
       <Pager label="Delivery pages" {...deliveries.pager} />
@@ -378,44 +391,6 @@ function Delivery({ token, delivery, onChange }) {
         </div>
       )}
     </li>
-  )
-}
-
-/** The stream's browser authentication: subprotocols `blockhook.v1` and `bearer.<apiKey>`. */
-function LiveEvents({ token }) {
-  const [events, setEvents] = useState([])
-  const [paused, setPaused] = useState(false)
-  const [typeFilter, setTypeFilter] = useState('')
-  const [state, setState] = useState('connecting')
-  const pausedRef = useRef(paused)
-  pausedRef.current = paused
-  useEffect(() => {
-    const socket = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/events/stream`, ['blockhook.v1', `bearer.${token}`])
-    socket.onopen = () => setState('connected')
-    socket.onclose = (e) => setState(`closed (${e.code}${e.reason ? `: ${e.reason}` : ''})`)
-    socket.onmessage = (message) => {
-      if (pausedRef.current) return
-      let frame
-      try { frame = JSON.parse(message.data); frame.event = JSON.parse(frame.body) } catch { return }
-      setEvents((list) => [frame, ...list].slice(0, 200))
-    }
-    return () => socket.close()
-  }, [token])
-  const shown = events.filter((e) => !typeFilter || e.event.type?.startsWith(typeFilter))
-  return (
-    <main>
-      <h2>Live events</h2>
-      <div class="row">
-        <span role="status">Stream {state}</span>
-        <label><input type="checkbox" checked={paused} onChange={(e) => setPaused(e.currentTarget.checked)} /> Pause live events</label>
-        <label>Event type <input value={typeFilter} placeholder="evm.log" onInput={(e) => setTypeFilter(e.currentTarget.value)} /></label>
-      </div>
-      <ol aria-label="Live events" aria-live="polite">
-        {shown.map((e) => (
-          <li key={e.cursor}><code>{e.headers['webhook-id']}</code> {e.event.type} · {e.watchId} · {e.event.timestamp}</li>
-        ))}
-      </ol>
-    </main>
   )
 }
 
@@ -505,7 +480,7 @@ function App() {
   const [section, id] = route
   let page
   if (session.role === 'admin') page = <Operator token={session.token} />
-  else if (section === 'live') page = <LiveEvents token={session.token} />
+  else if (section === 'live') page = <LiveEvents token={session.token} watchId={id} key={id ?? 'all'} />
   else if (section === 'watches' && id) page = <WatchDetail token={session.token} id={id} />
   else page = <Watches token={session.token} chains={chains} />
   return (
