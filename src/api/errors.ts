@@ -12,7 +12,7 @@ import { isOutOfMemory, redisOutOfMemory } from '../storage/redis-memory.js'
 export interface ErrorBody {
   statusCode: number
   error: string
-  code: string
+  code: ErrorCode
   message: string
 }
 
@@ -27,7 +27,7 @@ export class RetryLaterError extends BlockhookError {
   }
 }
 
-export function errorBody(statusCode: number, code: string, message: string): ErrorBody {
+export function errorBody(statusCode: number, code: ErrorCode, message: string): ErrorBody {
   return { statusCode, error: STATUS_CODES[statusCode] ?? 'Error', code, message }
 }
 
@@ -54,7 +54,8 @@ export function toErrorBody(err: unknown): ErrorBody {
   if (err instanceof SyntaxError) return errorBody(400, 'BH_INVALID_JSON', `body is not valid JSON: ${err.message}`)
   const status = fastifyError.statusCode ?? fastifyError.status
   if (status && status >= 400 && status < 500) {
-    return errorBody(status, fastifyError.code ?? 'BH_BAD_REQUEST', fastifyError.message ?? 'bad request')
+    // A plugin's own code (FST_…) is not one clients branch on; its message says what was wrong.
+    return errorBody(status, 'BH_BAD_REQUEST', fastifyError.message ?? 'bad request')
   }
   return errorBody(500, 'BH_INTERNAL', 'internal server error')
 }
