@@ -7,7 +7,7 @@
 import { useCallback, useEffect, useState } from 'preact/hooks'
 import { call, duration } from './api.js'
 
-const WINDOWS = [[60, 'Last hour'], [360, 'Last 6 hours'], [1440, 'Last 24 hours']]
+const WINDOWS = [[60, 'Last hour'], [180, 'Last 3 hours'], [360, 'Last 6 hours']]
 const WIDTH = 720
 const BARS_HEIGHT = 110
 const LATENCY_HEIGHT = 90

@@ -12,8 +12,12 @@
  */
 
 export const MINUTE_MS = 60_000
-/** How far back the buckets reach; GET /watches/:id/stats/minutes asks for at most this many minutes. */
-export const MAX_MINUTES = 24 * 60
+/**
+ * How far back the buckets reach; GET /watches/:id/stats/minutes asks for at most this many
+ * minutes. A bucket costs about 230 bytes of Redis (measured, key and expiry included), so a watch
+ * with attempts in every minute holds at most ~83 KB; six hours is the chart's longest window.
+ */
+export const MAX_MINUTES = 6 * 60
 export const MINUTE_RETENTION_MS = MAX_MINUTES * MINUTE_MS + MINUTE_MS
 
 /**
