@@ -323,6 +323,15 @@ t.test('a tenant and an operator use the console in a browser', async (t) => {
   await aria('Create tenant', 'button').click()
   await waitForText('[role=status]', 'shown once: bhk_')
   await waitForText('table[aria-label=Tenants] tbody', 'globex')
+  t.match(await textOf('main'), /Queues\s*waiting \d+, active \d+, delayed \d+, failed \d+/, 'queue depths are shown')
+  await aria('New API key for globex', 'button').click()
+  await waitForText('[role=status]', 'New API key for ten_')
+  const added = /shown once: (bhk_\S+)/.exec(await textOf('[role=status]'))![1]!
+  const prefix = added.slice(0, 12)
+  await aria(`Revoke key ${prefix}`, 'button').click()
+  await waitForText('[role=status]', `Key ${prefix}… revoked.`)
+  await page.waitForFunction((p) => !document.querySelector('table[aria-label=Tenants] tbody')?.textContent?.includes(p), {}, prefix)
+  t.equal((await fetch(`${apiUrl}/watches`, { headers: { authorization: `Bearer ${added}` } })).status, 401, 'a revoked key is refused')
   await shot('operator')
 
   t.same(consoleErrors, [], 'no console errors')

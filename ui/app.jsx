@@ -424,10 +424,12 @@ function Operator({ token }) {
   async function addKey(id) {
     const res = await call(token, 'POST', `/admin/tenants/${id}/api-keys`)
     setNotice(res.ok ? `New API key for ${id}, shown once: ${res.body.apiKey}` : res.body?.message)
+    if (res.ok) load()
   }
   async function revoke(id, prefix) {
     const res = await call(token, 'DELETE', `/admin/tenants/${id}/api-keys/${encodeURIComponent(prefix)}`)
     setNotice(res.ok ? `Key ${prefix}… revoked.` : res.body?.message)
+    if (res.ok) load()
   }
   return (
     <main>
