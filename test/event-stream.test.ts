@@ -11,16 +11,16 @@ import { once } from 'node:events'
 import { createServer } from 'node:http'
 import { send } from './helpers/contracts.js'
 import { runCli } from './helpers/spawn-cli.js'
-import { CHAIN, harness, startTokenChain } from './helpers/subscriber-harness.js'
+import { CHAIN, harness, sprayBlock, startTokenChain } from './helpers/subscriber-harness.js'
 import { StreamClient, type StreamMessage } from './helpers/stream-client.js'
 
 const BOB = '0x00000000000000000000000000000000000000b0' as Address
 
 const { redisServer, anvil, clients, token, transferWatch } = await startTokenChain(t, 10n ** 24n)
 const h = harness(t, redisServer.url, { ws: [anvil.wsUrl], http: anvil.url })
+const shared = { redisPrefix: h.config.redisPrefix, chains: h.config.chains }
 const { app } = await buildTestApi(t, redisServer.url, {
-  redisPrefix: h.config.redisPrefix,
-  chains: h.config.chains,
+  ...shared,
   stream: { retentionMs: 24 * 3600_000, maxConnectionsPerTenant: 4, maxBufferedBytes: 8 * 1024 * 1024 },
   allowedOrigins: ['https://console.example'],
 }, { streamTiming: { pingIntervalMs: 100, pongTimeoutMs: 3_000 } })
@@ -45,8 +45,8 @@ async function createWatch(headers: Record<string, string>) {
 const acmeWatch = await createWatch(acme.headers)
 const otherWatch = await createWatch(other.headers)
 
-function connect(query = '', options: ConstructorParameters<typeof StreamClient>[1] = { headers: acme.headers }) {
-  const client = new StreamClient(`${wsBase}/events/stream${query}`, options)
+function connect(query = '', options: ConstructorParameters<typeof StreamClient>[1] = { headers: acme.headers }, base = wsBase) {
+  const client = new StreamClient(`${base}/events/stream${query}`, options)
   t.teardown(() => { client.ws.terminate() })
   return client
 }
@@ -58,9 +58,11 @@ async function transfers(count: number): Promise<void> {
   await h.caughtUp(sub, block)
 }
 
+const openStreams = (tenantId: string) => h.redis.zcard(h.keys.tenantStreamConnections(tenantId))
+
 /** A closed stream frees its slot just after the client sees the close; the count is read until it has. */
 async function slotsFreed(): Promise<void> {
-  while (await h.redis.zcard(h.keys.tenantStreamConnections(acme.id)) > 0) await new Promise((resolve) => setTimeout(resolve, 10))
+  while (await openStreams(acme.id) > 0) await new Promise((resolve) => setTimeout(resolve, 10))
 }
 
 function payloadOf(m: StreamMessage) {
@@ -114,6 +116,42 @@ t.test('signed messages in sequence order, only the tenant\'s own, resumed witho
   const resumed = connect(`?after=${first.messages[1]!.cursor}`)
   await resumed.received(3)
   t.same(resumed.messages.map((m) => payloadOf(m).data.sequence), [base + 2, base + 3, base + 4], 'from the cursor on, once each')
+  await resumed.close()
+})
+
+t.test('1013 for a client that stops reading while 500-log blocks stream; its last cursor resumes the rest', async (t) => {
+  // A second api process on the same Redis: a 1 KiB limit, and pings too rare to drop the paused client first.
+  const slow = await buildTestApi(t, redisServer.url, {
+    ...shared, stream: { retentionMs: 24 * 3600_000, maxConnectionsPerTenant: 4, maxBufferedBytes: 1024 },
+  }, { streamTiming: { pingIntervalMs: 600_000, pongTimeoutMs: 1_200_000 } })
+  const slowBase = (await slow.app.listen({ host: '127.0.0.1', port: 0 })).replace(/^http/, 'ws')
+  const tenant = await createTenant(app, 'slow')
+  const watch = await createWatch(tenant.headers)
+  const client = connect('', { headers: tenant.headers }, slowBase)
+  await client.opened
+  client.ws.pause()
+
+  // Loopback socket buffers take a few MB (about 4 here) before anything waits in the api
+  // process, more than one block's 750 KB: blocks follow until the api has given up on the client.
+  let blocks = 0
+  while (await openStreams(tenant.id) > 0) {
+    if (++blocks > 40) throw new Error('40 blocks of 500 logs streamed to a client that reads nothing, and it is still open')
+    await h.caughtUp(sub, await sprayBlock(anvil.url, token, BOB, 500))
+  }
+  client.ws.resume()
+  const { code, reason } = await client.closed
+  t.equal(code, 1013, 'the client sees 1013 once it reads again')
+  t.match(reason, /after=<the last cursor received>/)
+  t.ok(client.messages.length > 0, 'what the kernel held before the close arrives first')
+
+  const log = (await h.redis.xrange(h.keys.tenantEventLog(tenant.id), '-', '+')).map(([id]) => id)
+  t.equal(log.length, blocks * 500)
+  const resumed = connect(`?after=${client.messages.at(-1)!.cursor}`, { headers: tenant.headers }, slowBase)
+  await resumed.received(log.length - client.messages.length)
+  const all = [...client.messages, ...resumed.messages]
+  t.same(all.map((m) => m.cursor), log, 'every event of the log once, in order')
+  const first = payloadOf(all[0]!).data.sequence
+  t.same(all.map((m) => payloadOf(m).data.sequence), log.map((_, i) => first + i), 'sequences without gaps or repeats')
   await resumed.close()
 })
 

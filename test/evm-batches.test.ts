@@ -4,12 +4,11 @@
  * evm.batch.removed when the block is dropped.
  */
 import t from 'tap'
-import { encodeFunctionData, type Address } from 'viem'
+import type { Address } from 'viem'
 import { MAX_BATCH_BODY_BYTES } from '../src/chains/evm/batches.js'
 import { renderWebhookBody, type DeliveryRecord } from '../src/delivery/delivery-record.js'
 import { webhookId } from '../src/domain/ids.js'
-import { ACCOUNTS, compiledTokens } from './helpers/contracts.js'
-import { CHAIN, harness, rpc, startTokenChain } from './helpers/subscriber-harness.js'
+import { CHAIN, harness, rpc, sprayBlock, startTokenChain } from './helpers/subscriber-harness.js'
 
 const { redisServer, anvil, token, transferWatch } = await startTokenChain(t, 1_000_000n)
 const BOB = '0x00000000000000000000000000000000000000b0' as Address
@@ -17,15 +16,7 @@ const BOB = '0x00000000000000000000000000000000000000b0' as Address
 interface Log { transactionHash: string; logIndex: string; blockHash: string }
 interface Item { id: string; type: string; eventKey: string; log: Log }
 
-/** `count` Transfer logs in one new block (TestToken.spray, 100 a transaction). */
-async function sprayBlock(count: number): Promise<number> {
-  for (let left = count; left > 0; left -= 100) {
-    const data = encodeFunctionData({ abi: compiledTokens().TestToken.abi, functionName: 'spray', args: [BOB, BigInt(Math.min(100, left))] })
-    await rpc(anvil.url, 'eth_sendTransaction', [{ from: ACCOUNTS[0], to: token, data, gas: '0x4c4b40' }])
-  }
-  await rpc(anvil.url, 'evm_mine')
-  return Number(await rpc<string>(anvil.url, 'eth_blockNumber'))
-}
+const spray = (count: number) => sprayBlock(anvil.url, token, BOB, count)
 
 const items = (records: DeliveryRecord[]) => records.flatMap((r) => r.data.events as Item[])
 
@@ -35,7 +26,7 @@ t.test('a block of 50 matching logs is one evm.batch holding each event as it wo
   const single = await h.createWatch(transferWatch)
   const sub = await h.startSubscriber()
   await h.caughtUp(sub, await h.mine())
-  const block = await sprayBlock(50)
+  const block = await spray(50)
   await h.caughtUp(sub, block)
 
   const [batch, ...more] = await h.records(batched.id)
@@ -60,7 +51,7 @@ t.test('a block of 700 logs goes in parts under 256 KiB, in order, and the same 
   const batched = await h.createWatch({ ...transferWatch, batch: 'block' })
   const sub = await h.startSubscriber()
   await h.caughtUp(sub, await h.mine())
-  const block = await sprayBlock(700)
+  const block = await spray(700)
   await h.caughtUp(sub, block)
 
   const parts = await h.records(batched.id)
@@ -87,7 +78,7 @@ t.test('a batched block dropped by anvil_reorg is retracted with evm.batch.remov
   const batched = await h.createWatch({ ...transferWatch, batch: 'block' })
   const sub = await h.startSubscriber()
   await h.caughtUp(sub, await h.mine())
-  const block = await sprayBlock(3)
+  const block = await spray(3)
   await h.caughtUp(sub, block)
   const [batch] = await h.records(batched.id)
 

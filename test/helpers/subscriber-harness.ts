@@ -17,10 +17,10 @@ import type { WatchStore } from '../../src/storage/watch-store.js'
 import { wire } from '../../src/wiring.js'
 import type { EvmChain } from '../../src/chains/evm/evm-chain.js'
 import { startSubscriber, type RunningSubscriber, type SubscriberRoleOptions } from '../../workers/subscriber.js'
-import type { Address } from 'viem'
+import { encodeFunctionData, type Address } from 'viem'
 import { TRANSFER_TOPIC } from '../../src/chains/evm/abi.js'
 import { testConfig } from './config.js'
-import { ACCOUNTS, anvilClients, deploy, send } from './contracts.js'
+import { ACCOUNTS, anvilClients, compiledTokens, deploy, send } from './contracts.js'
 import { startAnvil, startRedis, type RunningProcess } from './processes.js'
 
 export const CHAIN = 'local'
@@ -143,6 +143,16 @@ export async function startTokenChain(t: Test, minted: bigint): Promise<TokenCha
   await send(clients, token, 'TestToken', 'mint', [ACCOUNTS[0], minted])
   await rpc(anvil.url, 'evm_mine')
   return { redisServer, anvil, clients, token, transferWatch: { type: 'evm.logs', filter: { address: token, topics: [TRANSFER_TOPIC] } } }
+}
+
+/** `count` Transfer logs of `token` to `to` in one new block (TestToken.spray, 100 a transaction); its number. */
+export async function sprayBlock(anvilUrl: string, token: Address, to: Address, count: number): Promise<number> {
+  for (let left = count; left > 0; left -= 100) {
+    const data = encodeFunctionData({ abi: compiledTokens().TestToken.abi, functionName: 'spray', args: [to, BigInt(Math.min(100, left))] })
+    await rpc(anvilUrl, 'eth_sendTransaction', [{ from: ACCOUNTS[0], to: token, data, gas: '0x4c4b40' }])
+  }
+  await rpc(anvilUrl, 'evm_mine')
+  return Number(await rpc<string>(anvilUrl, 'eth_blockNumber'))
 }
 
 /** The transaction hashes of a watch's evm.log deliveries, in sequence order. */
