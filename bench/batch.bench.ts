@@ -29,7 +29,7 @@ import { startAnvil, startRedis } from '../test/helpers/processes.js'
 import { rpc } from '../test/helpers/subscriber-harness.js'
 import { startWorker } from '../workers/delivery-worker.js'
 import { startSubscriber } from '../workers/subscriber.js'
-import { forkRole, nextMessage, processCpuMs, redisMainThreadCpuMs } from './bench-processes.js'
+import { forkRole, nextMessage, now, processCpuMs, redisMainThreadCpuMs } from './bench-processes.js'
 
 const LOGS_PER_BLOCK = 500
 const WATCHES = 10
@@ -38,8 +38,6 @@ const CHAIN = 'local'
 const PREFIX = 'bench'
 const TENANT = 'ten_bench'
 const BOB = '0x00000000000000000000000000000000000000b0' as Address
-
-const now = () => performance.timeOrigin + performance.now()
 
 function benchConfig(redisUrl: string, wsUrl: string): Config {
   const base = loadConfig(

@@ -1,16 +1,21 @@
 /**
  * What the benchmarks that run roles in processes of their own share: a bench file started again
- * as a child with a role, the messages it sends back, and the CPU a process or Redis has used.
+ * as a child with a role, the messages it sends back, the CPU a process or Redis has used, a
+ * loopback webhook receiver, blocks mined on anvil, and percentiles.
  */
 import { fork, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import type { Redis } from 'ioredis'
+import { ACCOUNTS } from '../test/helpers/contracts.js'
 
-/** Runs the bench file at `benchUrl` (its import.meta.url) in a child process as `role`, with an IPC channel. */
+/** Runs the bench file at `benchUrl` (its import.meta.url) in a child process as `role`, with an IPC channel (and `gc()`). */
 export function forkRole(benchUrl: string, role: string, env: Record<string, string>): ChildProcess {
   return fork(fileURLToPath(benchUrl), [role], {
-    execArgv: ['--import', 'tsx'],
+    execArgv: ['--expose-gc', '--import', 'tsx'],
     env: { ...process.env, ...env },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   })
@@ -36,4 +41,82 @@ export function processCpuMs(pid: number): number {
 export async function redisMainThreadCpuMs(client: Redis): Promise<number> {
   const info = Object.fromEntries((await client.info('cpu')).split('\n').map((line) => line.trim().split(':')))
   return (Number(info.used_cpu_user_main_thread) + Number(info.used_cpu_sys_main_thread)) * 1000
+}
+
+export function percentile(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
+}
+
+/** Epoch ms with sub-ms precision. */
+export const now = () => performance.timeOrigin + performance.now()
+
+// --- a loopback webhook receiver answering 200 at once, in a process of its own (so the process
+// measured is not slowed by the one receiving) -------------------------------------------------
+
+export interface ReceiverReport {
+  count: number
+  firstAt: number
+  lastAt: number
+  /** [webhook-id, when its 2xx was written (epoch ms, sub-ms)] while recording. */
+  answered: [string, number][]
+}
+
+type ReceiverCommand = { type: 'expect'; count: number; record: boolean } | { type: 'report' }
+
+/** The receiver's process (a benchmark file runs it for its `receiver` role); it sends `{url}` when listening. */
+export async function runReceiverChild(): Promise<void> {
+  let report: ReceiverReport = { count: 0, firstAt: 0, lastAt: 0, answered: [] }
+  let expected = Infinity
+  let recording = false
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    req.resume()
+    req.on('end', () => {
+      res.writeHead(200, { 'content-length': '0' })
+      res.end()
+      const at = now()
+      if (report.count === 0) report.firstAt = at
+      report.lastAt = at
+      report.count++
+      if (recording) report.answered.push([String(req.headers['webhook-id']), at])
+      if (report.count === expected) process.send!({ reached: true })
+    })
+  })
+  server.keepAliveTimeout = 60_000
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  process.on('message', (command: ReceiverCommand) => {
+    if (command.type === 'expect') {
+      report = { count: 0, firstAt: 0, lastAt: 0, answered: [] }
+      expected = command.count
+      recording = command.record
+    } else {
+      process.send!(report)
+    }
+  })
+  process.once('disconnect', () => process.exit(0))
+  process.send!({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` })
+}
+
+/** Tells the receiver how many requests to expect (counting from now); resolves with its report once they have all arrived. */
+export async function receive(receiver: ChildProcess, count: number, record: boolean, during: () => Promise<void>): Promise<ReceiverReport> {
+  receiver.send({ type: 'expect', count, record } satisfies ReceiverCommand)
+  const reached = nextMessage(receiver)
+  await during()
+  await reached
+  receiver.send({ type: 'report' } satisfies ReceiverCommand)
+  return nextMessage<ReceiverReport>(receiver)
+}
+
+/** One transaction of ACCOUNTS[0] to `to` with `data`, and the block holding it, in one JSON-RPC batch. */
+export async function sendAndMine(anvilUrl: string, to: string, data: string): Promise<void> {
+  const response = await fetch(anvilUrl, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify([
+      { jsonrpc: '2.0', id: 1, method: 'eth_sendTransaction', params: [{ from: ACCOUNTS[0], to, data, gas: '0x4c4b40' }] },
+      { jsonrpc: '2.0', id: 2, method: 'evm_mine', params: [] },
+    ]),
+  })
+  const answers = (await response.json()) as { error?: { message: string } }[]
+  const failed = answers.find((a) => a.error)
+  if (failed) throw new Error(failed.error!.message)
 }

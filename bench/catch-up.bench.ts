@@ -10,9 +10,9 @@ import { encodeFunctionData, type Address } from 'viem'
 import { RpcSocket } from '../src/chains/rpc-socket.js'
 import { TRANSFER_TOPIC } from '../src/chains/evm/abi.js'
 import { startAnvil, startRedis } from '../test/helpers/processes.js'
-import { ACCOUNTS, anvilClients, compiledTokens, deploy } from '../test/helpers/contracts.js'
+import { anvilClients, compiledTokens, deploy } from '../test/helpers/contracts.js'
 import { harness, rpc } from '../test/helpers/subscriber-harness.js'
-import { processCpuMs, redisMainThreadCpuMs } from './bench-processes.js'
+import { processCpuMs, redisMainThreadCpuMs, sendAndMine } from './bench-processes.js'
 
 const BLOCKS = Number(process.env.CATCH_UP_BLOCKS ?? 2_000)
 const LOGS_PER_BLOCK = 20
@@ -43,19 +43,8 @@ try {
   await first.close()
   const mineStart = Date.now()
   const data = encodeFunctionData({ abi: compiledTokens().TestToken.abi, functionName: 'spray', args: [BOB, BigInt(LOGS_PER_BLOCK)] })
-  for (let i = 0; i < BLOCKS; i++) {
-    // One block per transaction: send and mine in one JSON-RPC batch.
-    const response = await fetch(anvil.url, {
-      method: 'POST', headers: { 'content-type': 'application/json' },
-      body: JSON.stringify([
-        { jsonrpc: '2.0', id: 1, method: 'eth_sendTransaction', params: [{ from: ACCOUNTS[0], to: token, data, gas: '0x100000' }] },
-        { jsonrpc: '2.0', id: 2, method: 'evm_mine', params: [] },
-      ]),
-    })
-    const answers = (await response.json()) as { error?: { message: string } }[]
-    const failed = answers.find((a) => a.error)
-    if (failed) throw new Error(failed.error!.message)
-  }
+  // One block per transaction.
+  for (let i = 0; i < BLOCKS; i++) await sendAndMine(anvil.url, token, data)
   const head = Number(await rpc<string>(anvil.url, 'eth_blockNumber'))
   if (head - start !== BLOCKS) throw new Error(`expected ${BLOCKS} blocks, the node has ${head - start}`)
   console.log(`mined ${head - start} blocks of ${LOGS_PER_BLOCK} logs in ${((Date.now() - mineStart) / 1000).toFixed(1)} s`)

@@ -14,9 +14,6 @@
  * be busy without exceeding any URL's cap.
  */
 import type { ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import http from 'node:http'
 import { pino } from 'pino'
 import { got } from 'got'
@@ -33,7 +30,7 @@ import { SecretBox } from '../src/storage/secret-box.js'
 import { WatchStore } from '../src/storage/watch-store.js'
 import { startWorker } from '../workers/delivery-worker.js'
 import { benchEvent } from './bench-events.js'
-import { forkRole, nextMessage } from './bench-processes.js'
+import { forkRole, nextMessage, now, percentile, receive, runReceiverChild, type ReceiverReport } from './bench-processes.js'
 
 const THROUGHPUT_DELIVERIES = 20_000
 const URL_COUNT = 10
@@ -44,8 +41,6 @@ const LATENCY_TICK_MS = 5
 const SECRET = 'whsec_' + Buffer.alloc(32, 7).toString('base64')
 const TARGET_RATIO = 0.5
 const TARGET_P99_MS = 50
-
-const now = () => performance.timeOrigin + performance.now()
 
 function benchConfig(redisUrl: string, redisPrefix: string): Config {
   const base = loadConfig(
@@ -103,71 +98,12 @@ async function runBaselineChild(): Promise<void> {
   process.send!({ cpuMs: (userCPUTime + systemCPUTime) / 1000 }, () => process.exit(0))
 }
 
-// --- the receiver (its own process, so the one measured is not slowed by the one enqueuing) ----
-
-interface ReceiverReport {
-  count: number
-  firstAt: number
-  lastAt: number
-  /** [webhook-id, when its 2xx was written (epoch ms, sub-ms)] while recording. */
-  answered: [string, number][]
-}
-
-type ReceiverCommand = { type: 'expect'; count: number; record: boolean } | { type: 'report' }
-
-async function runReceiverChild(): Promise<void> {
-  let report: ReceiverReport = { count: 0, firstAt: 0, lastAt: 0, answered: [] }
-  let expected = Infinity
-  let recording = false
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    req.resume()
-    req.on('end', () => {
-      res.writeHead(200, { 'content-length': '0' })
-      res.end()
-      const at = now()
-      if (report.count === 0) report.firstAt = at
-      report.lastAt = at
-      report.count++
-      if (recording) report.answered.push([String(req.headers['webhook-id']), at])
-      if (report.count === expected) process.send!({ reached: true })
-    })
-  })
-  server.keepAliveTimeout = 60_000
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  process.on('message', (command: ReceiverCommand) => {
-    if (command.type === 'expect') {
-      report = { count: 0, firstAt: 0, lastAt: 0, answered: [] }
-      expected = command.count
-      recording = command.record
-    } else {
-      process.send!(report)
-    }
-  })
-  process.once('disconnect', () => process.exit(0))
-  process.send!({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` })
-}
-
-/** Tells the receiver how many requests to expect; resolves with its report once they have all arrived. */
-async function receive(receiver: ChildProcess, count: number, record: boolean, during: () => Promise<void>): Promise<ReceiverReport> {
-  receiver.send({ type: 'expect', count, record } satisfies ReceiverCommand)
-  const reached = nextMessage(receiver)
-  await during()
-  await reached
-  receiver.send({ type: 'report' } satisfies ReceiverCommand)
-  return nextMessage<ReceiverReport>(receiver)
-}
-
 function ratePerSecond(report: ReceiverReport): number {
   return (report.count - 1) / ((report.lastAt - report.firstAt) / 1000)
 }
 
 function forkSelf(role: string, env: Record<string, string>): ChildProcess {
   return forkRole(import.meta.url, role, env)
-}
-
-function percentile(sorted: readonly number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
 }
 
 function print(name: string, value: string, ratio: string): void {
