@@ -40,7 +40,7 @@ const CHAIN = 'local'
 const BOB = '0x00000000000000000000000000000000000000b0' as Address
 const CLIENTS = 10
 const IDLE_CONNECTIONS = 200
-const EVENTS_PER_SECOND = 1_000
+const EVENTS_PER_SECOND = Number(process.env.STREAM_BENCH_RATE ?? 1_000)
 const TICK_MS = 100
 const SECONDS = Number(process.env.STREAM_BENCH_SECONDS ?? 10)
 const LOG_EVENTS = 20_000
@@ -59,6 +59,8 @@ function roleConfig(env: Record<string, string | undefined> = process.env): Conf
       file: {
         chains: [{ id: CHAIN, type: 'evm', ws: [env.BENCH_ANVIL_WS], confirmations: 0, blockTimeMs: 1_000 }],
         stream: { maxConnectionsPerTenant: 1_000 },
+        // One watch is one URL: at the default cap of 10 in flight, the worker's other 90 slots postpone.
+        delivery: { maxConcurrencyPerUrl: Number(env.STREAM_BENCH_URL_CAP ?? 10) },
       },
     },
   )
@@ -221,7 +223,7 @@ async function main(): Promise<void> {
     const watch = await post<{ id: string }>('/watches', `Bearer ${tenant.apiKey}`, {
       chain: CHAIN, type: 'evm.logs', filter: { address: token, topics: [TRANSFER_TOPIC] }, url: `${receiverUrl}/webhooks`, confirmations: 0,
     })
-    const config = roleConfig(env)
+    const config = roleConfig({ ...process.env, ...env })
     const keys = redisKeys(config.redisPrefix)
     const logKey = keys.tenantEventLog(tenant.id)
     const streamUrl = `ws://127.0.0.1:${port}/events/stream`
@@ -263,10 +265,12 @@ async function main(): Promise<void> {
     const total = ticks * logsPerTick
     const firstBlock = (await head()) + 1
     const minedAt = new Map<number, number>()
-    const cpu0 = Object.fromEntries(Object.entries(roles).map(([role, child]) => [role, processCpuMs(child.pid!)]))
+    const measured = { ...roles, clients: streamClients }
+    const cpu0 = Object.fromEntries(Object.entries(measured).map(([role, child]) => [role, processCpuMs(child.pid!)]))
     const cpu1: Record<string, number> = {}
     const streamed = ask(streamClients, { type: 'expect', perClient: total } satisfies ClientsCommand).then(() => {
       cpu1.api = processCpuMs(roles.api.pid!)
+      cpu1.clients = processCpuMs(streamClients.pid!)
     })
     let offeredPerSecond = 0
     const webhooks = await receive(receiver, total, true, async () => {
@@ -319,16 +323,17 @@ async function main(): Promise<void> {
     const apiCpuPerMessage = ((cpu1.api! - cpu0.api!) * 1000) / messages
     const workerCpuPerDelivery = ((cpu1.worker! - cpu0.worker!) * 1000) / total
     print('figure', 'value', 'beside')
-    print(`offered: one watch, ${EVENTS_PER_SECOND} events/s for ${SECONDS} s`, `${offeredPerSecond.toFixed(0)}/s`, `${total} events, ${ticks} blocks of ${logsPerTick} logs`)
+    print(`offered: one watch, ${EVENTS_PER_SECOND} events/s for ${SECONDS} s`, `${offeredPerSecond.toFixed(0)}/s`, `${total} events, ${ticks} blocks of ${logsPerTick} logs; webhooks ≤ ${config.delivery.maxConcurrencyPerUrl} in flight`)
     print(`stream: messages received by ${CLIENTS} clients`, String(streamReport.counts.reduce((a, b) => a + b, 0)), `of ${messages}`)
     print('webhooks: 2xx answered by the receiver', String(webhooks.count), `of ${total}`)
     print('api CPU per message sent (10 clients)', us(apiCpuPerMessage), `per event streamed to all 10: ${us(apiCpuPerMessage * CLIENTS)}`)
     print('worker CPU per webhook delivered', us(workerCpuPerDelivery), `stream message / webhook: ${(apiCpuPerMessage / workerCpuPerDelivery).toFixed(3)}`)
+    print('stream clients\' process CPU per message received', us(((cpu1.clients! - cpu0.clients!) * 1000) / messages), 'the 10 clients share one process')
     print('subscriber CPU per event matched and stored', us(((cpu1.subscriber! - cpu0.subscriber!) * 1000) / total), 'shared by both paths')
     lagLine('mined → stored (shared by both paths)', minedToStored)
     const streamLag = lagLine('stored → frame at a client', streamReport.lagsMs)
     const webhookLag = lagLine('stored → webhook 2xx', webhooks.answered.map(([id, at]) => at - storedAt.get(id)!))
-    print('lag ratio stream / webhook, p50 and p99', `${(streamLag.p50 / webhookLag.p50).toFixed(2)} / ${(streamLag.p99 / webhookLag.p99).toFixed(2)}`)
+    print('lag ratio webhook / stream, p50 and p99', `${(webhookLag.p50 / streamLag.p50).toFixed(1)} / ${(webhookLag.p99 / streamLag.p99).toFixed(1)}`)
     print(`api memory per idle stream (${IDLE_CONNECTIONS} open): heap+external`, `${(apiIdle.heap / 1024).toFixed(1)} KiB`, `bare ws server: ${(bareIdle.heap / 1024).toFixed(1)} KiB`)
     print(`api memory per idle stream (${IDLE_CONNECTIONS} open): RSS`, `${(apiIdle.rss / 1024).toFixed(1)} KiB`, `bare ws server: ${(bareIdle.rss / 1024).toFixed(1)} KiB`)
     print('event log, real evm.log events: MEMORY USAGE / entries', `${(logBytes / logLength).toFixed(0)} B`, `${logLength} entries`)
