@@ -5,7 +5,7 @@ import { createServer } from 'node:http'
 import { once } from 'node:events'
 import { pino } from 'pino'
 import { Webhook } from 'standardwebhooks'
-import { alertsForChanges, currentConditions } from '../src/alerts/alert-rules.js'
+import { alertsForChanges, BACKLOG_AFTER_MS, backlogConditions, currentConditions } from '../src/alerts/alert-rules.js'
 import { AlertMonitor } from '../src/alerts/alert-monitor.js'
 import { WebhookHttpClient } from '../src/delivery/http-client.js'
 import { wire, type Wiring } from '../src/wiring.js'
@@ -29,6 +29,26 @@ t.test('the rules: an alert on each change of state, none while it holds', async
   t.same(alertsForChanges({}, memory(800)), [])
   t.match(alertsForChanges({ redis_memory: true }, memory(10)), [{ type: 'alert.redis_memory', data: { state: 'ok' } }])
   t.same(alertsForChanges({}, currentConditions(0, [], { usedBytes: 5, maxBytes: 0, refusedWrite: undefined })), [], 'no maxmemory, no ratio')
+})
+
+t.test('the backlog rule: a URL over 10 minutes behind alerts once, and once more when it has caught up', async (t) => {
+  const url = 'https://hooks.example.com/a'
+  const watches = [{ id: 'wch_1', tenantId: 'ten_1' }, { id: 'wch_2', tenantId: 'ten_1' }]
+  const seen = (pendingForMs: number, complete = true) =>
+    ({ urls: [{ url, oldestPendingAtMs: 1_000_000 - pendingForMs, watches }], complete })
+  const now = 1_000_000
+  t.same(alertsForChanges({}, backlogConditions(now, seen(BACKLOG_AFTER_MS), {})), [], 'exactly 10 minutes: not yet')
+  const over = backlogConditions(now, seen(BACKLOG_AFTER_MS + 1_000), {})
+  t.same(alertsForChanges({}, over), [{
+    type: 'alert.backlog',
+    data: { state: 'over', url, oldestPendingAt: new Date(now - BACKLOG_AFTER_MS - 1_000).toISOString(), pendingSec: 601, watches: 2, watchIds: ['wch_1', 'wch_2'], tenantIds: ['ten_1'] },
+  }])
+  const held = { [`backlog:${url}`]: true }
+  t.same(alertsForChanges(held, backlogConditions(now, seen(BACKLOG_AFTER_MS + 60_000), held)), [], 'still behind: nothing')
+  t.same(alertsForChanges(held, backlogConditions(now, { urls: [], complete: false }, held)), [], 'a cut-short read proves nothing')
+  const cleared = backlogConditions(now, { urls: [], complete: true }, held)
+  t.same(alertsForChanges(held, cleared), [{ type: 'alert.backlog', data: { state: 'ok', url } }])
+  t.same(backlogConditions(now, { urls: [], complete: true }, { [`backlog:${url}`]: false, 'chain:eth': true }), {}, 'only held backlogs clear')
 })
 
 interface Received { id: string; type: string; data: Record<string, unknown> }
@@ -58,6 +78,7 @@ function monitor(setup: { wiring: Wiring; rx: { url: string }; monitors: AlertMo
   const { wiring, rx } = setup
   const m = new AlertMonitor({
     alerts: { url: rx.url, secret: SECRET }, chains: wiring.config.chains, redis: wiring.redis, keys: wiring.keys, logger, owner, now: nowMs,
+    deliveries: wiring.deliveryQueue.store, watches: wiring.watches,
     httpClient: new WebhookHttpClient({ timeoutMs: 5_000, userAgent: 'test', allowPrivateUrls: true }),
   })
   setup.monitors.push(m)
@@ -153,4 +174,39 @@ t.test('Redis over 80 % of maxmemory alerts once, and once more when it is back 
   await wiring.redis.config('SET', 'maxmemory', '0')
   await m.check()
   t.match(rx.received, [{ type: 'alert.redis_memory', data: { state: 'over' } }, { type: 'alert.redis_memory', data: { state: 'ok' } }])
+})
+
+t.test('a URL whose oldest pending delivery is over 10 minutes old alerts once; once it is delivered, one alert says it caught up', async (t) => {
+  const s = await setup(t)
+  const { rx, wiring } = s
+  const m = monitor(s, 'a', () => Date.now())
+  const url = 'https://hooks.example.com/backlog'
+  const create = (input: { url: string }) => wiring.watchService.create('ten_1', { chain: 'eth', type: 'evm.blocks', filter: {}, ...input })
+  const { watch } = await create({ url })
+  const { watch: paused } = await create({ url: 'https://hooks.example.com/paused' })
+  await wiring.watchService.update('ten_1', paused.id, { status: 'paused' })
+  const event = (w: { id: string; tenantId: string }, n: number) => ({
+    id: `evt_${w.id.slice(4)}${n}`, watchId: w.id, tenantId: w.tenantId, chain: 'eth', type: 'evm.block' as const,
+    timestamp: new Date().toISOString(), data: { block: { number: n, hash: `0x${n}` } }, firstSeenAt: Date.now(),
+  })
+  const elevenMinutesAgo = Date.now() - 11 * 60_000
+  await wiring.deliveryQueue.enqueue([event(watch, 1), event(paused, 1)], {}, elevenMinutesAgo)
+  await wiring.deliveryQueue.enqueue([event(watch, 2)], {}, Date.now())
+  await m.check()
+  await m.check()
+  t.match(rx.received, [{ type: 'alert.backlog', data: { state: 'over', url, watches: 1, watchIds: [watch.id], tenantIds: ['ten_1'] } }], 'once, and not for the paused watch')
+  t.ok((rx.received[0]!.data.pendingSec as number) >= 660)
+
+  // The old one is delivered; the young one left pending is not a backlog.
+  const record = (await wiring.deliveryQueue.store.get(event(watch, 1).id))!
+  const attempt = { at: new Date().toISOString(), statusCode: 200, durationMs: 5, error: null }
+  await wiring.deliveryQueue.store.recordAttempt(record, attempt, 'delivered', null, { ttlMs: 60_000, counts: true }, Date.now())
+  await m.check()
+  await m.check()
+  t.match(rx.received, [{ type: 'alert.backlog', data: { state: 'over' } }, { type: 'alert.backlog', data: { state: 'ok', url } }])
+  t.equal(rx.received.length, 2)
+  t.same(await wiring.redis.hgetall(wiring.keys.alertsConditions), {}, 'a cleared backlog leaves no condition behind')
+  t.same(await wiring.redis.zrange(wiring.keys.oldestPending, '0', '-1'), [paused.id, watch.id], 'each watch by its oldest pending')
+  await wiring.watchService.delete(watch)
+  t.same(await wiring.redis.zrange(wiring.keys.oldestPending, '0', '-1'), [paused.id], 'a deleted watch leaves the index with its cancelled deliveries')
 })

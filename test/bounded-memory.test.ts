@@ -112,7 +112,7 @@ t.test('records and their log entries are gone after recordRetention; a failed o
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
   t.same(await api.deps.redis.zrange(api.deps.keys.watchDeliveries(watch.id), '0', '-1'), [recent!.id], 'the log was trimmed as the next delivery finished')
-  t.same(await api.deps.redis.smembers(api.deps.keys.watchPendingDeliveries(watch.id)), [], 'nothing pending left')
+  t.same(await api.deps.redis.zrange(api.deps.keys.watchPendingDeliveries(watch.id), '0', '-1'), [], 'nothing pending left')
   const list = (await api.app.inject({ method: 'GET', url: `/watches/${watch.id}/deliveries`, headers: api.tenant.headers })).json()
   t.same(list.items.map((d: { id: string }) => d.id), [recent!.id])
   const gone = await api.app.inject({ method: 'GET', url: `/deliveries/${old!.id}`, headers: api.tenant.headers })

@@ -44,7 +44,7 @@ t.test('every delivery is signed over its exact body; during a rotation both sig
   const stats = await d.redis.hgetall(d.keys.watchStats(watch.id))
   t.match(stats, { matched: '3', delivered: '3', pending: '0' })
   t.ok(Date.parse(stats.lastDeliveredAt!) > 0, 'lastDeliveredAt is a time')
-  t.equal(await d.redis.scard(d.keys.watchPendingDeliveries(watch.id)), 0)
+  t.equal(await d.redis.zcard(d.keys.watchPendingDeliveries(watch.id)), 0)
   t.ok((await d.redis.pttl(d.keys.delivery(record.id))) > 0, 'a delivered record expires after the retention')
   t.equal((await d.metrics.deliveries.get()).values.find((v) => v.labels.outcome === 'delivered')?.value, 3)
   t.equal((await d.metrics.eventToDelivery.get()).values.find((v) => v.metricName?.endsWith('_count'))?.value, 3)

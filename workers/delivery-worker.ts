@@ -36,7 +36,7 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
   }, options.tuning)
   // Operator alerts: every worker process runs the loop, the one holding its lease sends.
   const alerts = config.alerts && new AlertMonitor({
-    alerts: config.alerts, chains: config.chains, redis, keys, logger,
+    alerts: config.alerts, chains: config.chains, redis, keys, logger, deliveries: deliveryQueue.store, watches: wiring.watches,
     httpClient: new WebhookHttpClient({ timeoutMs: config.delivery.timeoutMs, userAgent: USER_AGENT, allowPrivateUrls: true }),
     owner: `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`,
   })

@@ -1,7 +1,8 @@
 /**
  * The operator alerts loop (README, "Operations: alerts"). Every process that runs a delivery
  * worker runs one, and the one holding the alerts lease acts: every few seconds it observes each
- * chain's last head and Redis memory, turns changes of state into alerts (alert-rules.ts), and
+ * chain's last head, Redis memory and the URLs whose oldest pending delivery is old (from the
+ * oldest-pending index, see delivery-store.ts), turns changes of state into alerts (alert-rules.ts), and
  * sends what waits in the outbox, oldest first, signed as Standard Webhooks under
  * `alerts.secret`. A failed send stays first in the outbox and is retried at the next check.
  *
@@ -12,23 +13,32 @@
 import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import type { AlertsConfig, ChainConfig } from '../config/config.js'
+import type { DeliveryStore } from '../delivery/delivery-store.js'
 import type { WebhookHttpClient } from '../delivery/http-client.js'
 import { webhookHeaders } from '../delivery/signing.js'
 import type { RedisKeys } from '../storage/keys.js'
 import { readRedisMemory } from '../storage/redis-memory.js'
+import type { WatchStore } from '../storage/watch-store.js'
 import { watchdogMsFor } from '../subscriber/chain-runner.js'
 import { ChainLease } from '../subscriber/lease.js'
-import { alertsForChanges, currentConditions, type ChainObservation, type MemoryObservation } from './alert-rules.js'
+import {
+  alertsForChanges, BACKLOG_AFTER_MS, backlogConditions, currentConditions,
+  type BacklogObservation, type ChainObservation, type MemoryObservation,
+} from './alert-rules.js'
 import { AlertOutbox, newAlert, type QueuedAlert } from './alert-outbox.js'
 
 export const ALERT_CHECK_MS = 5_000
 const LEASE_TTL_MS = 15_000
+/** Watches with old pending deliveries read per check, oldest first: bounded work however many there are. */
+const MAX_BACKLOG_WATCHES = 1_000
 
 export interface AlertMonitorDeps {
   alerts: AlertsConfig
   chains: readonly ChainConfig[]
   redis: Redis
   keys: RedisKeys
+  deliveries: DeliveryStore
+  watches: WatchStore
   /** Owned by the monitor: closed with it. */
   httpClient: WebhookHttpClient
   owner: string
@@ -86,8 +96,8 @@ export class AlertMonitor {
     }
     this.#previous ??= await this.#outbox.conditions()
     const nowMs = this.#now()
-    const [chains, memory] = await Promise.all([this.#observeChains(), this.#observeMemory()])
-    let conditions = currentConditions(nowMs, chains, memory)
+    const [chains, memory, backlog] = await Promise.all([this.#observeChains(), this.#observeMemory(), this.#observeBacklog(nowMs)])
+    let conditions = { ...currentConditions(nowMs, chains, memory), ...backlogConditions(nowMs, backlog, this.#previous) }
     let events = alertsForChanges(this.#previous, conditions)
     const holds = Object.fromEntries(Object.entries(conditions).map(([name, c]) => [name, c.holds]))
     try {
@@ -116,6 +126,24 @@ export class AlertMonitor {
   async #observeMemory(): Promise<MemoryObservation | undefined> {
     const { usedMemory, maxMemory } = await readRedisMemory(this.#d.redis)
     return { usedBytes: usedMemory, maxBytes: maxMemory, refusedWrite: undefined }
+  }
+
+  /** The URLs of active watches whose oldest pending delivery is past the backlog age. */
+  async #observeBacklog(nowMs: number): Promise<BacklogObservation> {
+    const { watches: read, complete } = await this.#d.deliveries.watchesPendingSince(nowMs - BACKLOG_AFTER_MS, MAX_BACKLOG_WATCHES)
+    const watches = new Map((await this.#d.watches.getMany(read.map((w) => w.watchId))).map((w) => [w.id, w]))
+    const byUrl = new Map<string, { url: string; oldestPendingAtMs: number; watches: { id: string; tenantId: string }[] }>()
+    for (const { watchId, oldestPendingAtMs } of read) {
+      const watch = watches.get(watchId)
+      // A paused or disabled watch's deliveries wait by the user's or blockhook's decision (the
+      // latter has its own alert); a deleted one's are being cancelled.
+      if (watch?.status !== 'active' || watch.url === undefined) continue
+      const entry = byUrl.get(watch.url) ?? { url: watch.url, oldestPendingAtMs, watches: [] }
+      entry.oldestPendingAtMs = Math.min(entry.oldestPendingAtMs, oldestPendingAtMs)
+      entry.watches.push({ id: watch.id, tenantId: watch.tenantId })
+      byUrl.set(watch.url, entry)
+    }
+    return { urls: [...byUrl.values()], complete }
   }
 
   async #drain(): Promise<void> {

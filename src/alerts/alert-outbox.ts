@@ -37,11 +37,18 @@ export class AlertOutbox {
     await this.#redis.multi().rpush(key, JSON.stringify(newAlert(event, nowMs))).ltrim(key, -MAX_QUEUED_ALERTS, -1).exec()
   }
 
-  /** Pushes alerts and records the conditions they change, in one transaction. */
+  /**
+   * Pushes alerts and records the conditions they change, in one transaction. A condition that no
+   * longer holds is removed rather than kept as false (absent reads as false), so conditions named
+   * after something passing, such as a URL's backlog, do not pile up.
+   */
   async pushChanges(events: readonly AlertEvent[], conditions: Record<string, boolean>, nowMs = Date.now()): Promise<void> {
-    const multi = this.#redis.multi().hset(this.#keys.alertsConditions, Object.fromEntries(
-      Object.entries(conditions).map(([name, holds]) => [name, holds ? '1' : '0']),
-    ))
+    const names = Object.keys(conditions)
+    const holding = names.filter((name) => conditions[name])
+    const cleared = names.filter((name) => !conditions[name])
+    const multi = this.#redis.multi()
+    if (holding.length > 0) multi.hset(this.#keys.alertsConditions, Object.fromEntries(holding.map((name) => [name, '1'])))
+    if (cleared.length > 0) multi.hdel(this.#keys.alertsConditions, ...cleared)
     for (const event of events) multi.rpush(this.#keys.alertsOutbox, JSON.stringify(newAlert(event, nowMs)))
     const results = await multi.ltrim(this.#keys.alertsOutbox, -MAX_QUEUED_ALERTS, -1).exec()
     const failed = results?.find(([err]) => err)

@@ -85,7 +85,7 @@ export class DeliveryQueue {
    */
   async requeueFailed(deliveryId: string, watchId: string, nowMs = Date.now()): Promise<string | undefined> {
     const jobId = `${deliveryId}-retry${nowMs}`
-    const previous = await this.store.requeueFailed(deliveryId, watchId, jobId)
+    const previous = await this.store.requeueFailed(deliveryId, watchId, jobId, nowMs)
     if (previous === 'failed') await this.#add([{ deliveryId, jobId }])
     // Held behind an earlier delivery of its ordered watch: queued when that one finishes.
     return previous === 'held' ? 'failed' : previous
@@ -117,6 +117,7 @@ export class DeliveryQueue {
       await Promise.all(jobIds.map((jobId) => this.queue.remove(jobId).catch(() => 0)))
     } while (cursor !== '0')
     await this.store.forgetOrdered(watchId)
+    await this.store.refreshOldestPending(watchId)
     return cancelled
   }
 

@@ -11,7 +11,7 @@
 import type { Redis } from 'ioredis'
 import { BlockhookError } from '../domain/errors.js'
 import type { RedisKeys } from '../storage/keys.js'
-import { takeNextOrdered } from '../storage/redis-scripts.js'
+import { refreshOldestPending, takeNextOrdered } from '../storage/redis-scripts.js'
 import { MINUTE_RETENTION_MS, minuteIncrements, minuteOf } from './delivery-minutes.js'
 import { attemptJson, eventLocation, payloadJson, recordFromHash, type DeliveryAttempt, type DeliveryRecord, type DeliveryStatus, type MatchedEvent } from './delivery-record.js'
 
@@ -24,10 +24,22 @@ const MAX_SCANNED_PER_LIST = 1_000
 export const deliveryNotFound = () => new BlockhookError('BH_DELIVERY_NOT_FOUND', 'delivery not found', 404)
 
 /**
- * Stores a batch of events, each as the one-event case did: KEYS are 10 per event (record,
- * sequence, log, stats, pending set, watch, payload, tenant event log, ordered set, stream-only
- * marker); ARGV[1], ARGV[2], ARGV[3] are createdAt (ISO), now ms and the event log's retention
- * ms, then 13 per event: id, watchId, tenantId, chain, type, payload JSON, firstSeenAt, replay job
+ * A watch's pending set is a sorted set scored by when each delivery became pending (Unix ms), and
+ * the oldest-pending index (`keys.oldestPending`, the local `oldest` in the scripts) holds each
+ * watch that has pending deliveries, scored by its oldest or earlier: the operator's backlog alert
+ * reads the old ones from there, with no scan of the watches. Becoming pending lowers the
+ * watch's score if needed (this snippet); leaving pending does not touch the index (it would
+ * cost every delivery a read of the set's head), so a score may be stale-early, and whoever
+ * reads it puts it right first (`watchesPendingSince`, `refreshOldestPending`).
+ */
+const PENDING_ADD = (pending: string, id: string, watchId: string, nowMs: string) => `redis.call('ZADD', ${pending}, ${nowMs}, ${id})
+redis.call('ZADD', oldest, 'LT', ${nowMs}, ${watchId})`
+
+/**
+ * Stores a batch of events, each as the one-event case did: KEYS[1] is the oldest-pending index,
+ * then 10 per event (record, sequence, log, stats, pending set, watch, payload, tenant event log,
+ * ordered set, stream-only marker); ARGV[1], ARGV[2], ARGV[3] are createdAt (ISO), now ms (when
+ * the new pending ones became pending) and the event log's retention ms, then 13 per event: id, watchId, tenantId, chain, type, payload JSON, firstSeenAt, replay job
  * id or '', block number, block hash, eventKey (the last three may be ''), ordered ('1' or ''),
  * stream only ('1' for a watch without a url: the event goes to the event log once, nothing else).
  * A new record is also appended to its tenant's event log (GET /events/stream) in the same
@@ -43,8 +55,9 @@ const STORE_RECORDS = `
 local replies = {}
 local time = redis.call('TIME')
 local minId = (tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)) - tonumber(ARGV[3])
-for e = 0, #KEYS / 10 - 1 do
-  local k, a = e * 10, 3 + e * 13
+local oldest = KEYS[1]
+for e = 0, (#KEYS - 1) / 10 - 1 do
+  local k, a = 1 + e * 10, 3 + e * 13
   local record, id, replayJobId = KEYS[k + 1], ARGV[a + 1], ARGV[a + 8]
   local status = redis.call('HGET', record, 'status')
   local outcome, jobId
@@ -66,7 +79,7 @@ for e = 0, #KEYS / 10 - 1 do
       redis.call('HSET', record, 'status', 'pending', 'nextAttemptAt', '', 'jobId', replayJobId)
       redis.call('PERSIST', record)
       redis.call('SET', KEYS[k + 7], ARGV[a + 6])
-      redis.call('SADD', KEYS[k + 5], id)
+      ${PENDING_ADD('KEYS[k + 5]', 'id', 'ARGV[a + 2]', 'ARGV[2]')}
       if redis.call('EXISTS', KEYS[k + 6]) == 1 then redis.call('HINCRBY', KEYS[k + 4], 'pending', 1) end
       outcome = 'replayed'
       jobId = replayJobId
@@ -84,7 +97,7 @@ for e = 0, #KEYS / 10 - 1 do
     if ARGV[a + 12] == '1' then redis.call('HSET', record, 'ordered', '1') end
     redis.call('SET', KEYS[k + 7], ARGV[a + 6])
     redis.call('ZADD', KEYS[k + 3], ARGV[2], id)
-    redis.call('SADD', KEYS[k + 5], id)
+    ${PENDING_ADD('KEYS[k + 5]', 'id', 'ARGV[a + 2]', 'ARGV[2]')}
     redis.call('HINCRBY', KEYS[k + 4], 'matched', 1)
     redis.call('HINCRBY', KEYS[k + 4], 'pending', 1)
     redis.call('XADD', KEYS[k + 8], 'MINID', '~', minId, '*', 'id', id, 'watchId', ARGV[a + 2], 'chain', ARGV[a + 4],
@@ -105,16 +118,18 @@ return replies`
 const STORE_BATCH = 200
 
 /**
- * KEYS: record, pending set, stats, watch, payload, ordered set. Returns the status it had, or
- * `held` for a failed record of an ordered watch that now waits behind an earlier one (no job yet).
+ * KEYS: record, pending set, stats, watch, payload, ordered set, oldest-pending index. ARGV: id,
+ * job id, now ms, watch id. Returns the status it had, or `held` for a failed record of an
+ * ordered watch that now waits behind an earlier one (no job yet).
  */
 const REQUEUE_FAILED = `
+local oldest = KEYS[7]
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'failed' then return status or false end
 redis.call('HSET', KEYS[1], 'status', 'pending', 'nextAttemptAt', '', 'jobId', ARGV[2])
 redis.call('PERSIST', KEYS[1])
 redis.call('PERSIST', KEYS[5])
-redis.call('SADD', KEYS[2], ARGV[1])
+${PENDING_ADD('KEYS[2]', 'ARGV[1]', 'ARGV[4]', 'ARGV[3]')}
 if redis.call('EXISTS', KEYS[4]) == 1 then redis.call('HINCRBY', KEYS[3], 'pending', 1) end
 if redis.call('HGET', KEYS[1], 'ordered') == '1' then
   redis.call('ZADD', KEYS[6], redis.call('HGET', KEYS[1], 'sequence'), ARGV[1])
@@ -127,7 +142,7 @@ return 'failed'`
  * retention ms. Returns the job id to remove, or false if not pending.
  */
 const CANCEL_PENDING = `
-redis.call('SREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
 if redis.call('HGET', KEYS[1], 'status') ~= 'pending' then return false end
 redis.call('HSET', KEYS[1], 'status', 'cancelled', 'nextAttemptAt', '')
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -174,7 +189,7 @@ redis.call('HSET', KEYS[1], 'status', outcome, 'nextAttemptAt', '')
 redis.call('HDEL', KEYS[1], 'jobId')
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
 redis.call('PEXPIRE', KEYS[7], ARGV[10])
-redis.call('SREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', tonumber(ARGV[5]) - tonumber(ARGV[11]))
 if watchExists then
   redis.call('HINCRBY', KEYS[3], 'pending', -1)
@@ -252,7 +267,7 @@ export class DeliveryStore {
     const pipeline = this.#redis.pipeline()
     for (let from = 0; from < events.length; from += STORE_BATCH) {
       const batch = events.slice(from, from + STORE_BATCH)
-      const keys: string[] = []
+      const keys: string[] = [k.oldestPending]
       const args: (string | number)[] = [createdAt, nowMs, this.#eventLogRetentionMs]
       batch.forEach((e, i) => {
         keys.push(
@@ -281,11 +296,11 @@ export class DeliveryStore {
    * failed → pending under `jobId`. Returns the status it had (`held`: it was failed, and waits
    * behind an earlier delivery of its ordered watch), undefined when there is no record.
    */
-  async requeueFailed(deliveryId: string, watchId: string, jobId: string): Promise<DeliveryStatus | 'held' | undefined> {
+  async requeueFailed(deliveryId: string, watchId: string, jobId: string, nowMs: number): Promise<DeliveryStatus | 'held' | undefined> {
     const k = this.#keys
     const previous = (await this.#redis.eval(
-      REQUEUE_FAILED, 6, k.delivery(deliveryId), k.watchPendingDeliveries(watchId), k.watchStats(watchId), k.watch(watchId),
-      k.deliveryPayload(deliveryId), k.watchOrderedDeliveries(watchId), deliveryId, jobId,
+      REQUEUE_FAILED, 7, k.delivery(deliveryId), k.watchPendingDeliveries(watchId), k.watchStats(watchId), k.watch(watchId),
+      k.deliveryPayload(deliveryId), k.watchOrderedDeliveries(watchId), k.oldestPending, deliveryId, jobId, nowMs, watchId,
     )) as DeliveryStatus | 'held' | null
     return previous ?? undefined
   }
@@ -329,7 +344,30 @@ export class DeliveryStore {
 
   /** Pages through the ids of a watch's pending deliveries. */
   async scanPending(watchId: string, cursor: string): Promise<[next: string, ids: string[]]> {
-    return this.#redis.sscan(this.#keys.watchPendingDeliveries(watchId), cursor, 'COUNT', 500)
+    const [next, flat] = await this.#redis.zscan(this.#keys.watchPendingDeliveries(watchId), cursor, 'COUNT', 500)
+    return [next, flat.filter((_, i) => i % 2 === 0)]
+  }
+
+  /**
+   * Watches whose oldest pending delivery became pending at or before `atOrBeforeMs`, from the
+   * oldest-pending index: at most `limit` of its entries are read (each put right
+   * first), so the cost follows the answer, not the number of watches or deliveries. `complete`
+   * is false when entries were left unread.
+   */
+  async watchesPendingSince(atOrBeforeMs: number, limit: number): Promise<{ watches: { watchId: string; oldestPendingAtMs: number }[]; complete: boolean }> {
+    const flat = await this.#redis.zrangebyscore(this.#keys.oldestPending, '-inf', atOrBeforeMs, 'LIMIT', 0, limit + 1)
+    const ids = flat.slice(0, limit)
+    const oldest = await Promise.all(ids.map((watchId) => this.refreshOldestPending(watchId)))
+    const watches = ids.flatMap((watchId, i) => {
+      const oldestPendingAtMs = oldest[i]
+      return oldestPendingAtMs !== undefined && oldestPendingAtMs <= atOrBeforeMs ? [{ watchId, oldestPendingAtMs }] : []
+    })
+    return { watches, complete: flat.length <= limit }
+  }
+
+  /** Sets the watch's entry in the oldest-pending index from its pending set; returns its oldest (ms), if any. */
+  async refreshOldestPending(watchId: string): Promise<number | undefined> {
+    return refreshOldestPending(this.#redis, { oldest: this.#keys.oldestPending, pending: this.#keys.watchPendingDeliveries(watchId), watchId })
   }
 
   /**

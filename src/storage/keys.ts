@@ -71,8 +71,13 @@ export function redisKeys(prefix: string) {
 
     /** Per-URL in-flight counter for maxConcurrencyPerUrl across worker processes. */
     urlInFlight: (urlHash: string) => `${p}:url:${urlHash}:in-flight`,
-    /** Set of a watch's delivery ids still pending (queued or retrying), for cancelling them. */
+    /**
+     * Sorted set of a watch's delivery ids still pending (queued or retrying), scored by when each
+     * became pending (ms): for cancelling them, and for the oldest one.
+     */
     watchPendingDeliveries: (watchId: string) => `${p}:watch:${watchId}:pending-deliveries`,
+    /** Sorted set: id of each watch with pending deliveries → when its oldest became pending (ms); the backlog alert reads it. */
+    oldestPending: `${p}:oldest-pending`,
     /**
      * Sorted set (score = sequence) of an ordered watch's deliveries not yet finished; only the
      * first has a BullMQ job, and finishing it queues the next (see delivery-queue.ts).

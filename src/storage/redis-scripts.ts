@@ -94,6 +94,20 @@ local finishedId = ARGV[1]
 redis.call('ZREM', ordered, finishedId)
 return redis.call('ZRANGE', ordered, 0, 0)[1] or false`,
   },
+  /** Returns the pending set's oldest score (ms), or false when it is empty. */
+  bhOldestPendingRefresh: {
+    numberOfKeys: 2,
+    lua: `
+local oldest, pending = KEYS[1], KEYS[2]
+local watchId = ARGV[1]
+local first = redis.call('ZRANGE', pending, 0, 0, 'WITHSCORES')
+if not first[1] then
+  redis.call('ZREM', oldest, watchId)
+  return false
+end
+redis.call('ZADD', oldest, first[2], watchId)
+return first[2]`,
+  },
 } as const
 
 type ScriptName = keyof typeof SCRIPTS
@@ -179,4 +193,15 @@ export async function takeStreamSlot(
 export async function takeNextOrdered(redis: Redis, { ordered, finishedId }: { ordered: string; finishedId: string }): Promise<string | undefined> {
   const next = (await scripted(redis).bhOrderedNext(ordered, finishedId)) as string | null
   return next ?? undefined
+}
+
+/**
+ * Puts a watch's entry in the oldest-pending index right (see delivery-store.ts): the score of
+ * its oldest pending delivery, or no entry when it has none. Returns that score, if any.
+ */
+export async function refreshOldestPending(
+  redis: Redis, { oldest, pending, watchId }: { oldest: string; pending: string; watchId: string },
+): Promise<number | undefined> {
+  const score = (await scripted(redis).bhOldestPendingRefresh(oldest, pending, watchId)) as string | null
+  return score === null ? undefined : Number(score)
 }
