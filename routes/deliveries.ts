@@ -7,7 +7,9 @@ import type { ApiRoutes } from '../src/api/route-context.js'
 import { cursorQuery, errorResponses, idParams, limitQuery, tenantSecurity, watchIdParams } from '../src/api/schemas.js'
 import { LATENCY_BOUNDS_MS, MAX_MINUTES } from '../src/delivery/delivery-minutes.js'
 import type { DeliveryRecord, DeliveryStatus } from '../src/delivery/delivery-record.js'
-import { MAX_REPLAY_BLOCKS } from '../src/delivery/replay-requests.js'
+import {
+  MAX_PENDING_REPLAY_BLOCKS, MAX_PENDING_REPLAYS, MAX_REPLAY_BLOCKS, REPLAY_CHUNK_BLOCKS, type ReplayProgress,
+} from '../src/delivery/replay-requests.js'
 
 const DELIVERY_STATUSES: readonly DeliveryStatus[] = ['pending', 'delivered', 'failed', 'cancelled']
 const dateTime = { type: 'string', format: 'date-time' } as const
@@ -61,6 +63,39 @@ const deliverySchema = {
 } as const
 
 const deliveryIdParams = idParams('id', 'evt')
+const replayIdParams = idParams('replayId', 'rpl')
+
+const replaySchema = {
+  type: 'object',
+  required: ['replayId', 'watchId', 'status', 'fromBlock', 'toBlock', 'blocksDone', 'eventsQueued', 'createdAt', 'updatedAt', 'completedAt'],
+  properties: {
+    replayId: { type: 'string', pattern: '^rpl_' },
+    watchId: { type: 'string' },
+    status: {
+      enum: ['queued', 'running', 'completed'],
+      description: '`queued` until its first blocks are scanned, `running` while more remain, then `completed`',
+    },
+    kind: { enum: ['replay', 'backfill'], description: '`backfill`: a `fromBlock` of POST /watches or PATCH /watches/:id/addresses' },
+    fromBlock: blockNumber,
+    toBlock: blockNumber,
+    blocksDone: {
+      type: 'integer', minimum: 0,
+      description: 'Blocks scanned so far. A replay completes without scanning blocks not yet confirmed for the watch when it gets there: the follower delivers those',
+    },
+    eventsQueued: { type: 'integer', minimum: 0, description: 'Matches queued for delivery so far' },
+    createdAt: dateTime,
+    updatedAt: dateTime,
+    completedAt: { type: ['string', 'null'], format: 'date-time' },
+  },
+} as const
+
+function replayView(progress: ReplayProgress) {
+  const { replayId, watchId, status, fromBlock, toBlock, nextBlock, eventsQueued, createdAt, updatedAt, completedAt } = progress
+  return {
+    replayId, watchId, status, kind: progress.backfill ? 'backfill' : 'replay', fromBlock, toBlock,
+    blocksDone: nextBlock - fromBlock, eventsQueued, createdAt, updatedAt, completedAt,
+  }
+}
 
 const latencyMs = { type: 'integer', minimum: 0 } as const
 const deliveryMinuteSchema = {
@@ -79,6 +114,7 @@ const deliveryMinuteSchema = {
 } as const
 
 interface IdParams { id: string }
+interface ReplayParams { id: string; replayId: string }
 interface ListQuery { status?: DeliveryStatus; limit: number; cursor?: string }
 interface ReplayBody { fromBlock: number; toBlock: number }
 interface MinutesQuery { minutes: number }
@@ -184,7 +220,10 @@ export const deliveryRoutes: ApiRoutes = async (app, { services }) => {
     schema: {
       ...common,
       summary: 'Scan a block range again and deliver every match again, under its original webhook-id',
-      description: `EVM watches; at most ${MAX_REPLAY_BLOCKS} blocks per request.`,
+      description: `EVM watches; at most ${MAX_REPLAY_BLOCKS} blocks per request. Replays of every tenant take turns, `
+        + `${REPLAY_CHUNK_BLOCKS} blocks at a time. A tenant's unfinished replays and backfills hold at most `
+        + `${MAX_PENDING_REPLAYS} requests and ${MAX_PENDING_REPLAY_BLOCKS} blocks: past that, 429 with code BH_REPLAY_QUOTA_EXCEEDED. `
+        + 'Follow one with GET /watches/:id/replays/:replayId.',
       params: watchIdParams,
       body: {
         type: 'object', additionalProperties: false, required: ['fromBlock', 'toBlock'],
@@ -201,4 +240,16 @@ export const deliveryRoutes: ApiRoutes = async (app, { services }) => {
     request.log.info({ watchId: request.params.id, replayId, fromBlock, toBlock }, 'replay requested')
     return reply.code(202).send({ replayId })
   })
+
+  app.get<{ Params: ReplayParams }>('/watches/:id/replays/:replayId', {
+    schema: {
+      ...common,
+      summary: 'A replay or backfill of the watch, and how far it got',
+      params: {
+        type: 'object', required: ['id', 'replayId'], additionalProperties: false,
+        properties: { id: watchIdParams.properties.id, replayId: replayIdParams.properties.replayId },
+      },
+      response: { 200: replaySchema, ...errorResponses },
+    },
+  }, async (request) => replayView(await deliveries.replayProgress(request.tenantId, request.params.id, request.params.replayId)))
 }

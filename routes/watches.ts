@@ -33,6 +33,11 @@ const fromBlock = {
   description: `EVM: also deliver every match from this block on (at most ${MAX_BACKFILL_DEPTH} blocks behind the head), under the webhook-ids a live or replayed delivery has`,
 } as const
 
+const backfillReplayId = {
+  type: 'string', pattern: '^rpl_',
+  description: 'With fromBlock: the backfill, whose progress GET /watches/:id/replays/:replayId shows',
+} as const
+
 /** One branch per type, picked by `type`: errors point into the right filter, and OpenAPI shows every shape. */
 const createWatchBody = {
   type: 'object',
@@ -81,12 +86,15 @@ export const watchRoutes: ApiRoutes = async (app, { services }) => {
       ...common,
       summary: 'Create a watch; the answer holds its signing secret',
       body: createWatchBody,
-      response: { 201: { ...watchSchema, properties: { ...watchSchema.properties, secret: { type: 'string' } } }, ...errorResponses },
+      response: {
+        201: { ...watchSchema, properties: { ...watchSchema.properties, secret: { type: 'string' }, replayId: backfillReplayId } },
+        ...errorResponses,
+      },
     },
   }, async (request, reply) => {
     const { watch, secret, replayId } = await watches.create(request.tenantId, request.body)
     request.log.info({ watchId: watch.id, chain: watch.chain, type: watch.type, replayId }, 'watch created')
-    return reply.code(201).send({ ...watch, secret })
+    return reply.code(201).send({ ...watch, secret, ...(replayId && { replayId }) })
   })
 
   app.get<{ Querystring: ListQuery }>('/watches', {
@@ -195,13 +203,16 @@ export const watchRoutes: ApiRoutes = async (app, { services }) => {
         },
       },
       response: {
-        200: { type: 'object', required: ['count'], properties: { count: { type: 'integer', description: 'Distinct addresses the watch now holds' } } },
+        200: {
+          type: 'object', required: ['count'],
+          properties: { count: { type: 'integer', description: 'Distinct addresses the watch now holds' }, replayId: backfillReplayId },
+        },
         ...errorResponses,
       },
     },
   }, async (request) => {
     const { count, backfill } = await watches.changeAddresses(request.tenantId, request.params.id, request.body)
     if (backfill) request.log.info({ watchId: request.params.id, ...backfill }, 'added addresses backfill requested')
-    return { count }
+    return { count, ...(backfill && { replayId: backfill.replayId }) }
   })
 }

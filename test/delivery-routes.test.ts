@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import { Webhook } from 'standardwebhooks'
 import type { MatchedEvent } from '../src/delivery/delivery-record.js'
-import { MAX_REPLAY_BLOCKS, parseReplayRequest } from '../src/delivery/replay-requests.js'
+import { MAX_REPLAY_BLOCKS, ReplayQueue } from '../src/delivery/replay-requests.js'
 import { webhookId } from '../src/domain/ids.js'
 import { buildTestApi, createTenant, type TestApi } from './helpers/api.js'
 import { startApiWorker, startReceiver } from './helpers/delivery.js'
@@ -216,11 +216,11 @@ t.test('POST /watches/:id/replay queues a bounded EVM re-scan whose matches go o
   const { replayId } = res.json() as { replayId: string }
   t.match(replayId, /^rpl_/)
 
-  // What the EVM subscriber does with the request: read it from the chain's stream, rescan, enqueue with the replay id.
-  const entries = await api.deps.redis.xrange(api.deps.keys.chainReplays('eth'), '-', '+')
-  t.equal(entries.length, 1)
-  const request = parseReplayRequest(entries[0]![1])
-  t.same(request, { replayId, watchId: watch.id, fromBlock: 1, toBlock: 2 })
+  // What the EVM subscriber does with the request: take it from the queue, rescan, enqueue with the replay id.
+  const replays = new ReplayQueue(api.deps.redis, api.deps.keys)
+  t.same(await api.deps.redis.lrange(api.deps.keys.tenantReplays(api.tenant.id, 'eth'), 0, -1), [replayId])
+  const request = await replays.get(replayId)
+  t.match(request, { replayId, watchId: watch.id, tenantId: api.tenant.id, chain: 'eth', fromBlock: 1, toBlock: 2, status: 'queued' })
   await api.deps.deliveryQueue.enqueue(matched, { replayId: request!.replayId })
   const all = await receiver.waitForCount(4)
   t.same(all.slice(2).map((r) => r.headers['webhook-id']).sort(), first.map((r) => r.headers['webhook-id']).sort())
@@ -232,7 +232,7 @@ t.test('POST /watches/:id/replay queues a bounded EVM re-scan whose matches go o
   t.equal((await replay({ fromBlock: 1, toBlock: 2, extra: true })).statusCode, 400)
   const solana = await createWatch(api, api.tenant.headers, receiver.url, 'sol', 'solana.slot')
   t.match((await replay({ fromBlock: 1, toBlock: 2 }, solana.id)).json(), { statusCode: 400, code: 'BH_REPLAY_UNSUPPORTED' })
-  t.equal((await api.deps.redis.xlen(api.deps.keys.chainReplays('eth'))), 1, 'refused requests queue nothing')
+  t.equal(await api.deps.redis.llen(api.deps.keys.tenantReplays(api.tenant.id, 'eth')), 1, 'refused requests queue nothing')
 })
 
 t.test('DELETE /watches/:id cancels its queued deliveries', async (t) => {

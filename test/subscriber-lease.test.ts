@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url'
 import { QueueEvents } from 'bullmq'
 import type { Address } from 'viem'
 import { DELIVERY_QUEUE, replayJobId } from '../src/delivery/delivery-queue.js'
-import { requestReplay } from '../src/delivery/replay-requests.js'
+import { ReplayQueue } from '../src/delivery/replay-requests.js'
 import { send } from './helpers/contracts.js'
 import { harness, loggedTxHashes, startTokenChain, type Harness } from './helpers/subscriber-harness.js'
 
@@ -102,7 +102,7 @@ t.test('a replay request scans its range again for that watch and re-queues each
   t.teardown(async () => { await events.close(); connection.disconnect() })
   await events.waitUntilReady()
   const waiting = new Promise<string>((resolve) => events.once('waiting', ({ jobId }) => resolve(jobId)))
-  const replayId = await requestReplay(h.redis, h.keys, 'local', { watchId: watch.id, fromBlock: sent.block - 1, toBlock: sent.block })
+  const replayId = await new ReplayQueue(h.redis, h.keys).request({ watchId: watch.id, tenantId: watch.tenantId, chain: 'local', fromBlock: sent.block - 1, toBlock: sent.block })
   t.equal(await waiting, replayJobId(record!.id, replayId))
 
   const after = await h.records(watch.id)

@@ -19,7 +19,7 @@ const CAROL = '0x00000000000000000000000000000000000000c0' as Address
 const transferFilter = { address: token, topics: [TRANSFER_TOPIC] }
 const URL = 'https://example.com/hook'
 
-type Answer = Watch & { secret: string; count: number; replayId: string; message: string; code: string }
+type Answer = Watch & { secret: string; count: number; replayId: string; message: string; code: string; kind: string; fromBlock: number; eventsQueued: number }
 
 async function setup(t: Test) {
   const h = harness(t, redisServer.url, { ws: [anvil.wsUrl], http: anvil.url })
@@ -27,8 +27,8 @@ async function setup(t: Test) {
   const tenant = await createTenant(api.app)
   let sub = await h.startSubscriber()
   await h.caughtUp(sub, await h.mine())
-  const inject = async (method: 'POST' | 'PATCH', url: string, payload: object) => {
-    const res = await api.app.inject({ method, url, headers: tenant.headers, payload })
+  const inject = async (method: 'GET' | 'POST' | 'PATCH', url: string, payload?: object) => {
+    const res = await api.app.inject({ method, url, headers: tenant.headers, ...(payload && { payload }) })
     return { statusCode: res.statusCode, body: res.json() as Answer }
   }
   return {
@@ -118,8 +118,8 @@ t.test('fromBlock on create delivers the matches from that block on, under the i
   const sent = await s.transfers(BOB, 4)
   const created = await s.createWatch({ type: 'evm.logs', filter: transferFilter, url: URL, fromBlock: sent[1]!.block })
   t.equal(created.statusCode, 201)
-  const [entry] = await h.redis.xrevrange(h.keys.chainReplays(CHAIN), '+', '-', 'COUNT', 1)
-  await s.handled(entry![1][1]!)
+  t.match(created.body.replayId, /^rpl_/)
+  await s.handled(created.body.replayId)
   const [live] = await s.transfers(CAROL, 1)
   t.same(await txHashes(h, created.body.id), [sent[1]!.tx, sent[2]!.tx, sent[3]!.tx, live!.tx], 'the backfill, then live')
   const backfilled = await h.records(created.body.id)
@@ -155,9 +155,9 @@ t.test('fromBlock on PATCH /watches/:id/addresses delivers only the added addres
   const patched = await s.inject('PATCH', `/watches/${watch.body.id}/addresses`, { add: [CAROL], fromBlock: toBob[0]!.block })
   t.equal(patched.statusCode, 200)
   t.equal(patched.body.count, 2)
-  const [entry] = await h.redis.xrevrange(h.keys.chainReplays(CHAIN), '+', '-', 'COUNT', 1)
-  t.same(JSON.parse(entry![1][entry![1].indexOf('addresses') + 1]!), [CAROL])
-  await s.handled(entry![1][1]!)
+  await s.handled(patched.body.replayId)
+  const progress = await s.inject('GET', `/watches/${watch.body.id}/replays/${patched.body.replayId}`)
+  t.match(progress.body, { status: 'completed', kind: 'backfill', fromBlock: toBob[0]!.block, eventsQueued: 2 }, 'its progress, through the API')
   const records = await h.records(watch.body.id)
   const activity = records.map((r) => (r.data.activity as { to: string; transactionHash: string }))
   t.same(activity.slice(2).map((a) => [a.to, a.transactionHash]), toCarol.map((c) => [CAROL, c.tx]), 'carol\'s two, once each')

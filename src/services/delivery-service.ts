@@ -1,7 +1,8 @@
 /**
  * The delivery rules a tenant reaches through the API: read one delivery with its payload, list a
- * watch's deliveries and its attempts per minute, retry a failed one, replay a block range, send a
- * test event now, and the queue's job counts for /admin/status. Routes call it and never see the store or the queue.
+ * watch's deliveries and its attempts per minute, retry a failed one, replay a block range and
+ * follow its progress, send a test event now, and the queue's job counts for /admin/status.
+ * Routes call it and never see the store or the queue.
  */
 import type { Redis } from 'ioredis'
 import { MAX_MINUTES, minuteOf, type DeliveryMinute } from '../delivery/delivery-minutes.js'
@@ -10,7 +11,7 @@ import type { DeliveryQueue } from '../delivery/delivery-queue.js'
 import { renderWebhookBody, type DeliveryRecord } from '../delivery/delivery-record.js'
 import type { DeliveryListQuery } from '../delivery/delivery-store.js'
 import type { WebhookHttpClient } from '../delivery/http-client.js'
-import { MAX_REPLAY_BLOCKS, requestReplay } from '../delivery/replay-requests.js'
+import { MAX_REPLAY_BLOCKS, ReplayQueue, type ReplayProgress } from '../delivery/replay-requests.js'
 import { sendTestWebhook, type TestSendResult } from '../delivery/test-send.js'
 import { badRequest, BlockhookError } from '../domain/errors.js'
 import { chainTypeOf } from '../domain/watch-types.js'
@@ -19,6 +20,7 @@ import { watchNotFound } from '../storage/watch-store.js'
 import type { WatchService } from './watch-service.js'
 
 export interface DeliveryServiceDeps {
+  /** Attempts per minute, and where replay requests are queued for the chains' subscribers. */
   redis: Redis
   keys: RedisKeys
   deliveryQueue: DeliveryQueue
@@ -38,11 +40,13 @@ export interface QueueCounts {
 export class DeliveryService {
   readonly #d: DeliveryServiceDeps
   readonly #minutes: DeliveryMinutesStore
+  readonly #replays: ReplayQueue
   readonly #now: () => number
 
   constructor(deps: DeliveryServiceDeps) {
     this.#d = deps
     this.#minutes = new DeliveryMinutesStore(deps.redis, deps.keys)
+    this.#replays = new ReplayQueue(deps.redis, deps.keys)
     this.#now = deps.now ?? Date.now
   }
 
@@ -81,7 +85,7 @@ export class DeliveryService {
     return record
   }
 
-  /** Asks the chain's subscriber to scan the range again; returns the replay id. */
+  /** Asks the chain's subscriber to scan the range again; returns the replay id (429 past the tenant's quota). */
   async replay(tenantId: string, watchId: string, fromBlock: number, toBlock: number): Promise<string> {
     const watch = await this.#d.watches.getForTenant(tenantId, watchId)
     if (chainTypeOf(watch.type) !== 'evm') throw badRequest('BH_REPLAY_UNSUPPORTED', `replay is for EVM watches; this one is ${watch.type}`)
@@ -89,7 +93,15 @@ export class DeliveryService {
     if (toBlock - fromBlock + 1 > MAX_REPLAY_BLOCKS) {
       throw badRequest('BH_VALIDATION', `body/toBlock must be within ${MAX_REPLAY_BLOCKS} blocks of body/fromBlock`)
     }
-    return requestReplay(this.#d.redis, this.#d.keys, watch.chain, { watchId: watch.id, fromBlock, toBlock })
+    return this.#replays.request({ watchId: watch.id, tenantId, chain: watch.chain, fromBlock, toBlock })
+  }
+
+  /** A replay (or backfill) of the tenant's watch, with how far it got. */
+  async replayProgress(tenantId: string, watchId: string, replayId: string): Promise<ReplayProgress> {
+    const watch = await this.#d.watches.getForTenant(tenantId, watchId)
+    const progress = await this.#replays.get(replayId)
+    if (!progress || progress.watchId !== watch.id) throw new BlockhookError('BH_REPLAY_NOT_FOUND', 'replay not found', 404)
+    return progress
   }
 
   /** One webhook.test event to the watch URL now, outside the queue. */

@@ -9,7 +9,7 @@ import type { Redis } from 'ioredis'
 import type { AlertOutbox } from '../alerts/alert-outbox.js'
 import type { ChainConfig, Commitment, Config } from '../config/config.js'
 import type { DeliveryQueue } from '../delivery/delivery-queue.js'
-import { requestReplay } from '../delivery/replay-requests.js'
+import { ReplayQueue } from '../delivery/replay-requests.js'
 import { badRequest, hasCode } from '../domain/errors.js'
 import { newId, newWebhookSecret } from '../domain/ids.js'
 import { checkWebhookUrl, type Resolver } from '../domain/url-policy.js'
@@ -42,7 +42,7 @@ export interface CreateWatchInput {
   batch?: 'none' | 'block'
   /** One webhook of the watch in flight at a time, in sequence order. */
   ordered?: boolean
-  /** EVM: also deliver every match from this block on (a backfill request on the chain's replay stream). */
+  /** EVM: also deliver every match from this block on (a backfill request queued for the chain's subscriber). */
   fromBlock?: number
 }
 
@@ -61,7 +61,7 @@ export interface WatchStats {
 export interface WatchServiceDeps {
   chains: readonly ChainConfig[]
   allowPrivateUrls: Config['allowPrivateUrls']
-  /** Reads the head a chain's subscriber reported and writes backfill requests on its replay stream. */
+  /** Reads the head a chain's subscriber reported and queues backfill requests for it. */
   redis: Redis
   keys: RedisKeys
   store: WatchStore
@@ -90,6 +90,8 @@ function watchStats(stored: Record<string, string>): WatchStats {
 export class WatchService {
   readonly #d: WatchServiceDeps
   readonly #now: () => number
+  /** Where `fromBlock` backfills are queued for the chain's subscriber. */
+  readonly #replays: ReplayQueue
 
   /** The service over `store` and `deliveryQueue` with the chains and URL policy of `config`. */
   static forConfig(
@@ -101,6 +103,7 @@ export class WatchService {
   constructor(deps: WatchServiceDeps) {
     this.#d = deps
     this.#now = deps.now ?? Date.now
+    this.#replays = new ReplayQueue(deps.redis, deps.keys)
   }
 
   #nowIso(): string {
@@ -184,7 +187,7 @@ export class WatchService {
     const secret = newWebhookSecret()
     await this.#d.store.create(watch, secret)
     if (!backfill) return { watch, secret }
-    const replayId = await requestReplay(this.#d.redis, this.#d.keys, watch.chain, { watchId: watch.id, ...backfill, backfill: {} })
+    const replayId = await this.#replays.request({ watchId: watch.id, tenantId, chain: watch.chain, ...backfill, backfill: {} })
     return { watch, secret, replayId }
   }
 
@@ -227,7 +230,7 @@ export class WatchService {
       return { ...watch, filter: changed.filter, updatedAt: this.#nowIso() } as Watch
     })
     if (!range || added.length === 0) return { count }
-    const replayId = await requestReplay(this.#d.redis, this.#d.keys, updated.chain, { watchId: updated.id, ...range, backfill: { addresses: added } })
+    const replayId = await this.#replays.request({ watchId: updated.id, tenantId, chain: updated.chain, ...range, backfill: { addresses: added } })
     return { count, backfill: { replayId, ...range, added: added.length } }
   }
 

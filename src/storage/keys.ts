@@ -56,8 +56,14 @@ export function redisKeys(prefix: string) {
     chainLease: (chain: string) => `${p}:chain:${chain}:lease`,
     /** Hash written by the subscriber holding the lease, read by /admin/status. */
     chainStatus: (chain: string) => `${p}:chain:${chain}:status`,
-    /** Replay requests for the subscriber (a stream per chain). */
-    chainReplays: (chain: string) => `${p}:chain:${chain}:replays`,
+    /** List of the tenants with replay requests queued on the chain, turned round by its subscriber (see replay-requests.ts). */
+    chainReplayTenants: (chain: string) => `${p}:chain:${chain}:replay-tenants`,
+    /** List of a tenant's replay request ids on a chain, first come first served. */
+    tenantReplays: (tenantId: string, chain: string) => `${p}:tenant:${tenantId}:replays:${chain}`,
+    /** Hash: blocks and replays a tenant's unfinished replay requests still hold (its quota). */
+    tenantReplayQuota: (tenantId: string) => `${p}:tenant:${tenantId}:replay-quota`,
+    /** Hash: one replay request and its progress (replay-requests.ts). */
+    replay: (replayId: string) => `${p}:replay:${replayId}`,
     /**
      * Hash: field = block hash, value = JSON {number, parentHash, emitted: [webhook-id]} of the
      * unfinalized blocks the EVM follower keeps, so a reorg found after a restart can still retract.

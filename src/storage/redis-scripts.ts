@@ -94,6 +94,72 @@ local finishedId = ARGV[1]
 redis.call('ZREM', ordered, finishedId)
 return redis.call('ZRANGE', ordered, 0, 0)[1] or false`,
   },
+  /**
+   * Queues a replay request unless `maxBlocks` > 0 and the tenant's unfinished ones would then
+   * hold more than `maxBlocks` blocks or `maxReplays` requests. Returns {} when queued, else
+   * {blocks, replays} they hold now.
+   */
+  bhReplayAccept: {
+    numberOfKeys: 4,
+    lua: `
+local replay, quota, queue, tenants = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local replayId, tenantId, blocks, maxBlocks, maxReplays = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+if maxBlocks > 0 then
+  local heldBlocks = tonumber(redis.call('HGET', quota, 'blocks') or '0')
+  local heldReplays = tonumber(redis.call('HGET', quota, 'replays') or '0')
+  if heldBlocks + blocks > maxBlocks or heldReplays + 1 > maxReplays then return {heldBlocks, heldReplays} end
+end
+-- then field value pairs of the request's hash
+redis.call('HSET', replay, unpack(ARGV, 6))
+redis.call('HINCRBY', quota, 'blocks', blocks)
+redis.call('HINCRBY', quota, 'replays', 1)
+if redis.call('RPUSH', queue, replayId) == 1 then redis.call('RPUSH', tenants, tenantId) end
+return {}`,
+  },
+  /**
+   * Moves a request forward to `nextBlock` (never back) with `events` more matches, releasing the
+   * blocks passed from the quota; with `finished` ('1') it completes, releases the rest, leaves
+   * its tenant's list, and its tenant leaves the chain's list when that was its last. A request
+   * whose hash is gone only leaves the lists.
+   */
+  bhReplayAdvance: {
+    numberOfKeys: 4,
+    lua: `
+local replay, quota, queue, tenants = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local replayId, tenantId, nextBlock, events, finished, now, keptMs =
+  ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5] == '1', ARGV[6], ARGV[7]
+local current = tonumber(redis.call('HGET', replay, 'nextBlock'))
+local status = redis.call('HGET', replay, 'status')
+if current and status ~= 'completed' then
+  if nextBlock > current then
+    redis.call('HSET', replay, 'nextBlock', nextBlock, 'status', 'running', 'updatedAt', now)
+    redis.call('HINCRBY', replay, 'eventsQueued', events)
+    redis.call('HINCRBY', quota, 'blocks', current - nextBlock)
+    current = nextBlock
+  end
+  if finished then
+    local toBlock = tonumber(redis.call('HGET', replay, 'toBlock'))
+    if toBlock and toBlock + 1 > current then redis.call('HINCRBY', quota, 'blocks', current - toBlock - 1) end
+    redis.call('HINCRBY', quota, 'replays', -1)
+    redis.call('HSET', replay, 'status', 'completed', 'updatedAt', now, 'completedAt', now)
+    redis.call('PEXPIRE', replay, keptMs)
+  end
+end
+if finished or not current then
+  redis.call('LREM', queue, 0, replayId)
+  if redis.call('LLEN', queue) == 0 then redis.call('LREM', tenants, 0, tenantId) end
+end
+return 1`,
+  },
+  /** Takes the tenant off the chain's list if its own list is empty. */
+  bhReplayTenantIdle: {
+    numberOfKeys: 2,
+    lua: `
+local queue, tenants = KEYS[1], KEYS[2]
+local tenantId = ARGV[1]
+if redis.call('LLEN', queue) == 0 then redis.call('LREM', tenants, 0, tenantId) end
+return 1`,
+  },
   /** Returns the pending set's oldest score (ms), or false when it is empty. */
   bhOldestPendingRefresh: {
     numberOfKeys: 2,
@@ -204,4 +270,46 @@ export async function refreshOldestPending(
 ): Promise<number | undefined> {
   const score = (await scripted(redis).bhOldestPendingRefresh(oldest, pending, watchId)) as string | null
   return score === null ? undefined : Number(score)
+}
+
+interface ReplayQueueKeys {
+  /** The request's hash, the tenant's quota hash, its list on the chain, the chain's list of tenants. */
+  replay: string
+  quota: string
+  queue: string
+  tenants: string
+}
+
+/**
+ * Queues a replay request (its hash `fields`) unless `limits` are given and the tenant's
+ * unfinished requests would pass them. Returns undefined when queued, else what they hold now.
+ */
+export async function acceptReplay(
+  redis: Redis,
+  { replay, quota, queue, tenants, replayId, tenantId, blocks, limits, fields }: ReplayQueueKeys & {
+    replayId: string; tenantId: string; blocks: number; limits: { blocks: number; replays: number } | undefined
+    fields: Record<string, string | number>
+  },
+): Promise<{ blocks: number; replays: number } | undefined> {
+  const reply = (await scripted(redis).bhReplayAccept(
+    replay, quota, queue, tenants, replayId, tenantId, blocks, limits?.blocks ?? 0, limits?.replays ?? 0, ...Object.entries(fields).flat(),
+  )) as number[]
+  return reply.length === 0 ? undefined : { blocks: reply[0]!, replays: reply[1]! }
+}
+
+/** Moves a replay request forward, and completes it with `finished` (see the script). */
+export async function advanceReplay(
+  redis: Redis,
+  { replay, quota, queue, tenants, replayId, tenantId, nextBlock, events, finished, now, keptMs }: ReplayQueueKeys & {
+    replayId: string; tenantId: string; nextBlock: number; events: number; finished: boolean; now: string; keptMs: number
+  },
+): Promise<void> {
+  await scripted(redis).bhReplayAdvance(replay, quota, queue, tenants, replayId, tenantId, nextBlock, events, finished ? '1' : '', now, keptMs)
+}
+
+/** Takes a tenant whose list on the chain is empty off the chain's list. */
+export async function dropIdleReplayTenant(
+  redis: Redis, { queue, tenants, tenantId }: Pick<ReplayQueueKeys, 'queue' | 'tenants'> & { tenantId: string },
+): Promise<void> {
+  await scripted(redis).bhReplayTenantIdle(queue, tenants, tenantId)
 }

@@ -7,6 +7,7 @@
 import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import type { MatchedEvent } from '../../delivery/delivery-record.js'
+import { ReplayQueue } from '../../delivery/replay-requests.js'
 import { connectionNotReadyReason, watchdogMsFor, type ChainDriver, type ChainDriverDeps } from '../../subscriber/chain-runner.js'
 import { ChainStatusPublisher } from '../../subscriber/chain-status.js'
 import { RedisCursorStore } from '../../subscriber/cursor-store.js'
@@ -134,8 +135,7 @@ export class EvmChain implements ChainDriver {
     })
     const replayReader = redis.duplicate()
     const replays = new ReplayConsumer({
-      chain: chain.id, defaultConfirmations: chain.confirmations, reader: replayReader, redis,
-      streamKey: keys.chainReplays(chain.id), cursorKey: keys.chainCursor(chain.id), store, node: this.#node,
+      chain: chain.id, defaultConfirmations: chain.confirmations, reader: replayReader, requests: new ReplayQueue(redis, keys), store, node: this.#node,
       cursor: (number) => follower.reached(number),
       enqueue: async (events, replayId) => { await this.#d.deliveryQueue.enqueue(events, replayId ? { replayId } : {}) },
       logger: this.#log,

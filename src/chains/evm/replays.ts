@@ -1,16 +1,20 @@
 /**
- * Replays (POST /watches/:id/replay, README, "API tour") and `fromBlock` backfills (see
- * replay-requests.ts): requests arrive on the chain's replay stream; the
- * leader scans the range again for that one watch and queues every match with the replayId, so
- * each goes out again under the `webhook-id` it had. Only blocks already confirmed for the watch
- * are scanned (newer ones are still ahead of the follower, which delivers them normally).
- * The position in the stream is kept beside the cursor, so a new leader goes on from there.
+ * Replays (POST /watches/:id/replay, README, "Replays") and `fromBlock` backfills (see
+ * replay-requests.ts), worked by the chain's leader: it turns round the tenants with queued
+ * requests, and at each turn scans one chunk of blocks of that tenant's first request for that
+ * one watch, queues every match with the replayId (so each goes out again under the
+ * `webhook-id` it had), then records the request's progress. A tenant with a hundred long
+ * replays therefore holds up another tenant's short one by one chunk per turn.
+ * Only blocks already confirmed for the watch are scanned (newer ones are still ahead of the
+ * follower, which delivers them normally); a backfill waits for each of its blocks instead.
+ * Progress is in Redis and only moves forward, so a new leader goes on from the last chunk
+ * recorded, and a chunk done twice queues nothing twice.
  */
 import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import { changeAddresses } from '../../api/watch-input.js'
 import type { MatchedEvent } from '../../delivery/delivery-record.js'
-import { parseReplayRequest, type ReplayRequest } from '../../delivery/replay-requests.js'
+import { REPLAY_CHUNK_BLOCKS, type ReplayProgress, type ReplayQueue } from '../../delivery/replay-requests.js'
 import type { Watch } from '../../domain/watch-types.js'
 import type { WatchStore } from '../../storage/watch-store.js'
 import { mapBounded } from '../../domain/map-bounded.js'
@@ -18,21 +22,20 @@ import { readBlockData, type Cursor } from './block-follower.js'
 import type { EvmNode } from './evm-node.js'
 import { EvmWatchIndex } from './watch-index.js'
 
-const POSITION_FIELD = 'replayPosition'
-const CHUNK_BLOCKS = 50
 const FETCH_CONCURRENCY = 4
 /** Finished request ids remembered for `handled` (a caller asks soon after its request). */
 const HANDLED_KEPT = 100
+/** Requests whose watch index is kept between their turns (rebuilt when evicted). */
+const INDEXES_KEPT = 32
+/** How long the queue's blocking read waits for a first request, and a round of waiting backfills pauses. */
+const IDLE_WAIT_SEC = 0.5
 
 export interface ReplayDeps {
   chain: string
   defaultConfirmations: number
-  /** A connection of its own (XREAD BLOCK). */
+  /** A connection of its own (the blocking read of the tenants' list). */
   reader: Redis
-  redis: Redis
-  streamKey: string
-  /** The cursor hash, where the stream position is kept too. */
-  cursorKey: string
+  requests: ReplayQueue
   store: WatchStore
   node: EvmNode
   /** Resolves once the follower's saved cursor is at `number` or beyond (replays scan only what it has passed). */
@@ -42,6 +45,14 @@ export interface ReplayDeps {
   logger: Logger
 }
 
+/** What a request's turns match with: built from the watch at the first turn. */
+interface Matching {
+  index: EvmWatchIndex
+  /** Matches the added addresses did not bring, left out of an address backfill. */
+  without: EvmWatchIndex | undefined
+  confirmations: number
+}
+
 export class ReplayConsumer {
   readonly #d: ReplayDeps
   readonly #abort = new AbortController()
@@ -49,18 +60,20 @@ export class ReplayConsumer {
   #loop: Promise<void> | undefined
   readonly #handled: string[] = []
   readonly #waiters = new Map<string, (() => void)[]>()
+  readonly #matching = new Map<string, Matching>()
 
   constructor(deps: ReplayDeps) {
     this.#d = deps
   }
 
-  /** Resolves once this consumer has handled the request (tests, and anyone awaiting a backfill). */
+  /** Resolves once this consumer has completed the request (tests, and anyone awaiting a backfill). */
   handled(replayId: string): Promise<void> {
     if (this.#handled.includes(replayId)) return Promise.resolve()
     return new Promise((resolve) => this.#waiters.set(replayId, [...(this.#waiters.get(replayId) ?? []), resolve]))
   }
 
   #markHandled(replayId: string): void {
+    this.#matching.delete(replayId)
     this.#handled.push(replayId)
     if (this.#handled.length > HANDLED_KEPT) this.#handled.shift()
     for (const resolve of this.#waiters.get(replayId) ?? []) resolve()
@@ -76,65 +89,100 @@ export class ReplayConsumer {
     await this.#loop
   }
 
+  async #pause(ms: number): Promise<void> {
+    await Promise.race([new Promise((resolve) => setTimeout(resolve, ms).unref()), this.#aborted])
+  }
+
   async #run(): Promise<void> {
-    let position: string | undefined
+    // Turns in a row that moved nothing (backfills waiting for confirmations): a whole round of them pauses.
+    let idleTurns = 0
     while (!this.#abort.signal.aborted) {
       try {
-        position ??= (await this.#d.redis.hget(this.#d.cursorKey, POSITION_FIELD)) ?? '0-0'
-        const reply = (await this.#d.reader.xread('COUNT', 10, 'BLOCK', 500, 'STREAMS', this.#d.streamKey, position)) as
-          | [string, [string, string[]][]][] | null
-        for (const [id, fields] of reply?.[0]?.[1] ?? []) {
-          if (this.#abort.signal.aborted) return
-          const request = parseReplayRequest(fields)
-          if (request) await this.#replay(request)
-          else this.#d.logger.warn({ entry: id }, 'malformed replay request skipped')
-          if (this.#abort.signal.aborted) return // cut short: the next leader does it again
-          position = id
-          await this.#d.redis.hset(this.#d.cursorKey, POSITION_FIELD, position)
-          if (request) this.#markHandled(request.replayId)
+        const turn = await this.#d.requests.nextTurn(this.#d.reader, this.#d.chain, IDLE_WAIT_SEC)
+        if (!turn?.replayId) continue
+        const moved = await this.#turn(turn.replayId, turn.tenantId)
+        idleTurns = moved ? 0 : idleTurns + 1
+        if (idleTurns >= turn.tenants) {
+          idleTurns = 0
+          await this.#pause(IDLE_WAIT_SEC * 1000)
         }
       } catch (err) {
         if (this.#abort.signal.aborted) return
-        this.#d.logger.warn({ err }, 'replay failed, retrying')
-        await new Promise((resolve) => setTimeout(resolve, 1000).unref())
+        this.#d.logger.warn({ err }, 'replay turn failed, retrying')
+        await this.#pause(1000)
       }
     }
   }
 
-  async #replay(request: ReplayRequest): Promise<void> {
-    const watch = await this.#d.store.get(request.watchId)
-    if (!watch || watch.chain !== this.#d.chain) {
-      this.#d.logger.info({ replayId: request.replayId }, 'replay of a watch that is gone, skipped')
-      return
+  /** One chunk of the request; false when it had to wait (a backfill whose next block is not confirmed yet). */
+  async #turn(replayId: string, tenantId: string): Promise<boolean> {
+    const request = await this.#d.requests.get(replayId)
+    if (!request) {
+      this.#d.logger.warn({ replayId }, 'malformed replay request skipped')
+      await this.#d.requests.advance({ replayId, tenantId, chain: this.#d.chain }, 0, 0, true)
+      return true
     }
+    const matching = await this.#matchingOf(request)
+    if (!matching) {
+      this.#d.logger.info({ replayId }, 'replay of a watch that is gone, skipped')
+      await this.#finish(request, request.nextBlock, 0)
+      return true
+    }
+    const cursor = await Promise.race([this.#d.cursor(0), this.#aborted])
+    if (!cursor) return true
+    const confirmed = cursor.number - matching.confirmations
+    const from = request.nextBlock
+    // A backfill's blocks are the follower's to skip, so it waits for them; a replay leaves the unconfirmed ones to the follower.
+    const last = request.backfill ? request.toBlock : Math.min(request.toBlock, confirmed)
+    if (from > last) {
+      await this.#finish(request, from, 0)
+      return true
+    }
+    if (from > confirmed) return false
+    const to = Math.min(from + REPLAY_CHUNK_BLOCKS - 1, last, confirmed)
+    const events = await this.#scan(matching, from, to)
+    if (events.length > 0) await this.#d.enqueue(events, request.backfill ? undefined : request.replayId)
+    if (to === last) await this.#finish(request, to + 1, events.length)
+    else await this.#d.requests.advance(request, to + 1, events.length, false)
+    return true
+  }
+
+  async #finish(request: ReplayProgress, nextBlock: number, events: number): Promise<void> {
+    await this.#d.requests.advance(request, nextBlock, events, true)
+    const { replayId, watchId, fromBlock, toBlock } = request
+    this.#d.logger.info({ replayId, watchId, fromBlock, toBlock, scannedTo: nextBlock - 1, backfill: request.backfill !== undefined }, 'replay done')
+    this.#markHandled(replayId)
+  }
+
+  async #scan(matching: Matching, from: number, to: number): Promise<MatchedEvent[]> {
+    const { index, without } = matching
+    const numbers = Array.from({ length: to - from + 1 }, (_, i) => from + i)
+    const datas = await mapBounded(numbers, FETCH_CONCURRENCY, async (n) => {
+      const block = await this.#d.node.blockByNumber(n, index.needsTransactions())
+      return block ? readBlockData(this.#d.node, index, block) : undefined
+    })
+    return datas.flatMap((data) => {
+      if (!data) return []
+      const events = index.matchBlock(data, Date.now()).map((m) => m.event)
+      if (!without) return events
+      const known = new Set(without.matchBlock(data, Date.now()).map((m) => m.event.id))
+      return events.filter((e) => !known.has(e.id))
+    })
+  }
+
+  /** The request's matching, kept between its turns; undefined when its watch is gone. */
+  async #matchingOf(request: ReplayProgress): Promise<Matching | undefined> {
+    const kept = this.#matching.get(request.replayId)
+    if (kept) return kept
+    const watch = await this.#d.store.get(request.watchId)
+    if (!watch || watch.chain !== this.#d.chain) return undefined
     const index = this.#indexOf(watch)
-    // Matches the added addresses did not bring, left out of an address backfill.
     const addresses = request.backfill?.addresses
     const without = addresses ? this.#indexOf({ ...watch, filter: changeAddresses(watch, { remove: addresses }).filter } as Watch) : undefined
-    const confirmations = index.confirmationsOf(watch)
-    // A backfill waits for its range to be confirmed: the follower will not deliver those blocks.
-    const cursor = await Promise.race([this.#d.cursor(request.backfill ? request.toBlock + confirmations : 0), this.#aborted])
-    if (!cursor) return
-    const toBlock = Math.min(request.toBlock, cursor.number - confirmations)
-    const enqueueAs = request.backfill ? undefined : request.replayId
-    let queued = 0
-    for (let from = request.fromBlock; from <= toBlock && !this.#abort.signal.aborted; from += CHUNK_BLOCKS) {
-      const numbers = Array.from({ length: Math.min(CHUNK_BLOCKS, toBlock - from + 1) }, (_, i) => from + i)
-      const datas = await mapBounded(numbers, FETCH_CONCURRENCY, async (n) => {
-        const block = await this.#d.node.blockByNumber(n, index.needsTransactions())
-        return block ? readBlockData(this.#d.node, index, block) : undefined
-      })
-      const events = datas.flatMap((data) => {
-        if (!data) return []
-        const events = index.matchBlock(data, Date.now()).map((m) => m.event)
-        if (!without) return events
-        const known = new Set(without.matchBlock(data, Date.now()).map((m) => m.event.id))
-        return events.filter((e) => !known.has(e.id))
-      })
-      if (events.length > 0) await this.#d.enqueue(events, enqueueAs)
-      queued += events.length
-    }
-    this.#d.logger.info({ replayId: request.replayId, watchId: watch.id, fromBlock: request.fromBlock, toBlock, queued, backfill: request.backfill !== undefined }, 'replay done')
+    const matching = { index, without, confirmations: index.confirmationsOf(watch) }
+    this.#matching.set(request.replayId, matching)
+    if (this.#matching.size > INDEXES_KEPT) this.#matching.delete(this.#matching.keys().next().value!)
+    return matching
   }
 
   /**
