@@ -7,7 +7,7 @@ import type { Logger } from 'pino'
 import { BlockhookError } from '../../domain/errors.js'
 import { hasCode } from '../../domain/errors.js'
 import { RpcError, type RpcSocket } from '../rpc-socket.js'
-import { hexToNumber, parseBlock, parseHead, parseLog, parseReceipt, parseTransaction, type RpcBlock, type RpcHead, type RpcLog, type RpcReceipt, type RpcTransaction } from './rpc-types.js'
+import { hexToNumber, parseBlock, parseHeader, parseLog, parseReceipt, parseTransaction, type RpcBlock, type RpcHead, type RpcLog, type RpcReceipt, type RpcTransaction } from './rpc-types.js'
 
 export interface BlockHeaderRef extends RpcHead { parentHash: string }
 
@@ -26,10 +26,9 @@ const METHOD_UNAVAILABLE_CODES: ReadonlySet<number> = new Set([-32601, -32004, -
 
 function headerOf(raw: unknown): BlockHeaderRef | undefined {
   if (raw === null) return undefined
-  const head = parseHead(raw)
-  const parentHash = (raw as { parentHash?: unknown }).parentHash
-  if (!head || typeof parentHash !== 'string') throw badAnswer('block header')
-  return { ...head, parentHash }
+  const header = parseHeader(raw)
+  if (!header) throw badAnswer('block header')
+  return { number: header.number, hash: header.hash, parentHash: header.parentHash }
 }
 
 export class EvmNode {

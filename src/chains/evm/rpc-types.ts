@@ -66,6 +66,11 @@ export function parseHead(v: unknown): RpcHead | undefined {
   return isObject(v) && isSmallQuantity(v.number) && isHash(v.hash) ? (v as unknown as RpcHead) : undefined
 }
 
+/** A block header as `eth_getBlockByNumber(…, false)` answers it: a head with its parent's hash. */
+export function parseHeader(v: unknown): (RpcHead & { parentHash: string }) | undefined {
+  return parseHead(v) && isHash((v as { parentHash?: unknown }).parentHash) ? (v as RpcHead & { parentHash: string }) : undefined
+}
+
 export function parseTransaction(v: unknown): RpcTransaction | undefined {
   if (!isObject(v) || !isHash(v.hash) || !isAddress(v.from)) return undefined
   if (v.to !== null && v.to !== undefined && !isAddress(v.to)) return undefined
