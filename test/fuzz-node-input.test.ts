@@ -19,7 +19,11 @@ import type { SolanaSubscribeMethod, SolanaWatch } from '../src/chains/solana/su
 import { hasCode } from '../src/domain/errors.js'
 import type { EventType, Watch } from '../src/domain/watch-types.js'
 import { pino } from 'pino'
+import { ADDRESS, startFakeChain, SUBSCRIPTION } from './helpers/fake-chain.js'
+import { capturedLogger, corrupt, corruptDeep, repeated } from './helpers/node-fuzz.js'
+import { startRedis } from './helpers/processes.js'
 import { solanaFixture } from './helpers/solana-node.js'
+import { FAST, harness } from './helpers/subscriber-harness.js'
 
 const SEED = Number(process.env.FUZZ_SEED ?? 7_331)
 const RUNS = Number(process.env.FUZZ_RUNS ?? 300)
@@ -52,23 +56,6 @@ const receiptOf = (txHash: string) => fc.record({
   transactionHash: fc.constant(txHash), status: fc.constantFrom('0x0', '0x1'), gasUsed: quantity,
   contractAddress: fc.option(address, { nil: null }), logs: fc.constant([]),
 })
-
-/** A value one field off: a field replaced by anything, a field removed, or the whole replaced. */
-function corrupt<T extends Record<string, unknown>>(valid: fc.Arbitrary<T>): fc.Arbitrary<unknown> {
-  return fc.oneof(
-    valid,
-    fc.tuple(valid, fc.nat(), fc.anything({ maxDepth: 2 })).map(([v, i, x]) => {
-      const keys = Object.keys(v)
-      return { ...v, [keys[i % keys.length]!]: x }
-    }),
-    fc.tuple(valid, fc.nat()).map(([v, i]) => {
-      const keys = Object.keys(v)
-      const { [keys[i % keys.length]!]: _gone, ...rest } = v
-      return rest
-    }),
-    fc.anything({ maxDepth: 3 }),
-  )
-}
 
 t.test('the EVM parsers never throw, and accept a value only as it was sent', async () => {
   const parsers: [string, (v: unknown) => unknown, fc.Arbitrary<unknown>][] = [
@@ -141,6 +128,38 @@ t.test("the EVM node's answers: a value it accepts, or BH_NODE_BAD_ANSWER, never
   }), options)
 })
 
+/** Frames a broken or hostile node may send besides its answers: heads one field off, stray answers, notifications and text. */
+const nodeFrame = fc.oneof(
+  corrupt(fc.record({ number: small, hash: bytes(32), parentHash: bytes(32) }))
+    .map((result) => JSON.stringify({ jsonrpc: '2.0', method: 'eth_subscription', params: { subscription: SUBSCRIPTION, result } }) ?? 'null'),
+  fc.record({ subscription: fc.string({ maxLength: 10 }), result: fc.jsonValue({ maxDepth: 2 }) })
+    .map((params) => JSON.stringify({ jsonrpc: '2.0', method: 'eth_subscription', params })),
+  fc.record({ id: fc.oneof(fc.integer(), fc.string({ maxLength: 5 }), fc.constant(null)), result: fc.jsonValue({ maxDepth: 2 }) }, { requiredKeys: ['id'] })
+    .map((m) => JSON.stringify({ jsonrpc: '2.0', ...m })),
+  fc.record({ method: fc.string({ maxLength: 12 }), params: fc.jsonValue({ maxDepth: 2 }) }).map((m) => JSON.stringify(m)),
+  fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v)),
+  fc.string({ maxLength: 100, unit: 'binary' }),
+)
+
+t.test('an EVM subscriber sent hundreds of generated frames keeps following: every event once, no reconnect, each kind of skip logged once', async (t) => {
+  const redisServer = await startRedis()
+  const chain = await startFakeChain()
+  t.teardown(async () => { await Promise.all([chain.node.close(), chain.standby.close()]); await redisServer.stop() })
+  const { lines, logger } = capturedLogger()
+  const h = harness(t, redisServer.url, { ws: [chain.node.wsUrl], http: '' }, {}, {}, logger)
+  const watch = await h.createWatch({ type: 'evm.logs', filter: { address: ADDRESS } })
+  chain.mine(1)
+  const sub = await h.startSubscriber(FAST)
+  await h.caughtUp(sub, 1)
+  for (const frame of fc.sample(nodeFrame, { seed: SEED, numRuns: RUNS })) chain.sendRaw(frame)
+  await h.caughtUp(sub, chain.mine(2))
+  const delivered = (await h.records(watch.id)).map((r) => (r.data.log as { transactionHash: string }).transactionHash)
+  t.same(delivered, chain.canonicalTxHashes(), 'each block\'s event, once')
+  t.equal((await h.leader(sub)).socket.reconnects, 0, 'bad frames do not cost the connection')
+  t.same(repeated(lines), [], 'no warning twice')
+  t.ok(lines.some((l) => l.msg === 'newHeads notification of unknown shape skipped'), 'the bad heads were logged as skipped')
+})
+
 // --- Solana ---------------------------------------------------------------------------------------
 
 const METHODS: [SolanaSubscribeMethod, string, EventType, Partial<SolanaWatch>][] = [
@@ -152,30 +171,6 @@ const METHODS: [SolanaSubscribeMethod, string, EventType, Partial<SolanaWatch>][
   }],
   ['slotSubscribe', 'slot-notification', 'solana.slot', { type: 'solana.slot', filter: {} }],
 ] as never
-
-/** A documented example's `result` with a path inside it replaced, or removed. */
-function corruptDeep(value: unknown): fc.Arbitrary<unknown> {
-  const paths: (string | number)[][] = []
-  const walk = (v: unknown, path: (string | number)[]) => {
-    paths.push(path)
-    if (typeof v === 'object' && v !== null) for (const [k, child] of Object.entries(v)) walk(child, [...path, Array.isArray(v) ? Number(k) : k])
-  }
-  walk(value, [])
-  const replaced = (path: (string | number)[], x: unknown, remove: boolean): unknown => {
-    if (path.length === 0) return remove ? undefined : x
-    const copy = structuredClone(value) as Record<string | number, unknown>
-    let at = copy
-    for (const key of path.slice(0, -1)) at = at[key] as Record<string | number, unknown>
-    if (remove) delete at[path[path.length - 1]!]
-    else at[path[path.length - 1]!] = x
-    return copy
-  }
-  return fc.oneof(
-    fc.constant(value),
-    fc.tuple(fc.constantFrom(...paths), fc.anything({ maxDepth: 2 }), fc.boolean()).map(([path, x, remove]) => replaced(path, x, remove)),
-    fc.anything({ maxDepth: 3 }),
-  )
-}
 
 t.test('Solana notifications: a coded rejection or a notification that matches its watches without error', async (t) => {
   let accepted = 0

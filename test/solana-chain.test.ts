@@ -4,6 +4,7 @@
  * Redis: delivery records, their webhook bodies, BullMQ jobs, watch status.
  */
 import t, { type Test } from 'tap'
+import fc from 'fast-check'
 import { pino } from 'pino'
 import { createRedis } from '../src/storage/redis.js'
 import { redisKeys } from '../src/storage/keys.js'
@@ -23,6 +24,7 @@ import type { SolanaWatch } from '../src/chains/solana/subscriptions.js'
 import { startRedis } from './helpers/processes.js'
 import { testConfig } from './helpers/config.js'
 import { FakeSolanaNode, solanaFixture, type LedgerTransaction } from './helpers/solana-node.js'
+import { capturedLogger, corruptDeep, repeated } from './helpers/node-fuzz.js'
 
 const ACCOUNT = 'CM78CPUeXjn8o3yroDHxUtKsZZgoy4GPkPPXfouKNH12'
 const PROGRAM = '11111111111111111111111111111111'
@@ -88,7 +90,7 @@ async function harness(t: Test, options: { http?: boolean } = {}) {
    * A subscriber process for the chain: connects, takes the lease, leads. With `connectedFirst`,
    * it leads only once its connection is open, as a standby taking over does.
    */
-  async function startChain(overrides: Pick<SolanaChainDeps, 'http'> = {}, { connectedFirst = false } = {}): Promise<SolanaChain> {
+  async function startChain(overrides: Partial<Pick<SolanaChainDeps, 'http' | 'logger'>> = {}, { connectedFirst = false } = {}): Promise<SolanaChain> {
     const chain = new SolanaChain({
       chain: config.chains[0]!, redis, keys, store, watches: WatchService.forConfig(config, redis, keys, store, queue), deliveryQueue: queue, metrics, logger: pino({ level: 'silent' }),
       socket: { backoffInitialMs: 10, backoffMaxMs: 50, requestTimeoutMs: 5_000 },
@@ -451,4 +453,23 @@ t.test('a signature confirmed while no connection listened is found with getSign
   t.same(h.node.subscriptions('signatureSubscribe').map((s) => s.id).includes(unsubscribe.params?.[0] as number), false,
     'the node, which had not ended it, was told to')
   t.same(h.node.subscriptions('signatureSubscribe').map((s) => s.params[1]), [{ commitment: 'finalized' }])
+})
+
+t.test('a leader sent hundreds of generated notifications, one field off or anything at all, keeps delivering; malformed ones are one log line', async (t) => {
+  const h = await harness(t)
+  const { lines, logger } = capturedLogger()
+  const account = await h.addWatch('solana.account', { account: ACCOUNT })
+  const logs = await h.addWatch('solana.logs', { all: true })
+  await h.startChain({ logger })
+  const accountSub = await h.node.waitForSubscription('accountSubscribe')
+  const logsSub = await h.node.waitForSubscription('logsSubscribe')
+  const sample = (fixture: string, seed: number) => fc.sample(corruptDeep(result(fixture)), { seed, numRuns: 150 })
+  for (const r of sample('account-notification', 1)) h.node.notify(accountSub, r)
+  for (const r of sample('logs-notification', 2)) h.node.notify(logsSub, r)
+  h.node.notify(accountSub, { ...result('account-notification'), context: { slot: 99_999_999 } })
+  h.node.notify(logsSub, { context: { slot: 99_999_999 }, value: { signature: SIGS[5], err: null, logs: [] } })
+  await h.queue.waitFor((e) => e.watchId === account.id && (e.data as { slot: number }).slot === 99_999_999)
+  await h.queue.waitFor((e) => e.watchId === logs.id && (e.data as { slot: number }).slot === 99_999_999)
+  t.same(repeated(lines), [], 'no warning twice')
+  t.match(lines.filter((l) => l.msg === 'malformed notification skipped'), [{ skipped: 1 }], 'the malformed ones were logged as skipped')
 })

@@ -10,7 +10,8 @@ import { startFakeNode, type FakeNode } from './fake-evm-node.js'
 
 export const ADDRESS = '0x00000000000000000000000000000000000000aa'
 const ZERO = `0x${'0'.repeat(64)}`
-const SUBSCRIPTION = '0x5b'
+/** The id of the node's one subscription (newHeads), for tests that send their own notifications on it. */
+export const SUBSCRIPTION = '0x5b'
 
 export interface FakeBlock { number: number; hash: string; parentHash: string }
 

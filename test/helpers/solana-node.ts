@@ -227,7 +227,7 @@ export class FakeSolanaNode {
     if (!live) throw new Error(`no live subscription ${id}`)
     const method = live.method.replace('Subscribe', 'Notification')
     live.socket.send(JSON.stringify({ jsonrpc: '2.0', method, params: { result, subscription: id } }))
-    const value = (result as { value?: unknown }).value
+    const value = (result as { value?: unknown } | null)?.value
     if (live.method === 'signatureSubscribe' && value !== 'receivedSignature') this.#subscriptions.delete(id)
   }
 

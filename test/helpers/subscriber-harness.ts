@@ -5,7 +5,7 @@
  * back from Redis (the delivery worker is not involved).
  */
 import type { Test } from 'tap'
-import { pino } from 'pino'
+import { pino, type Logger } from 'pino'
 import type { Redis } from 'ioredis'
 import { DEFAULT_MAX_FRAME_BYTES, type Config } from '../../src/config/config.js'
 import { recordFromHash, type DeliveryRecord } from '../../src/delivery/delivery-record.js'
@@ -64,13 +64,14 @@ export interface Harness {
 
 export function harness(
   t: Test, redisUrl: string, nodes: { ws: string[]; http: string }, chain: Partial<Config['chains'][number]> = {}, overrides: Partial<Config> = {},
+  /** The subscribers' logger (silent unless TEST_LOG_LEVEL says otherwise), for tests that look at what was logged. */
+  logger: Logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
 ): Harness {
   const config = testConfig({
     ...overrides,
     redisUrl,
     chains: [{ id: CHAIN, type: 'evm', ws: nodes.ws, http: [], confirmations: 0, blockTimeMs: 1_000, commitment: 'confirmed', maxFrameBytes: DEFAULT_MAX_FRAME_BYTES, ...chain }],
   })
-  const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' })
   const wiring = wire(config, 'test', logger)
   const { redis, keys, watches: store } = wiring
   t.teardown(async () => {

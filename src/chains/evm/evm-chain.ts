@@ -9,6 +9,7 @@ import type { Logger } from 'pino'
 import type { MatchedEvent } from '../../delivery/delivery-record.js'
 import { ReplayQueue } from '../../delivery/replay-requests.js'
 import { connectionNotReadyReason, watchdogMsFor, type ChainDriver, type ChainDriverDeps } from '../../subscriber/chain-runner.js'
+import { SkipLog } from '../../skip-log.js'
 import { ChainStatusPublisher } from '../../subscriber/chain-status.js'
 import { RedisCursorStore } from '../../subscriber/cursor-store.js'
 import type { ChainLease } from '../../subscriber/lease.js'
@@ -45,6 +46,8 @@ export class EvmChain implements ChainDriver {
   readonly #d: EvmChainDeps
   readonly #node: EvmNode
   readonly #log: Logger
+  /** A node sending one bad head after another writes one line a minute, with the count. */
+  readonly #skips: SkipLog
   readonly #status: ChainStatusPublisher
   #leadership: Leadership | undefined
 
@@ -52,6 +55,7 @@ export class EvmChain implements ChainDriver {
     this.#d = deps
     this.chainId = deps.chain.id
     this.#log = deps.logger.child({ chain: deps.chain.id })
+    this.#skips = new SkipLog(this.#log)
     this.socket = new RpcSocket({
       name: deps.chain.id, endpoints: deps.chain.ws, logger: this.#log, watchdogMs: watchdogMsFor(deps.chain),
       maxPayloadBytes: deps.chain.maxFrameBytes, ...deps.socket,
@@ -166,7 +170,7 @@ export class EvmChain implements ChainDriver {
   #onHead(result: unknown): void {
     const head = parseHead(result)
     if (!head) {
-      this.#log.warn('newHeads notification of unknown shape skipped')
+      this.#skips.skip('newHeads notification of unknown shape skipped')
       return
     }
     this.socket.touch()

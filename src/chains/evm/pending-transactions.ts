@@ -8,6 +8,7 @@ import type { Logger } from 'pino'
 import type { MatchedEvent } from '../../delivery/delivery-record.js'
 import type { RpcSocket, RpcSubscription } from '../rpc-socket.js'
 import type { EvmNode } from './evm-node.js'
+import { SkipLog } from '../../skip-log.js'
 import { parseTransaction, type RpcTransaction } from './rpc-types.js'
 import type { EvmWatchIndex } from './watch-index.js'
 
@@ -25,6 +26,8 @@ export interface PendingTransactionsDeps {
 
 export class PendingTransactions {
   readonly #d: PendingTransactionsDeps
+  /** A node sending one bad notification after another writes one line a minute, with the count. */
+  readonly #skips: SkipLog
   #subscription: RpcSubscription | undefined
   readonly #backlog: string[] = []
   #inFlight = 0
@@ -32,6 +35,7 @@ export class PendingTransactions {
 
   constructor(deps: PendingTransactionsDeps) {
     this.#d = deps
+    this.#skips = new SkipLog(deps.logger)
   }
 
   /** Subscribes or unsubscribes to match whether any pending-transaction watch exists. */
@@ -73,7 +77,7 @@ export class PendingTransactions {
     }
     const tx = parseTransaction(result)
     if (!tx) {
-      this.#d.logger.warn('pending transaction notification of unknown shape skipped')
+      this.#skips.skip('pending transaction notification of unknown shape skipped')
       return
     }
     void this.#match(tx)

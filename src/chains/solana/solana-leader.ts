@@ -23,6 +23,7 @@ import {
   parseLogsMarker, readAccount, signaturesSince,
 } from './gap-recovery.js'
 import type { SolanaRpc } from './http-client.js'
+import { SkipLog } from '../../skip-log.js'
 import { isRejection, matchedEvents, parseNotification, type SolanaNotification } from './notifications.js'
 import {
   isSolanaWatch, mentionedAccount, slotSubscription, subscriptionOf, SubscriptionRegistry,
@@ -98,6 +99,8 @@ class SerialQueue {
 export class SolanaLeader implements WatchSink {
   readonly #d: SolanaLeaderDeps
   readonly #log: Logger
+  /** A node sending one malformed notification after another writes one line a minute, with the count. */
+  readonly #skips: SkipLog
   readonly #registry = new SubscriptionRegistry()
   readonly #open = new Map<string, OpenSubscription>()
   readonly #watches = new Map<string, SolanaWatch>()
@@ -115,6 +118,7 @@ export class SolanaLeader implements WatchSink {
   constructor(deps: SolanaLeaderDeps) {
     this.#d = deps
     this.#log = deps.logger
+    this.#skips = new SkipLog(deps.logger)
     const { http } = deps
     this.#http = http && { call: (method, params) => http.call(method, params, this.#stopping.signal) }
     this.#queue = new SerialQueue((err) => {
@@ -208,8 +212,9 @@ export class SolanaLeader implements WatchSink {
     const firstSeenAt = Date.now()
     const notification = parseNotification(subscription.method, result)
     if (isRejection(notification)) {
-      const level = notification.code === 'BH_SOLANA_NOT_TERMINAL' ? 'debug' : 'warn'
-      this.#log[level]({ method: subscription.method, code: notification.code, reason: notification.reason }, 'notification skipped')
+      const fields = { method: subscription.method, code: notification.code, reason: notification.reason }
+      if (notification.code === 'BH_SOLANA_NOT_TERMINAL') this.#log.debug(fields, 'notification skipped')
+      else this.#skips.skip('malformed notification skipped', fields)
       return
     }
     if (subscription.method === 'slotSubscribe') this.#d.onHead(notification.slot)
