@@ -27,6 +27,18 @@ async function mine(): Promise<void> {
   await response.json()
 }
 
+/** Resolves on the `count`-th connection from now: the socket says `connected` on each, the first and every reconnect. */
+function connections(s: RpcSocket, count: number): Promise<void> {
+  let seen = 0
+  return new Promise((resolve) => {
+    const off = s.on('connected', () => {
+      if (++seen < count) return
+      off()
+      resolve()
+    })
+  })
+}
+
 /** Resolves with the next `count` notifications of a subscription. */
 function collector() {
   const seen: unknown[] = []
@@ -69,7 +81,7 @@ t.test('a subscription is replayed after the connection is cut, and requests in 
 
   proxy.stall()
   const inFlight = s.request('eth_blockNumber')
-  const reconnected = new Promise<void>((resolve) => s.on('reconnected', () => resolve()))
+  const reconnected = connections(s, 1)
   proxy.cut()
   await t.rejects(inFlight, { code: 'BH_RPC_DISCONNECTED' })
   await reconnected
@@ -98,7 +110,7 @@ t.test('a missing pong closes a stalled connection and reconnects', async (t) =>
   const s = socket(t, [proxy.wsUrl], { pingIntervalMs: 50, pongTimeoutMs: 100 })
   await new Promise<void>((resolve) => s.on('connected', () => resolve()))
   const disconnected = new Promise<string>((resolve) => s.on('disconnected', (info) => resolve(info.reason)))
-  const reconnected = new Promise<void>((resolve) => s.on('reconnected', () => resolve()))
+  const reconnected = connections(s, 1)
   proxy.stall()
   await disconnected
   await reconnected
@@ -108,8 +120,9 @@ t.test('a missing pong closes a stalled connection and reconnects', async (t) =>
 
 t.test('the watchdog reconnects when no head is touched in time', async (t) => {
   const s = socket(t, [anvil.wsUrl], { watchdogMs: 100 })
+  const reconnected = connections(s, 2)
   s.subscribe(NEW_HEADS, () => undefined)
-  await new Promise<void>((resolve) => s.on('reconnected', () => resolve()))
+  await reconnected
   t.ok(s.reconnects >= 1)
 })
 

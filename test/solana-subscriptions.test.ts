@@ -63,7 +63,8 @@ t.test('the registry opens a subscription for its first holder and closes it aft
   const moved = registry.put('b', other)
   t.same([keys(moved.open), keys(moved.close)], [[other.key], [first.key]], 'a changed watch moves, the old one closes')
   t.same(keys(registry.remove('b').close), [other.key])
-  t.equal(registry.size, 0)
+  t.same([registry.holdersOf(first.key), registry.holdersOf(other.key)], [[], []], 'nothing held after the last holder left')
+  t.same(keys(registry.put('c', first).open), [first.key], 'so the next holder opens it again')
   t.same(registry.remove('never-held'), { open: [], close: [] })
 })
 

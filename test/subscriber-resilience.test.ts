@@ -62,7 +62,8 @@ t.test('a connection cut mid-stream: reconnect, resubscribe, backfill what was m
   const chain = await h.leader(sub)
   await h.caughtUp(sub, await h.mine())
   t.same(await value(metrics.wsReconnects), [[{ chain: 'local' }, 0]], 'the reconnect counter is exposed at 0 before any reconnect')
-  const reconnected = new Promise<void>((resolve) => chain.socket.on('reconnected', () => resolve()))
+  // Long connected by now: the next `connected` is the reconnect.
+  const reconnected = new Promise<void>((resolve) => chain.socket.on('connected', () => resolve()))
   proxy.cut()
   const missed = await transfers(h, 3)
   await reconnected
@@ -94,7 +95,8 @@ t.test('a link that stops forwarding without closing: the head watchdog reconnec
   const sub = await h.startSubscriber({ ...FAST, evm: { socket: { watchdogMs: 3_000, pingIntervalMs: 600_000, backoffInitialMs: 20 } } })
   const chain = await h.leader(sub)
   await h.caughtUp(sub, Number(await rpc<string>(ticking.url, 'eth_blockNumber')))
-  const reconnected = new Promise<void>((resolve) => chain.socket.on('reconnected', () => resolve()))
+  // Long connected by now: the next `connected` is the reconnect.
+  const reconnected = new Promise<void>((resolve) => chain.socket.on('connected', () => resolve()))
   proxy.stall()
   const stalledAt = chain.follower!.cursor!.number
   await reconnected

@@ -1,9 +1,9 @@
 /**
  * A WebSocket JSON-RPC client in the shape of viem's socket client, plus what viem
  * lacks: ordered endpoints with failover, exponential backoff with jitter, a pong timeout and a
- * stale-head watchdog so a dead socket is always noticed, and `connected`/`reconnected` events
- * fired only once every subscription has been replayed, so the caller can backfill from its cursor
- * knowing that nothing after that point can be missed.
+ * stale-head watchdog so a dead socket is always noticed, and a `connected` event on every
+ * connection fired only once every subscription has been replayed, so the caller can backfill
+ * from its cursor knowing that nothing after that point can be missed.
  *
  * Chain-generic: EVM uses `eth_subscribe`/`eth_subscription`, Solana `accountSubscribe`/
  * `accountNotification`; both send notifications as `{method, params: {subscription, result}}`.
@@ -82,7 +82,6 @@ export interface DisconnectInfo extends ConnectionInfo {
 
 interface RpcSocketEvents {
   connected: (info: ConnectionInfo) => void
-  reconnected: (info: ConnectionInfo) => void
   disconnected: (info: DisconnectInfo) => void
 }
 
@@ -147,7 +146,7 @@ export class RpcSocket {
   /** Set when a request timed out; cleared by the next answer from any node. */
   #unanswered: { method: string; endpoint: string; timeoutMs: number } | undefined
   readonly #listeners: { [E in keyof RpcSocketEvents]: Set<Listener<E>> } = {
-    connected: new Set(), reconnected: new Set(), disconnected: new Set(),
+    connected: new Set(), disconnected: new Set(),
   }
 
   #ws: WebSocket | undefined
@@ -330,7 +329,6 @@ export class RpcSocket {
     this.#everConnected = true
     this.#log.info({ ...info, reconnect, subscriptions: this.#subscriptions.size }, 'connected')
     this.#emit('connected', info)
-    if (reconnect) this.#emit('reconnected', info)
   }
 
   #onClose(ws: WebSocket, reason: string): void {

@@ -152,8 +152,4 @@ export class SubscriptionRegistry {
   holdersOf(key: string): string[] {
     return [...(this.#byKey.get(key)?.holders ?? [])]
   }
-
-  get size(): number {
-    return this.#byKey.size
-  }
 }
