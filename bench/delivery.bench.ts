@@ -18,16 +18,12 @@ import http from 'node:http'
 import { pino } from 'pino'
 import { got } from 'got'
 import { loadConfig, type Config } from '../src/config/config.js'
-import { DeliveryQueue } from '../src/delivery/delivery-queue.js'
 import { renderWebhookBody } from '../src/delivery/delivery-record.js'
 import { webhookHeaders } from '../src/delivery/signing.js'
 import { USER_AGENT } from '../src/delivery/user-agent.js'
 import { startRedisServer } from '../src/dev/child-processes.js'
 import type { Watch } from '../src/domain/watch-types.js'
-import { redisKeys } from '../src/storage/keys.js'
-import { createRedis } from '../src/storage/redis.js'
-import { SecretBox } from '../src/storage/secret-box.js'
-import { WatchStore } from '../src/storage/watch-store.js'
+import { wire } from '../src/wiring.js'
 import { startWorker } from '../workers/delivery-worker.js'
 import { benchEvent } from './bench-events.js'
 import { forkRole, nextMessage, now, percentile, receive, runReceiverChild, type ReceiverReport } from './bench-processes.js'
@@ -115,10 +111,8 @@ async function main(): Promise<void> {
   const receiver = forkSelf('receiver', {})
   const { url: receiverUrl } = await nextMessage<{ url: string }>(receiver)
   const config = benchConfig(redisServer.url, 'bench')
-  const redis = createRedis(config.redisUrl, 'bench')
-  const keys = redisKeys(config.redisPrefix)
-  const watches = new WatchStore(redis, keys, new SecretBox(undefined))
-  const deliveryQueue = new DeliveryQueue(redis, keys, config.delivery, config.stream)
+  const wiring = wire(config, 'bench', pino({ level: 'silent' }))
+  const { watches, deliveryQueue } = wiring
   try {
     for (let i = 0; i < URL_COUNT; i++) {
       const at = new Date().toISOString()
@@ -196,8 +190,7 @@ async function main(): Promise<void> {
     print('bare got loop CPU per delivery, ms', baselineCpuPer.toFixed(3), '')
     print('worker CPU per delivery (all runs), ms', workerCpuPer.toFixed(3), `${(baselineCpuPer / workerCpuPer).toFixed(2)} cost ratio (bare loop / worker)`)
   } finally {
-    await deliveryQueue.close()
-    redis.disconnect()
+    await wiring.close()
     receiver.disconnect()
     await redisServer.stop()
   }

@@ -13,16 +13,12 @@ import { loadConfig, type Config } from '../src/config/config.js'
 import { SolanaChain } from '../src/chains/solana/solana-chain.js'
 import { matchedEvents } from '../src/chains/solana/notifications.js'
 import type { SolanaWatch } from '../src/chains/solana/subscriptions.js'
-import { DeliveryQueue } from '../src/delivery/delivery-queue.js'
 import { startRedisServer } from '../src/dev/child-processes.js'
 import { newWebhookSecret } from '../src/domain/ids.js'
 import type { Watch } from '../src/domain/watch-types.js'
-import { createMetrics } from '../src/metrics.js'
-import { redisKeys } from '../src/storage/keys.js'
-import { createRedis } from '../src/storage/redis.js'
-import { SecretBox } from '../src/storage/secret-box.js'
-import { WatchService } from '../src/services/watch-service.js'
-import { WatchStore } from '../src/storage/watch-store.js'
+import type { Redis } from 'ioredis'
+import type { RedisKeys } from '../src/storage/keys.js'
+import { wire } from '../src/wiring.js'
 import { ChainLease } from '../src/subscriber/lease.js'
 import { FakeSolanaNode, solanaFixture } from '../test/helpers/solana-node.js'
 
@@ -54,20 +50,18 @@ function notification(n: number) {
   return { context: { slot: 5_000_000 + n }, value: { ...example.value, signature } }
 }
 
-async function matchedCount(redis: ReturnType<typeof createRedis>, prefix: string): Promise<number> {
-  const keys = redisKeys(prefix)
+async function matchedCount(redis: Redis, keys: RedisKeys): Promise<number> {
   const counts = await Promise.all(Array.from({ length: WATCHES }, (_, i) => redis.hget(keys.watchStats(`wch_bench${i}`), 'matched')))
   return counts.reduce((sum, c) => sum + Number(c ?? 0), 0)
 }
 
-async function untilMatched(redis: ReturnType<typeof createRedis>, prefix: string, target: number): Promise<void> {
-  while ((await matchedCount(redis, prefix)) < target) await new Promise((resolve) => setTimeout(resolve, 10))
+async function untilMatched(redis: Redis, keys: RedisKeys, target: number): Promise<void> {
+  while ((await matchedCount(redis, keys)) < target) await new Promise((resolve) => setTimeout(resolve, 10))
 }
 
 async function main(): Promise<void> {
   const redisServer = await startRedisServer()
   const node = await FakeSolanaNode.start()
-  const redis = createRedis(redisServer.url, 'bench')
   let peakRss = 0
   const sampler = setInterval(() => { peakRss = Math.max(peakRss, process.memoryUsage().rss) }, 50)
   try {
@@ -78,23 +72,23 @@ async function main(): Promise<void> {
     })
 
     // Baseline: the delivery queue alone, fed in large batches.
-    const baselineConfig = benchConfig(redisServer.url, 'bench-baseline', node)
-    const baselineQueue = new DeliveryQueue(redis, redisKeys(baselineConfig.redisPrefix), baselineConfig.delivery, baselineConfig.stream)
+    const logger = pino({ level: 'silent' })
+    const baseline = wire(benchConfig(redisServer.url, 'bench-baseline', node), 'bench-baseline', logger)
+    const baselineQueue = baseline.deliveryQueue
     const baselineStart = performance.now()
     for (let i = 0; i < NOTIFICATIONS; i += BASELINE_BATCH / WATCHES) {
       await baselineQueue.enqueue(events.slice(i, i + BASELINE_BATCH / WATCHES).flat())
     }
     const baselineSec = (performance.now() - baselineStart) / 1000
-    await baselineQueue.close()
+    await baseline.close()
 
     // The subscriber: node frames → SolanaChain → delivery records and jobs.
     const config = benchConfig(redisServer.url, 'bench-solana', node)
-    const keys = redisKeys(config.redisPrefix)
-    const store = new WatchStore(redis, keys, new SecretBox(undefined))
+    const wiring = wire(config, 'bench-solana', logger)
+    const { redis, keys, watches: store, deliveryQueue } = wiring
     for (const watch of watches) await store.create(watch as Watch, newWebhookSecret())
-    const deliveryQueue = new DeliveryQueue(redis, keys, config.delivery, config.stream)
     const chain = new SolanaChain({
-      chain: config.chains[0]!, redis, keys, store, watches: WatchService.forConfig(config, redis, keys, store, deliveryQueue), deliveryQueue, metrics: createMetrics(), logger: pino({ level: 'silent' }),
+      chain: config.chains[0]!, redis, keys, store, watches: wiring.watchService, deliveryQueue, metrics: wiring.metrics, logger,
     })
     chain.start()
     const lease = new ChainLease(redis, keys.chainLease('sol'), 'bench', 60_000)
@@ -103,10 +97,10 @@ async function main(): Promise<void> {
     const sub = await node.waitForSubscription('logsSubscribe')
     const start = performance.now()
     for (let n = 0; n < NOTIFICATIONS; n++) node.notify(sub, notification(n))
-    await untilMatched(redis, config.redisPrefix, NOTIFICATIONS * WATCHES)
+    await untilMatched(redis, keys, NOTIFICATIONS * WATCHES)
     const subscriberSec = (performance.now() - start) / 1000
     await chain.close()
-    await deliveryQueue.close()
+    await wiring.close()
 
     const perSecond = NOTIFICATIONS / subscriberSec
     const baselinePerSecond = NOTIFICATIONS / baselineSec
@@ -120,7 +114,6 @@ async function main(): Promise<void> {
   } finally {
     clearInterval(sampler)
     await node.stop()
-    redis.disconnect()
     await redisServer.stop()
   }
 }

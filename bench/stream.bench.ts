@@ -23,11 +23,9 @@ import { WebSocket, WebSocketServer } from 'ws'
 import { TRANSFER_TOPIC } from '../src/chains/evm/abi.js'
 import { startApi } from '../src/api/server.js'
 import { loadConfig, type Config } from '../src/config/config.js'
-import { DeliveryStore } from '../src/delivery/delivery-store.js'
 import { freePort, startAnvil, startRedisServer } from '../src/dev/child-processes.js'
 import type { RunningRole } from '../src/roles.js'
-import { redisKeys } from '../src/storage/keys.js'
-import { createRedis } from '../src/storage/redis.js'
+import { wire, type Wiring } from '../src/wiring.js'
 import { startWorker } from '../workers/delivery-worker.js'
 import { startSubscriber } from '../workers/subscriber.js'
 import { anvilClients, compiledTokens, deploy } from '../test/helpers/contracts.js'
@@ -192,7 +190,7 @@ function lagLine(name: string, lags: number[]): { p50: number; p99: number } {
 async function main(): Promise<void> {
   const redisServer = await startRedisServer()
   const anvil = await startAnvil(['--no-mining'])
-  const redis = createRedis(redisServer.url, 'bench-stream')
+  let wiring: Wiring | undefined
   const children: ChildProcess[] = []
   const spawn = (role: string, env?: Record<string, string>) => {
     const child = forkSelf(role, env)
@@ -204,6 +202,11 @@ async function main(): Promise<void> {
     const token = await deploy(clients, 'TestToken', async () => { await rpc(anvil.url, 'evm_mine') })
     const port = await freePort()
     const env = { BENCH_REDIS_URL: redisServer.url, BENCH_PORT: String(port), BENCH_ANVIL_WS: anvil.wsUrl }
+    const config = roleConfig({ ...process.env, ...env })
+    wiring = wire(config, 'bench-stream', pino({ level: 'silent' }))
+    // What this process writes is measured below: no memory probes (their key would count).
+    wiring.memoryWatch.stop()
+    const { redis, keys } = wiring
     const receiver = spawn('receiver')
     const { url: receiverUrl } = await nextMessage<{ url: string }>(receiver)
     const streamClients = spawn('clients')
@@ -223,8 +226,6 @@ async function main(): Promise<void> {
     const watch = await post<{ id: string }>('/watches', `Bearer ${tenant.apiKey}`, {
       chain: CHAIN, type: 'evm.logs', filter: { address: token, topics: [TRANSFER_TOPIC] }, url: `${receiverUrl}/webhooks`, confirmations: 0,
     })
-    const config = roleConfig({ ...process.env, ...env })
-    const keys = redisKeys(config.redisPrefix)
     const logKey = keys.tenantEventLog(tenant.id)
     const streamUrl = `ws://127.0.0.1:${port}/events/stream`
 
@@ -308,7 +309,7 @@ async function main(): Promise<void> {
     // 3. The event log alone, from an empty Redis: 20,000 events of a watch without a url.
     await redis.flushall()
     const usedMemory = async () => Number(/^used_memory:(\d+)/m.exec(await redis.info('memory'))![1])
-    const store = new DeliveryStore(redis, keys, config.delivery, config.stream.retentionMs)
+    const store = wiring.deliveryQueue.store
     const emptyBytes = await usedMemory()
     for (let from = 0; from < LOG_EVENTS; from += 1_000) {
       await store.storeMatched(Array.from({ length: 1_000 }, (_, i) => ({ ...benchEvent('wch_bench', from + i), streamOnly: true as const })), undefined, Date.now())
@@ -343,7 +344,7 @@ async function main(): Promise<void> {
   } finally {
     for (const child of children) if (child.connected) child.disconnect()
     for (const child of children) child.kill()
-    redis.disconnect()
+    await wiring?.close()
     await anvil.stop()
     await redisServer.stop()
   }

@@ -2,7 +2,8 @@
  * The only place that starts processes: parse the role, load the config (exit 1 on a
  * bad one), start the role(s), and on SIGTERM/SIGINT close them once, in order, and exit 0.
  */
-import { ConfigError, loadConfig, type Config } from './config/config.js'
+import { loadConfig, type Config } from './config/config.js'
+import { hasCode } from './domain/errors.js'
 import { createLogger, type Logger } from './logger.js'
 import type { RunningRole } from './roles.js'
 import { connectRedis } from './wiring.js'
@@ -115,7 +116,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   try {
     config = loadConfig(process.env)
   } catch (err) {
-    if (!(err instanceof ConfigError)) throw err
+    if (!hasCode(err, 'BH_CONFIG_INVALID')) throw err
     process.stderr.write(`blockhook: invalid configuration: ${err.message}\n`)
     process.exit(1)
   }

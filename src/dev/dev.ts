@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { hasCode } from '../domain/errors.js'
-import { ConfigError, deepFreeze, loadConfig, type Config } from '../config/config.js'
+import { deepFreeze, loadConfig, type Config } from '../config/config.js'
 import { redactUrl } from '../domain/redact.js'
 import { createLogger, type Logger } from '../logger.js'
 import type { RunningRole } from '../roles.js'
@@ -52,7 +52,7 @@ function loadOrFail(env: Env, file: unknown): Config {
   try {
     return loadConfig(env, { dev: true, file })
   } catch (err) {
-    if (err instanceof ConfigError) fail(`invalid configuration: ${err.message}`)
+    if (hasCode(err, 'BH_CONFIG_INVALID')) fail(`invalid configuration: ${err.message}`)
     throw err
   }
 }

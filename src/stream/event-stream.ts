@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import type { WebSocket } from 'ws'
 import type { StreamConfig } from '../config/config.js'
-import { BlockhookError, badRequest } from '../domain/errors.js'
+import { BlockhookError, badRequest, hasCode } from '../domain/errors.js'
 import type { Logger } from '../logger.js'
 import type { Metrics } from '../metrics.js'
 import type { RedisKeys } from '../storage/keys.js'
@@ -178,7 +178,7 @@ export class EventStream {
     if (!found) {
       found = this.#d.watches.signingSecrets(watchId, nowMs).catch((err: unknown) => {
         // A deleted watch's events stay in the log until trimmed; they are no longer sent.
-        if (err instanceof BlockhookError && err.code === 'BH_WATCH_NOT_FOUND') return undefined
+        if (hasCode(err, 'BH_WATCH_NOT_FOUND')) return undefined
         this.#secrets.delete(watchId)
         throw err
       })
