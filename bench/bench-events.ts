@@ -3,11 +3,11 @@ import type { MatchedEvent } from '../src/delivery/delivery-record.js'
 import { webhookId } from '../src/domain/ids.js'
 
 /** An evm.log-sized event (one ERC-20 Transfer): the same bodies for every run that compares two things. */
-export function benchEvent(watchId: string, n: number): MatchedEvent {
+export function benchEvent(watchId: string, n: number, tenantId = 'ten_bench'): MatchedEvent {
   const hex = (width: number, seed: number) => '0x' + seed.toString(16).padStart(width, '0')
   return {
     id: webhookId(watchId, ['eth', hex(64, n), n, 'evm.log']),
-    watchId, tenantId: 'ten_bench', chain: 'eth', type: 'evm.log',
+    watchId, tenantId, chain: 'eth', type: 'evm.log',
     timestamp: '2026-11-22T10:00:00.000Z',
     data: {
       confirmations: 0, eventKey: `eth:${hex(64, n)}:0`,

@@ -60,7 +60,7 @@ try {
   const startupMs = Number(process.hrtime.bigint() - t0) / 1e6
   await h.caughtUp(second, head)
   const subscriberMs = Number(process.hrtime.bigint() - t0) / 1e6
-  const queued = await h.redis.zcard(h.keys.watchDeliveries(watch.id))
+  const queued = Number(await h.redis.hget(h.keys.watchStats(watch.id), 'matched'))
   const ownCpu = process.cpuUsage(ownCpu0)
   const anvilCpuMs = processCpuMs(anvil.child.pid!) - anvilCpu0
   const redisCpuMs = (await redisMainThreadCpuMs(h.redis)) - redisCpu0

@@ -14,6 +14,7 @@ import { loadConfig, type Config } from '../src/config/config.js'
 import type { DeliveryStore } from '../src/delivery/delivery-store.js'
 import type { DeliveryAttempt } from '../src/delivery/delivery-record.js'
 import { startRedisServer } from '../src/dev/child-processes.js'
+import { newId } from '../src/domain/ids.js'
 import { wire } from '../src/wiring.js'
 import { benchEvent } from './bench-events.js'
 import { writeOldLayout } from './old-delivery-layout.js'
@@ -31,7 +32,10 @@ function config(redisUrl: string, file: { delivery?: Record<string, unknown>; st
   )
 }
 
-const events = (from: number) => Array.from({ length: CHUNK }, (_, i) => benchEvent(`wch_bench${(from + i) % WATCHES}`, from + i))
+// Ids as blockhook makes them (28 characters each): every record keeps its watch's and tenant's.
+const TENANT_ID = newId('ten')
+const WATCH_IDS = Array.from({ length: WATCHES }, () => newId('wch'))
+const events = (from: number) => Array.from({ length: CHUNK }, (_, i) => benchEvent(WATCH_IDS[(from + i) % WATCHES]!, from + i, TENANT_ID))
 
 async function main(): Promise<void> {
   const server = await startRedisServer()
@@ -65,8 +69,12 @@ async function main(): Promise<void> {
     const old = await measure((from) => writeOldLayout(redis, 'blockhook', events(from), Date.now(), attemptOf(Date.now())))
     const keptPerEvent = await measure((from) => writeCurrent(kept.deliveryQueue.store, from))
     const expired = await measure((from) => writeCurrent(expiring.deliveryQueue.store, from), async () => {
-      // Redis drops expired keys in the background; wait until every payload key is gone.
-      while ((await redis.dbsize()) > DELIVERIES + 3 * WATCHES) await new Promise((resolve) => setTimeout(resolve, 100))
+      // Redis drops expired keys in the background; wait until the event log and every payload key are gone.
+      const { keys } = expiring
+      const payloadKeys = Array.from({ length: DELIVERIES / CHUNK }, (_, c) => events(c * CHUNK).map((e) => keys.deliveryPayload(e.id)))
+      const left = async () => (await redis.exists(keys.tenantEventLog(TENANT_ID)))
+        + (await Promise.all(payloadKeys.map((chunk) => redis.exists(...chunk)))).reduce((sum, n) => sum + n, 0)
+      while ((await left()) > 0) await new Promise((resolve) => setTimeout(resolve, 100))
     })
     const line = (name: string, value: number, note: string) => console.log(`${name.padEnd(52)} ${value.toFixed(0).padStart(8)} B   ${note}`)
     line('old layout (payload in the record, 14 days), per event', old, '')

@@ -23,6 +23,7 @@ import { WebSocket, WebSocketServer } from 'ws'
 import { TRANSFER_TOPIC } from '../src/chains/evm/abi.js'
 import { startApi } from '../src/api/server.js'
 import { loadConfig, type Config } from '../src/config/config.js'
+import { expandText } from '../src/delivery/delivery-record.js'
 import { freePort, startAnvil, startRedisServer } from '../src/dev/child-processes.js'
 import type { RunningRole } from '../src/roles.js'
 import { wire, type Wiring } from '../src/wiring.js'
@@ -298,7 +299,7 @@ async function main(): Promise<void> {
       const field = (name: string) => fields[fields.indexOf(name) + 1]!
       const at = Number(cursor.split('-')[0])
       storedAt.set(field('id'), at)
-      const block = (JSON.parse(field('payload')) as { data: { block: { number: number } } }).data.block.number
+      const block = (JSON.parse(expandText(field('body'))) as { data: { block: { number: number } } }).data.block.number
       minedToStored.push(at - minedAt.get(block)!)
     }
     const logBytes = Number(await redis.memory('USAGE', logKey, 'SAMPLES', '0'))

@@ -6,7 +6,7 @@
 import type { ApiRoutes } from '../src/api/route-context.js'
 import { cursorQuery, errorResponses, idParams, limitQuery, tenantSecurity, watchIdParams } from '../src/api/schemas.js'
 import { LATENCY_BOUNDS_MS, MAX_MINUTES } from '../src/delivery/delivery-minutes.js'
-import type { DeliveryRecord, DeliveryStatus } from '../src/delivery/delivery-record.js'
+import type { DeliveryStatus, DeliverySummary } from '../src/delivery/delivery-record.js'
 import {
   MAX_PENDING_REPLAY_BLOCKS, MAX_PENDING_REPLAYS, MAX_REPLAY_BLOCKS, REPLAY_CHUNK_BLOCKS, type ReplayProgress,
 } from '../src/delivery/replay-requests.js'
@@ -119,7 +119,7 @@ interface ListQuery { status?: DeliveryStatus; limit: number; cursor?: string }
 interface ReplayBody { fromBlock: number; toBlock: number }
 interface MinutesQuery { minutes: number }
 
-function summary(record: DeliveryRecord) {
+function summary(record: DeliverySummary) {
   const { id, watchId, type, status, attempts, nextAttemptAt, createdAt, block, eventKey } = record
   return { id, watchId, type, status, attempts, nextAttemptAt, createdAt, block, eventKey }
 }

@@ -94,8 +94,9 @@ t.test('a replay request scans its range again for that watch and re-queues each
   const sent = await transfer(h)
   await h.caughtUp(sub, sent.block)
   const [record] = await h.records(watch.id)
-  // As if the worker had delivered it.
-  await h.redis.hset(h.keys.delivery(record!.id), 'status', 'delivered')
+  // As the worker records a delivery.
+  const at = new Date().toISOString()
+  await h.deliveryQueue.store.recordAttempt(record!, { at, statusCode: 200, durationMs: 1, error: null }, 'delivered', null, { ttlMs: 60_000, counts: true }, Date.parse(at))
 
   const connection = h.redis.duplicate()
   const events = new QueueEvents(DELIVERY_QUEUE, { connection, prefix: h.keys.queuePrefix })

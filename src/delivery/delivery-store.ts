@@ -5,35 +5,53 @@
  * so a worker finishing an attempt after the delivery was cancelled records the attempt but does
  * not resurrect it.
  *
+ * Stats (`keys.watchStats`): `matched` and `delivered`/`failed` count events and final outcomes,
+ * `pending` is how many are pending now. They are touched only while the watch exists, so a late
+ * write cannot recreate a deleted watch's stats.
+ *
  * A watch's pending set is a sorted set scored by when each delivery became pending (Unix ms), and
  * the oldest-pending index (`keys.oldestPending`) holds each watch that has pending deliveries,
  * scored by its oldest or earlier: the operator's backlog alert reads the old ones from there,
  * with no scan of the watches (`watchesPendingSince`, `refreshOldestPending`).
  *
- * Stats (`keys.watchStats`): `matched` and `delivered`/`failed` count events and final outcomes,
- * `pending` is how many are pending now. They are touched only while the watch exists, so a late
- * write cannot recreate a deleted watch's stats.
+ * What a delivered event keeps, and for how long (README, "Sizing Redis"):
+ * - the record, one packed string (delivery-record.ts), `recordRetention` once final;
+ * - the body, once: while the record may need it (pending, failed, cancelled, replayed) in its
+ *   payload key; once delivered, in the tenant's event log entry the store script wrote anyway
+ *   for GET /events/stream, which therefore keeps entries for the longer of `stream.retention`
+ *   and `payloadRetention` plus a margin. `GET /deliveries/:id` shows it `payloadRetention`
+ *   after the delivery, not longer, whichever copy it reads;
+ * - its compact id in the watch's log: time buckets (lists, which stay compact at any length,
+ *   unlike a sorted set past 128 entries) that expire whole, so nothing ever scans the log to
+ *   trim it. Redis 7.0 has no per-field expiry: buckets are the time-based way to expire parts
+ *   of one index.
  */
 import type { Redis } from 'ioredis'
 import { BlockhookError } from '../domain/errors.js'
+import { compactWebhookId, webhookIdFromCompact } from '../domain/ids.js'
 import type { RedisKeys } from '../storage/keys.js'
 import {
-  cancelPendingDelivery, recordDeliveryAttempt, refreshOldestPending, requeueFailedDelivery, storeDeliveries, takeNextOrdered,
+  cancelPendingDeliveries, recordDeliveryAttempt, refreshOldestPending, requeueFailedDelivery, storeDeliveries, takeNextOrdered,
   type DeliveryRecordKeys,
 } from '../storage/redis-scripts.js'
 import { MINUTE_RETENTION_MS, minuteIncrements, minuteOf } from './delivery-minutes.js'
-import { attemptJson, eventLocation, payloadJson, recordFromHash, type DeliveryAttempt, type DeliveryRecord, type DeliveryStatus, type MatchedEvent } from './delivery-record.js'
+import {
+  decodeRecord, recordWithBody, staticRecordFields, statusOfCode, storedAttemptTail, storedBodyParts, expandText,
+  type DeliveryAttempt, type DeliveryRecord, type DeliveryStatus, type DeliverySummary, type MatchedEvent, type StoredDelivery,
+} from './delivery-record.js'
 
 /** Attempts kept on one record (replays and manual retries add more); the oldest go first. */
 export const MAX_ATTEMPTS_KEPT = 50
 export const MAX_LIST_LIMIT = 100
 /** Records one list request reads at most, however few match its status filter. */
 const MAX_SCANNED_PER_LIST = 1_000
-
-export const deliveryNotFound = () => new BlockhookError('BH_DELIVERY_NOT_FOUND', 'delivery not found', 404)
-
 /** Events per store script call: bounds how long one call holds Redis (~5 ms at ~25 µs per event). */
 const STORE_BATCH = 200
+const HOUR_MS = 3_600_000
+/** A watch's log has at most this many buckets alive (fewer once a bucket is an hour). */
+const LOG_BUCKETS_PER_RETENTION = 16
+
+export const deliveryNotFound = () => new BlockhookError('BH_DELIVERY_NOT_FOUND', 'delivery not found', 404)
 
 /** How long a record, and its payload, are kept once final (see the delivery config). */
 export interface DeliveryRetention {
@@ -57,78 +75,97 @@ export interface DeliveryListQuery {
   cursor?: string
 }
 
-/** Position in a watch's log, newest first: the score reached and how many of that score were passed. */
+/** What the worker needs to send a delivery: the record and its stored body, exactly the bytes to send. */
+export type DeliveryToSend = DeliverySummary & { body: string | null }
+
+/** Position in a watch's log, newest first: a bucket, and the index in it below which the next entries are. */
 interface LogPosition {
-  score: number
-  passed: number
+  bucket: number
+  before: number
 }
 
 function encodeCursor(position: LogPosition): string {
-  return Buffer.from(`${position.score}:${position.passed}`).toString('base64url')
+  return Buffer.from(`${position.bucket}:${position.before}`).toString('base64url')
 }
 
 function decodeCursor(cursor: string): LogPosition {
-  const [score, passed] = Buffer.from(cursor, 'base64url').toString('utf8').split(':').map(Number)
-  if (!Number.isSafeInteger(score) || !Number.isSafeInteger(passed) || passed! < 0) {
+  const [bucket, before] = Buffer.from(cursor, 'base64url').toString('utf8').split(':').map(Number)
+  if (!Number.isSafeInteger(bucket) || !Number.isSafeInteger(before) || before! < 0) {
     throw new BlockhookError('BH_INVALID_CURSOR', 'querystring/cursor is not a cursor this API returned', 400)
   }
-  return { score: score!, passed: passed! }
+  return { bucket: bucket!, before: before! }
 }
 
 export class DeliveryStore {
   readonly #redis: Redis
   readonly #keys: RedisKeys
-  readonly #retention: DeliveryRetention & { retryScheduleMs: readonly number[] }
+  readonly #retention: DeliveryRetention
+  /** How long an event-log entry is kept (see the file comment). */
   readonly #eventLogRetentionMs: number
+  /**
+   * A watch's log holds an id as long as its record may live: the longest retention (a failed
+   * one's), after as long as its retries may take.
+   */
+  readonly #logRetentionMs: number
+  readonly #logBucketMs: number
 
-  constructor(redis: Redis, keys: RedisKeys, retention: DeliveryRetention & { retryScheduleMs: readonly number[] }, eventLogRetentionMs: number) {
+  constructor(redis: Redis, keys: RedisKeys, retention: DeliveryRetention & { retryScheduleMs: readonly number[] }, streamRetentionMs: number) {
     this.#redis = redis
     this.#keys = keys
     this.#retention = retention
-    this.#eventLogRetentionMs = eventLogRetentionMs
-  }
-
-  /**
-   * A watch's log is scored by creation time and holds an id as long as its record may live: the
-   * longest retention (a failed one's), after as long as its retries may take.
-   */
-  get #logRetentionMs(): number {
-    const { recordRetentionMs, failedRetentionMs, retryScheduleMs } = this.#retention
-    return Math.max(recordRetentionMs, failedRetentionMs) + retryScheduleMs.reduce((sum, ms) => sum + ms, 0)
+    const { payloadRetentionMs, recordRetentionMs, failedRetentionMs, retryScheduleMs } = retention
+    // The margin: a delivery done within it of being stored reads its body from the log.
+    this.#eventLogRetentionMs = Math.max(streamRetentionMs, payloadRetentionMs + Math.min(payloadRetentionMs, HOUR_MS))
+    this.#logRetentionMs = Math.max(recordRetentionMs, failedRetentionMs) + retryScheduleMs.reduce((sum, ms) => sum + ms, 0)
+    this.#logBucketMs = Math.min(HOUR_MS, Math.max(1, Math.ceil(this.#logRetentionMs / LOG_BUCKETS_PER_RETENTION)))
   }
 
   /** Stores each event once (see delivery-queue.ts); with `replayJobIds`, finished records go back to pending. */
   async storeMatched(events: readonly MatchedEvent[], replayJobIds: readonly string[] | undefined, nowMs: number): Promise<StoredRecord[]> {
     const k = this.#keys
-    const createdAt = new Date(nowMs).toISOString()
+    const bucketStartMs = Math.floor(nowMs / this.#logBucketMs) * this.#logBucketMs
+    const bucket = {
+      bucketStartMs,
+      bucketTtlMs: bucketStartMs + this.#logBucketMs + this.#logRetentionMs - nowMs,
+      bucketsKeptFromMs: nowMs - this.#logRetentionMs - this.#logBucketMs,
+    }
     const calls: Promise<{ outcome: string; jobId: string }[]>[] = []
     // One script per batch, not per event: the per-call cost (script lookup, argument conversion,
     // a reply each) was a third of Redis's time per event. The calls go out back to back.
     for (let from = 0; from < events.length; from += STORE_BATCH) {
       calls.push(storeDeliveries(this.#redis, {
-        oldestPending: k.oldestPending, createdAt, nowMs, eventLogRetentionMs: this.#eventLogRetentionMs,
-        events: events.slice(from, from + STORE_BATCH).map((e, i) => ({
-          keys: {
-            ...this.#recordKeys(e.id, e.watchId), sequence: k.watchSequence(e.watchId), log: k.watchDeliveries(e.watchId),
-            eventLog: k.tenantEventLog(e.tenantId), ordered: k.watchOrderedDeliveries(e.watchId), streamOnlyMarker: k.streamOnlyEvent(e.id),
-          },
-          args: {
-            id: e.id, watchId: e.watchId, tenantId: e.tenantId, chain: e.chain, type: e.type, payload: payloadJson(e),
-            firstSeenAt: e.firstSeenAt, replayJobId: replayJobIds?.[from + i] ?? '', ...eventLocation(e.data),
-            ordered: e.ordered === true, streamOnly: e.streamOnly === true,
-          },
-        })),
+        oldestPending: k.oldestPending, nowMs, eventLogRetentionMs: this.#eventLogRetentionMs,
+        bucket,
+        events: events.slice(from, from + STORE_BATCH).map((e, i) => {
+          const [bodyHead, bodyTail] = storedBodyParts(e)
+          return {
+            keys: {
+              ...this.#recordKeys(e.id, e.watchId), sequence: k.watchSequence(e.watchId),
+              logBucket: k.watchLogBucket(e.watchId, bucketStartMs), logIndex: k.watchLog(e.watchId),
+              eventLog: k.tenantEventLog(e.tenantId), ordered: k.watchOrderedDeliveries(e.watchId), streamOnlyMarker: k.streamOnlyEvent(e.id),
+            },
+            args: {
+              id: e.id, logEntry: logEntryOf(e.id), watchId: e.watchId, bodyHead, bodyTail, firstSeenAt: e.firstSeenAt,
+              replayJobId: replayJobIds?.[from + i] ?? '', staticFields: e.streamOnly ? '' : staticRecordFields(e),
+              ordered: e.ordered === true, streamOnly: e.streamOnly === true,
+            },
+          }
+        }),
       }))
     }
-    return (await Promise.all(calls)).flat().map(({ outcome, jobId }) => ({ outcome: outcome as StoredRecord['outcome'], jobId }))
+    return (await Promise.all(calls)).flat().map(({ outcome, jobId }) => ({
+      outcome: (statusOfCode(outcome) ?? outcome) as StoredRecord['outcome'],
+      jobId,
+    }))
+  }
+
+  #watchKeys(watchId: string): Pick<DeliveryRecordKeys, 'pending' | 'stats' | 'watch'> {
+    const k = this.#keys
+    return { pending: k.watchPendingDeliveries(watchId), stats: k.watchStats(watchId), watch: k.watch(watchId) }
   }
 
   #recordKeys(deliveryId: string, watchId: string): DeliveryRecordKeys {
-    const k = this.#keys
-    return {
-      record: k.delivery(deliveryId), payload: k.deliveryPayload(deliveryId),
-      pending: k.watchPendingDeliveries(watchId), stats: k.watchStats(watchId), watch: k.watch(watchId),
-    }
+    return { record: this.#keys.delivery(deliveryId), payload: this.#keys.deliveryPayload(deliveryId), ...this.#watchKeys(watchId) }
   }
 
   /**
@@ -140,7 +177,8 @@ export class DeliveryStore {
       keys: this.#recordKeys(deliveryId, watchId), ordered: this.#keys.watchOrderedDeliveries(watchId), oldestPending: this.#keys.oldestPending,
       deliveryId, watchId, jobId, nowMs,
     })
-    return (previous ?? undefined) as DeliveryStatus | 'held' | undefined
+    if (previous === null) return undefined
+    return previous === 'held' ? 'held' : statusOfCode(previous)
   }
 
   /**
@@ -150,8 +188,8 @@ export class DeliveryStore {
   async nextOrdered(watchId: string, finishedId: string): Promise<{ deliveryId: string; jobId: string } | undefined> {
     const next = await takeNextOrdered(this.#redis, { ordered: this.#keys.watchOrderedDeliveries(watchId), finishedId })
     if (next === undefined) return undefined
-    const jobId = await this.#redis.hget(this.#keys.delivery(next), 'jobId')
-    return { deliveryId: next, jobId: jobId ?? next }
+    const value = await this.#redis.get(this.#keys.delivery(next))
+    return { deliveryId: next, jobId: (value === null ? undefined : decodeRecord(next, value)?.jobId) ?? next }
   }
 
   /** A watch's ordered set goes with its deliveries (they are cancelled). */
@@ -159,13 +197,15 @@ export class DeliveryStore {
     await this.#redis.del(this.#keys.watchOrderedDeliveries(watchId))
   }
 
-  /** pending → cancelled; returns the job id to remove from the queue, undefined if it was not pending. */
+  /** pending → cancelled; returns the job ids to remove from the queue (of those that were pending). */
   async cancel(deliveryIds: readonly string[], watchId: string): Promise<string[]> {
     const { recordRetentionMs, payloadRetentionMs } = this.#retention
-    const jobIds = await Promise.all(deliveryIds.map((id) => cancelPendingDelivery(this.#redis, {
-      keys: this.#recordKeys(id, watchId), deliveryId: id, recordRetentionMs, payloadRetentionMs,
-    })))
-    return jobIds.filter((jobId): jobId is string => jobId !== null)
+    return cancelPendingDeliveries(this.#redis, {
+      watch: this.#watchKeys(watchId),
+      deliveries: deliveryIds.map((id) => ({ id, keys: { record: this.#keys.delivery(id), payload: this.#keys.deliveryPayload(id) } })),
+      recordRetentionMs,
+      payloadRetentionMs,
+    })
   }
 
   /** After a watch is disabled its failure streak starts again, so re-enabling it gives it a full `disableAfterMs`. */
@@ -207,7 +247,7 @@ export class DeliveryStore {
    * after, and since when (Unix ms) the watch's deliveries have been failing, if they are.
    */
   async recordAttempt(
-    record: Pick<DeliveryRecord, 'id' | 'watchId'>,
+    record: Pick<DeliverySummary, 'id' | 'watchId'>,
     attempt: DeliveryAttempt,
     outcome: AttemptOutcome,
     nextAttemptAt: string | null,
@@ -223,33 +263,75 @@ export class DeliveryStore {
     const [status, failingSince] = await recordDeliveryAttempt(this.#redis, {
       keys: this.#recordKeys(record.id, record.watchId),
       failingSince: this.#keys.watchFailingSince(record.watchId),
-      log: this.#keys.watchDeliveries(record.watchId),
       minute: this.#keys.watchMinute(record.watchId, minuteOf(nowMs)),
       minuteRetentionMs: MINUTE_RETENTION_MS,
       minuteIncrements: minuteIncrements(outcome === 'delivered' ? 'delivered' : 'failed', latencyMs),
       attempt: {
-        deliveryId: record.id, attemptJson: attemptJson(attempt), attemptAt: attempt.at, outcome, nextAttemptAt: nextAttemptAt ?? '', nowMs,
-        recordRetentionMs, payloadRetentionMs, maxAttemptsKept: MAX_ATTEMPTS_KEPT,
-        failingTtlMs: failing.ttlMs, failureCounts: failing.counts, logRetentionMs: this.#logRetentionMs,
+        deliveryId: record.id, attemptAtMs: Date.parse(attempt.at), attemptAt: attempt.at, attemptTail: storedAttemptTail(attempt), outcome,
+        nextAttemptAt: nextAttemptAt === null ? '' : Date.parse(nextAttemptAt).toString(36), nowMs,
+        recordRetentionMs, payloadRetentionMs, eventLogRetentionMs: this.#eventLogRetentionMs,
+        maxAttemptsKept: MAX_ATTEMPTS_KEPT, failingTtlMs: failing.ttlMs, failureCounts: failing.counts,
       },
     })
-    return { status: (status ?? undefined) as DeliveryStatus | undefined, failingSinceMs: failingSince === null ? undefined : Number(failingSince) }
+    return {
+      status: status === null ? undefined : statusOfCode(status),
+      failingSinceMs: failingSince === null ? undefined : Number(failingSince),
+    }
+  }
+
+  /** The record and the bytes to send, in one round trip; undefined when there is no record. */
+  async getToSend(deliveryId: string): Promise<DeliveryToSend | undefined> {
+    const [[recordErr, value], [payloadErr, body]] = (await this.#redis.pipeline()
+      .get(this.#keys.delivery(deliveryId))
+      .get(this.#keys.deliveryPayload(deliveryId))
+      .exec()) as [[Error | null, string | null], [Error | null, string | null]]
+    if (recordErr) throw recordErr
+    if (payloadErr) throw payloadErr
+    const stored = value === null ? undefined : decodeRecord(deliveryId, value)
+    return stored && { ...stored.summary, body: body === null ? null : expandText(body) }
   }
 
   async get(deliveryId: string): Promise<DeliveryRecord | undefined> {
     return (await this.getMany([deliveryId]))[0]
   }
 
-  /** Records in the order of `ids`, undefined where there is none (past its retention). */
+  /**
+   * Records with their payload in the order of `ids`, undefined where there is none (past its
+   * retention). A delivered record's body is read from the event log when its payload key has
+   * gone, for `payloadRetention` after the delivery.
+   */
   async getMany(ids: readonly string[]): Promise<(DeliveryRecord | undefined)[]> {
     if (ids.length === 0) return []
     const pipeline = this.#redis.pipeline()
-    for (const id of ids) pipeline.hgetall(this.#keys.delivery(id)).get(this.#keys.deliveryPayload(id))
-    const replies = ((await pipeline.exec()) ?? []).map(([err, reply]) => {
-      if (err) throw err
-      return reply
+    for (const id of ids) pipeline.get(this.#keys.delivery(id)).get(this.#keys.deliveryPayload(id))
+    const replies = (await replyValues(pipeline.exec())) as (string | null)[]
+    const stored = ids.map((id, i) => {
+      const value = replies[2 * i]!
+      return value === null ? undefined : decodeRecord(id, value)
     })
-    return ids.map((_, i) => recordFromHash(replies[2 * i] as Record<string, string>, replies[2 * i + 1] as string | null))
+    const bodies: (string | null)[] = ids.map((_, i) => replies[2 * i + 1]!)
+    const nowMs = Date.now()
+    const fromLog = stored.flatMap((s, i) => (s && bodies[i] === null && this.#logHoldsPayload(s, nowMs) ? [i] : []))
+    if (fromLog.length > 0) {
+      const reads = this.#redis.pipeline()
+      for (const i of fromLog) {
+        const { summary, logEntryId } = stored[i]!
+        reads.xrange(this.#keys.tenantEventLog(summary.tenantId), logEntryId!, logEntryId!)
+      }
+      const entries = (await replyValues(reads.exec())) as [id: string, fields: string[]][][]
+      fromLog.forEach((i, n) => {
+        const fields = entries[n]![0]?.[1] ?? []
+        const value = (name: string) => fields.find((_, f) => f % 2 === 1 && fields[f - 1] === name)
+        if (value('id') === ids[i]) bodies[i] = value('body') ?? null
+      })
+    }
+    return stored.map((s, i) => s && recordWithBody(s.summary, bodies[i]!))
+  }
+
+  #logHoldsPayload({ summary, logEntryId }: StoredDelivery, nowMs: number): boolean {
+    const deliveredAt = summary.attempts.at(-1)?.at
+    return summary.status === 'delivered' && logEntryId !== undefined && deliveredAt !== undefined
+      && Date.parse(deliveredAt) + this.#retention.payloadRetentionMs > nowMs
   }
 
   /** Another tenant's delivery reads as not found. */
@@ -259,38 +341,75 @@ export class DeliveryStore {
     return record
   }
 
+  /** The events behind stored deliveries (a reorg retracts them); those whose payload expired are left out, too old to retract. */
+  async storedEvents(ids: readonly string[]): Promise<MatchedEvent[]> {
+    return (await this.getMany(ids)).flatMap((record) => {
+      if (!record || record.payloadExpired) return []
+      const { id, watchId, tenantId, chain, type, timestamp, data, firstSeenAt } = record
+      return [{ id, watchId, tenantId, chain, type, timestamp, data, firstSeenAt }]
+    })
+  }
+
+  async #summaries(ids: readonly string[]): Promise<(DeliverySummary | undefined)[]> {
+    if (ids.length === 0) return []
+    const values = await this.#redis.mget(ids.map((id) => this.#keys.delivery(id)))
+    return ids.map((id, i) => (values[i] === null ? undefined : decodeRecord(id, values[i]!)?.summary))
+  }
+
   /**
    * A watch's deliveries, newest first. Records past their retention are gone and skipped. The
-   * cursor is a position (score, how many of that score were passed), stable while new
-   * deliveries arrive, since they sort before it. A page may hold fewer than `limit` items and
-   * still have a next cursor when a status filter matched few of the records read.
+   * cursor is a position (a bucket and an index in it), stable while new deliveries arrive, since
+   * they are appended after it. A page may hold fewer than `limit` items and still have a next
+   * cursor when a status filter matched few of the records read.
    */
-  async listByWatch(watchId: string, query: DeliveryListQuery): Promise<{ items: DeliveryRecord[]; nextCursor: string | null }> {
-    const key = this.#keys.watchDeliveries(watchId)
+  async listByWatch(watchId: string, query: DeliveryListQuery): Promise<{ items: DeliverySummary[]; nextCursor: string | null }> {
     const limit = Math.min(Math.max(query.limit, 1), MAX_LIST_LIMIT)
-    const items: DeliveryRecord[] = []
-    let position = query.cursor ? decodeCursor(query.cursor) : undefined
     const page = Math.max(limit, MAX_LIST_LIMIT)
-    for (let scanned = 0; ; scanned += page) {
-      // Bounded work per request: a status filter that matches little returns a short page and a cursor.
-      if (scanned >= MAX_SCANNED_PER_LIST && position) return { items, nextCursor: encodeCursor(position) }
-      const max = position ? String(position.score) : '+inf'
-      const reply = await this.#redis.zrevrangebyscore(key, max, '-inf', 'WITHSCORES', 'LIMIT', position?.passed ?? 0, page)
-      if (reply.length === 0) return { items, nextCursor: null }
-      const entries: { id: string; score: number }[] = []
-      for (let i = 0; i + 1 < reply.length; i += 2) entries.push({ id: reply[i]!, score: Number(reply[i + 1]) })
-      const records = await this.getMany(entries.map(({ id }) => id))
-      for (const [i, { score }] of entries.entries()) {
-        position = { score, passed: position && position.score === score ? position.passed + 1 : 1 }
-        const record = records[i]
-        if (!record || (query.status && record.status !== query.status)) continue
-        items.push(record)
-        if (items.length === limit) {
-          const more = i + 1 < entries.length || entries.length === page
-          return { items, nextCursor: more ? encodeCursor(position) : null }
+    const start = query.cursor ? decodeCursor(query.cursor) : undefined
+    const buckets = (await this.#redis.zrevrangebyscore(this.#keys.watchLog(watchId), start ? start.bucket : '+inf', '-inf')).map(Number)
+    const items: DeliverySummary[] = []
+    let scanned = 0
+    for (const [b, bucket] of buckets.entries()) {
+      const key = this.#keys.watchLogBucket(watchId, bucket)
+      let before = start?.bucket === bucket ? start.before : await this.#redis.llen(key)
+      while (before > 0) {
+        // Bounded work per request: a status filter that matches little returns a short page and a cursor.
+        if (scanned >= MAX_SCANNED_PER_LIST) return { items, nextCursor: encodeCursor({ bucket, before }) }
+        const from = Math.max(0, before - page)
+        const entries = await this.#redis.lrange(key, from, before - 1)
+        if (entries.length === 0) break // the bucket expired meanwhile
+        const ids = entries.map(idOfLogEntry)
+        const summaries = await this.#summaries(ids)
+        for (let i = ids.length - 1; i >= 0; i--) {
+          scanned++
+          const summary = summaries[i]
+          if (!summary || (query.status && summary.status !== query.status)) continue
+          items.push(summary)
+          if (items.length === limit) {
+            const more = from + i > 0 || b + 1 < buckets.length
+            return { items, nextCursor: more ? encodeCursor({ bucket, before: from + i }) : null }
+          }
         }
+        before = from
       }
-      if (entries.length < page) return { items, nextCursor: null }
     }
+    return { items, nextCursor: null }
   }
+}
+
+/** What a watch's log holds for a delivery: its compact id, or `!` and the id for one webhookId() did not make. */
+function logEntryOf(id: string): string {
+  return compactWebhookId(id) ?? `!${id}`
+}
+
+function idOfLogEntry(entry: string): string {
+  return entry.startsWith('!') ? entry.slice(1) : webhookIdFromCompact(entry)
+}
+
+/** A pipeline's replies, throwing the first error. */
+async function replyValues(exec: Promise<[Error | null, unknown][] | null>): Promise<unknown[]> {
+  return ((await exec) ?? []).map(([err, reply]) => {
+    if (err) throw err
+    return reply
+  })
 }

@@ -25,8 +25,8 @@ import type { RedisKeys } from '../storage/keys.js'
 import type { WatchService } from '../services/watch-service.js'
 import { DeliveryError } from './delivery-error.js'
 import { DELIVERY_QUEUE, RETRY_BACKOFF, type DeliveryJobData, type DeliveryQueue } from './delivery-queue.js'
-import { renderWebhookBody, type DeliveryAttempt, type DeliveryRecord } from './delivery-record.js'
-import type { AttemptOutcome } from './delivery-store.js'
+import type { DeliveryAttempt } from './delivery-record.js'
+import type { AttemptOutcome, DeliveryToSend } from './delivery-store.js'
 import { PostAbortedError, type WebhookHttpClient } from './http-client.js'
 import { nextRetryDelayMs, overCapDelayMs } from './retry-policy.js'
 import { webhookHeaders } from './signing.js'
@@ -138,7 +138,7 @@ export class DeliveryWorker {
   async #failedUnexpectedly(job: Job<DeliveryJobData>, err: Error): Promise<void> {
     this.#deps.logger.error({ err, deliveryId: job.data.deliveryId, attemptsMade: job.attemptsMade }, 'delivery job failed unexpectedly')
     if (job.attemptsMade < (job.opts.attempts ?? 1)) return
-    const record = await this.#deps.deliveryQueue.store.get(job.data.deliveryId)
+    const record = await this.#deps.deliveryQueue.store.getToSend(job.data.deliveryId)
     if (!record) return
     const nowMs = this.#now()
     const error = new DeliveryError('BH_DELIVERY_INTERNAL', err.message, { retryable: false })
@@ -162,7 +162,7 @@ export class DeliveryWorker {
   }
 
   async #process(job: Job<DeliveryJobData>, token: string | undefined, signal: AbortSignal | undefined): Promise<string> {
-    const record = await this.#deps.deliveryQueue.store.get(job.data.deliveryId)
+    const record = await this.#deps.deliveryQueue.store.getToSend(job.data.deliveryId)
     if (!record?.ordered) return this.#deliver(job, record, token, signal)
     // An ordered watch's next delivery is queued once this one is finished: returned (delivered,
     // cancelled, skipped because no longer pending) or failed for good; not while it retries.
@@ -177,11 +177,12 @@ export class DeliveryWorker {
     return result
   }
 
-  async #deliver(job: Job<DeliveryJobData>, record: DeliveryRecord | undefined, token: string | undefined, signal: AbortSignal | undefined): Promise<string> {
+  async #deliver(job: Job<DeliveryJobData>, record: DeliveryToSend | undefined, token: string | undefined, signal: AbortSignal | undefined): Promise<string> {
     const { deliveryQueue, watches } = this.#deps
     if (!record || record.status !== 'pending') return `skipped: ${record?.status ?? 'no record'}`
     // A pending record's payload has no expiry; only a hand-edited Redis gets here, and no body beats a wrong one.
-    if (record.payloadExpired) return 'skipped: the payload is gone'
+    const { body } = record
+    if (body === null) return 'skipped: the payload is gone'
     // Both in one round trip. The secrets are read now, so during a rotation both sign.
     const [watch, secrets] = await Promise.all([
       watches.get(record.watchId),
@@ -213,7 +214,6 @@ export class DeliveryWorker {
     try {
       let result
       try {
-        const body = renderWebhookBody(record)
         const timestampSec = Math.floor(this.#now() / 1000)
         result = await this.#deps.httpClient.post(
           { url, headers: webhookHeaders({ id: record.id, timestampSec, body, secrets }), body },
@@ -232,7 +232,7 @@ export class DeliveryWorker {
   /** Records the attempt and its consequences; throws to make BullMQ retry or fail the job. */
   async #finishAttempt(
     job: Job<DeliveryJobData>,
-    record: DeliveryRecord,
+    record: DeliveryToSend,
     watch: Watch,
     result: { statusCode: number | null; durationMs: number; error: DeliveryError | undefined; response: string | null },
   ): Promise<string> {

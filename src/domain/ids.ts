@@ -30,3 +30,18 @@ export function webhookId(watchId: string, eventParts: readonly (string | number
   const digest = createHash('sha256').update([watchId, ...eventParts].join('\u0000')).digest()
   return `evt_${base32nopad.encode(digest.subarray(0, 20)).toLowerCase()}`
 }
+
+const WEBHOOK_ID = /^evt_[a-z2-7]{32}$/
+
+/**
+ * A `webhook-id` in 27 characters (base64url of its 20 bytes) instead of 36, for the keys and
+ * log entries every delivery record has; undefined for a string `webhookId()` cannot return.
+ */
+export function compactWebhookId(id: string): string | undefined {
+  if (!WEBHOOK_ID.test(id)) return undefined
+  return Buffer.from(base32nopad.decode(id.slice(4).toUpperCase())).toString('base64url')
+}
+
+export function webhookIdFromCompact(compact: string): string {
+  return `evt_${base32nopad.encode(Buffer.from(compact, 'base64url')).toLowerCase()}`
+}

@@ -8,7 +8,7 @@ import type { Redis } from 'ioredis'
 import { MAX_MINUTES, minuteOf, type DeliveryMinute } from '../delivery/delivery-minutes.js'
 import { DeliveryMinutesStore } from '../delivery/delivery-minutes-store.js'
 import type { DeliveryQueue } from '../delivery/delivery-queue.js'
-import { renderWebhookBody, type DeliveryRecord } from '../delivery/delivery-record.js'
+import type { DeliveryRecord, DeliverySummary } from '../delivery/delivery-record.js'
 import type { DeliveryListQuery } from '../delivery/delivery-store.js'
 import type { WebhookHttpClient } from '../delivery/http-client.js'
 import { MAX_REPLAY_BLOCKS, ReplayQueue, type ReplayProgress } from '../delivery/replay-requests.js'
@@ -57,11 +57,11 @@ export class DeliveryService {
 
   /** The webhook body as sent, parsed; null once delivery.payloadRetention has passed. */
   payloadOf(record: DeliveryRecord): { payload: unknown; payloadExpired: boolean } {
-    if (record.payloadExpired) return { payload: null, payloadExpired: true }
-    return { payload: JSON.parse(renderWebhookBody(record)) as unknown, payloadExpired: false }
+    if (record.body === null) return { payload: null, payloadExpired: true }
+    return { payload: JSON.parse(record.body) as unknown, payloadExpired: false }
   }
 
-  async listForWatch(tenantId: string, watchId: string, query: DeliveryListQuery): Promise<{ items: DeliveryRecord[]; nextCursor: string | null }> {
+  async listForWatch(tenantId: string, watchId: string, query: DeliveryListQuery): Promise<{ items: DeliverySummary[]; nextCursor: string | null }> {
     const watch = await this.#d.watches.getForTenant(tenantId, watchId)
     return this.#d.deliveryQueue.store.listByWatch(watch.id, query)
   }

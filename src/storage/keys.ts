@@ -1,3 +1,5 @@
+import { compactWebhookId } from '../domain/ids.js'
+
 /**
  * Every Redis key blockhook uses comes from here (bullmq's queue-keys style). The prefix is wrapped
  * in braces, a Redis Cluster hash tag, so every key (BullMQ's too) lands in one slot and the
@@ -5,6 +7,13 @@
  */
 export function redisKeys(prefix: string) {
   const p = `{${prefix}}`
+  // A record key costs its name's bytes (rounded up by the allocator) once per delivery: with the
+  // compact id, `{blockhook}:d:<27>` is 41 bytes, within the allocator's 48-byte class. An id
+  // webhookId() did not make keeps its full name, apart from every compact one.
+  const record = (deliveryId: string) => {
+    const compact = compactWebhookId(deliveryId)
+    return compact === undefined ? `${p}:delivery:${deliveryId}` : `${p}:d:${compact}`
+  }
   return {
     /** BullMQ's `prefix` option: queue keys become `{prefix}:<queue>:…`. */
     queuePrefix: p,
@@ -28,14 +37,20 @@ export function redisKeys(prefix: string) {
     watchStats: (watchId: string) => `${p}:watch:${watchId}:stats`,
     /** Hash of a watch's delivery attempts in one minute (index since the epoch), see delivery/delivery-minutes.ts. */
     watchMinute: (watchId: string, minute: number) => `${p}:watch:${watchId}:minute:${minute}`,
-    /** Sorted set of delivery ids by creation time (ms). */
-    watchDeliveries: (watchId: string) => `${p}:watch:${watchId}:deliveries`,
+    /**
+     * The watch's delivery log, in time buckets (see delivery-store.ts): a sorted set of the
+     * buckets' start times (ms), and per bucket a list of compact delivery ids in creation order,
+     * which expires whole once its newest record may be gone.
+     */
+    watchLog: (watchId: string) => `${p}:watch:${watchId}:log`,
+    watchLogBucket: (watchId: string, bucketStartMs: number | string) => `${p}:watch:${watchId}:log:${bucketStartMs}`,
     /** Stream of watch changes: { op: upsert | delete, watchId, chain }. */
     watchChanges: `${p}:watch-changes`,
 
     /**
-     * Stream of a tenant's matched events, for GET /events/stream: one entry per new delivery
-     * record (fields id, watchId, chain, type, sequence, payload), trimmed by age (MINID).
+     * Stream of a tenant's matched events, for GET /events/stream and the payloads of delivered
+     * records: one entry per new event (fields id, watchId, body: the stored webhook body, see
+     * delivery-record.ts), trimmed by age (MINID).
      */
     tenantEventLog: (tenantId: string) => `${p}:tenant:${tenantId}:event-log`,
     /** Sorted set: open event-stream connection id → last heartbeat (ms), for maxConnectionsPerTenant. */
@@ -44,10 +59,13 @@ export function redisKeys(prefix: string) {
     /** String marker: an event of a watch without a url went to the event log (kept as long as the log). */
     streamOnlyEvent: (eventId: string) => `${p}:stream-only:${eventId}`,
 
-    /** Hash: the delivery record without its payload (see delivery-record.ts). */
-    delivery: (deliveryId: string) => `${p}:delivery:${deliveryId}`,
-    /** String: the record's payload as JSON {timestamp, data}; it expires before the record (delivery.payloadRetention). */
-    deliveryPayload: (deliveryId: string) => `${p}:delivery:${deliveryId}:payload`,
+    /** String: the delivery record without its payload, one packed value (see delivery-record.ts). */
+    delivery: record,
+    /**
+     * String: the stored webhook body while the record is pending or failed, or delivered and no
+     * longer in its tenant's event log; it expires before the record (delivery.payloadRetention).
+     */
+    deliveryPayload: (deliveryId: string) => `${record(deliveryId)}:p`,
     /** String with a short expiry written by /readyz: whether Redis accepts writes (it refuses them when out of memory). */
     writeProbe: `${p}:write-probe`,
 

@@ -7,6 +7,7 @@
  * moving together (src/delivery/delivery-store.ts says what each status change means).
  */
 import type { Redis } from 'ioredis'
+import { FIRST_ATTEMPT_FIELD, RECORD_FIELD as F, RECORD_SEPARATOR, STATUS_CODE } from '../delivery/delivery-record.js'
 
 /**
  * The lease fence, written once: a script that starts with it does nothing and returns 0 unless
@@ -15,6 +16,36 @@ import type { Redis } from 'ioredis'
 const LEASE_FENCE = `
 local lease, owner = KEYS[1], ARGV[1]
 if redis.call('GET', lease) ~= owner then return 0 end
+`
+
+/**
+ * What the delivery scripts share: the packed record's fields (src/delivery/delivery-record.ts
+ * names their positions), status codes, base 36 and Redis's clock in ms.
+ */
+const RECORD_LUA = `
+local SEPARATOR = '\\${RECORD_SEPARATOR.charCodeAt(0)}'
+local PENDING, DELIVERED, FAILED, CANCELLED = '${STATUS_CODE.pending}', '${STATUS_CODE.delivered}', '${STATUS_CODE.failed}', '${STATUS_CODE.cancelled}'
+local function fields(value)
+  local f = {}
+  for part in string.gmatch(value .. SEPARATOR, '(.-)' .. SEPARATOR) do f[#f + 1] = part end
+  return f
+end
+local function packed(f) return table.concat(f, SEPARATOR) end
+local DIGITS = '0123456789abcdefghijklmnopqrstuvwxyz'
+local function base36(n)
+  local sign, text = '', ''
+  if n < 0 then sign, n = '-', -n end
+  repeat
+    local d = n % 36
+    text = string.sub(DIGITS, d + 1, d + 1) .. text
+    n = (n - d) / 36
+  until n == 0
+  return sign .. text
+end
+local function redisTimeMs()
+  local time = redis.call('TIME')
+  return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+end
 `
 
 /**
@@ -79,7 +110,8 @@ return 1`,
     lua: `
 local slots, delivery = KEYS[1], KEYS[2]
 local nowMs, expiresAtMs, cap, token, keyTtlMs = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
-if redis.call('HGET', delivery, 'status') ~= 'pending' then return -1 end
+-- The record's status is its first character (src/delivery/delivery-record.ts).
+if string.sub(redis.call('GET', delivery) or '', 1, 1) ~= '${STATUS_CODE.pending}' then return -1 end
 redis.call('ZREMRANGEBYSCORE', slots, '-inf', nowMs)
 if redis.call('ZCARD', slots) >= cap then return 0 end
 redis.call('ZADD', slots, expiresAtMs, token)
@@ -188,75 +220,81 @@ redis.call('ZADD', oldest, first[2], watchId)
 return first[2]`,
   },
   /**
-   * Stores a batch of events, each as the one-event case did: KEYS[1] is the oldest-pending
-   * index, then 10 per event, and after 3 ARGV for the batch 13 per event (see storeDeliveries).
-   * A new record is also appended to its tenant's event log (GET /events/stream) in the same
-   * script, so the log holds each event once and in sequence order whatever crashes when;
-   * entries older than the retention (by Redis's clock, which also makes the entry ids) are
-   * trimmed. An ordered watch's pending record joins its ordered set by sequence, and is
-   * answered `held` (no job) unless it is the set's first. A replay writes the payload again (it
-   * may have expired) and keeps it until the record is final. Returns {outcome, jobId} per
-   * event, flattened.
+   * Stores a batch of events: KEYS[1] is the oldest-pending index, then 11 per event, and after
+   * the batch's 5 ARGV 10 per event (see storeDeliveries). Outcomes: `new`, `replayed`, `held` (an ordered watch's record waiting for
+   * an earlier one: no job for now), `streamed` (a watch without a url), or the status code of a
+   * record that was there. A new event gets its watch's next sequence and is appended to its
+   * tenant's event log (GET /events/stream) in the same script, so the log holds each event once
+   * and in sequence order whatever crashes when; log entries older than the retention (by
+   * Redis's clock, which also makes the entry ids and so `createdAt`) are trimmed. The body is
+   * written to the payload key too, which keeps it while the record may need it. A replay writes
+   * the body again (it may have expired) and keeps it until the record is final. Returns
+   * {outcome, jobId} per event, flattened.
    */
   bhDeliveryStore: {
-    lua: `${PENDING_LUA}
+    lua: `${RECORD_LUA}${PENDING_LUA}
 local oldest = KEYS[1]
-local createdAt, nowMs, eventLogRetentionMs = ARGV[1], ARGV[2], ARGV[3]
+local eventLogRetentionMs, bucketStartMs, bucketTtlMs, bucketsKeptFromMs, nowMs = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local minId = redisTimeMs() - tonumber(eventLogRetentionMs)
 local replies = {}
-local time = redis.call('TIME')
-local minId = (tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)) - tonumber(eventLogRetentionMs)
-for e = 0, (#KEYS - 1) / 10 - 1 do
-  local record, sequenceKey, log, stats, pending, watch, payloadKey, eventLog, orderedSet, streamOnlyMarker = unpack(KEYS, 1 + e * 10 + 1, 1 + e * 10 + 10)
-  local id, watchId, tenantId, chain, type, payload, firstSeenAt, replayJobId, blockNumber, blockHash, eventKey, ordered, streamOnly =
-    unpack(ARGV, 3 + e * 13 + 1, 3 + e * 13 + 13)
-  local status = redis.call('HGET', record, 'status')
-  local outcome, jobId
+for e = 0, (#KEYS - 1) / 11 - 1 do
+  local record, payloadKey, pending, stats, watch, sequenceKey, logBucket, logIndex, eventLog, orderedSet, streamOnlyMarker =
+    unpack(KEYS, 1 + e * 11 + 1, 1 + e * 11 + 11)
+  local id, logEntry, watchId, bodyHead, bodyTail, firstSeenAt, replayJobId, staticFields, ordered, streamOnly =
+    unpack(ARGV, 5 + e * 10 + 1, 5 + e * 10 + 10)
+  local outcome, jobId, sequence
+  local value = redis.call('GET', record)
   if streamOnly == '1' then
     -- A watch without a url: no record and no job, only the event log, once (the marker key).
-    jobId = ''
-    outcome = 'streamed'
+    outcome, jobId = 'streamed', ''
     if redis.call('SET', streamOnlyMarker, '1', 'NX', 'PX', eventLogRetentionMs) then
-      local sequence = redis.call('INCR', sequenceKey)
-      redis.call('XADD', eventLog, 'MINID', '~', minId, '*', 'id', id, 'watchId', watchId, 'chain', chain,
-        'type', type, 'sequence', sequence, 'payload', payload)
+      sequence = redis.call('INCR', sequenceKey)
+      redis.call('XADD', eventLog, 'MINID', '~', minId, '*', 'id', id, 'watchId', watchId, 'body', bodyHead .. sequence .. bodyTail)
       redis.call('PEXPIRE', eventLog, eventLogRetentionMs)
     end
-  elseif status then
-    if replayJobId == '' or status == 'pending' then
-      outcome = status
-      jobId = redis.call('HGET', record, 'jobId') or id
+  elseif value then
+    local f = fields(value)
+    sequence = tonumber(f[${F.sequence}], 36)
+    if replayJobId == '' or f[${F.status}] == PENDING then
+      outcome = f[${F.status}]
+      jobId = f[${F.jobId}] ~= '' and f[${F.jobId}] or id
     else
-      redis.call('HSET', record, 'status', 'pending', 'nextAttemptAt', '', 'jobId', replayJobId)
-      redis.call('PERSIST', record)
-      redis.call('SET', payloadKey, payload)
+      -- The body written again is this event's now: the log's copy no longer stands for it.
+      f[${F.status}], f[${F.jobId}], f[${F.nextAttemptAt}], f[${F.logSeq}] = PENDING, replayJobId, '', ''
+      redis.call('SET', record, packed(f))
+      redis.call('SET', payloadKey, bodyHead .. string.format('%d', sequence) .. bodyTail)
       becomePending(oldest, pending, id, watchId, nowMs)
       if redis.call('EXISTS', watch) == 1 then redis.call('HINCRBY', stats, 'pending', 1) end
-      outcome = 'replayed'
-      jobId = replayJobId
+      outcome, jobId = 'replayed', replayJobId
     end
   else
-    jobId = replayJobId
-    if jobId == '' then jobId = id end
-    local sequence = redis.call('INCR', sequenceKey)
-    redis.call('HSET', record, 'id', id, 'watchId', watchId, 'tenantId', tenantId, 'chain', chain,
-      'type', type, 'firstSeenAt', firstSeenAt, 'createdAt', createdAt,
-      'sequence', sequence, 'status', 'pending', 'attempts', '[]', 'jobId', jobId)
-    if blockNumber ~= '' then redis.call('HSET', record, 'blockNumber', blockNumber) end
-    if blockHash ~= '' then redis.call('HSET', record, 'blockHash', blockHash) end
-    if eventKey ~= '' then redis.call('HSET', record, 'eventKey', eventKey) end
-    if ordered == '1' then redis.call('HSET', record, 'ordered', '1') end
-    redis.call('SET', payloadKey, payload)
-    redis.call('ZADD', log, nowMs, id)
+    sequence = redis.call('INCR', sequenceKey)
+    local body = bodyHead .. sequence .. bodyTail
+    local entry = redis.call('XADD', eventLog, 'MINID', '~', minId, '*', 'id', id, 'watchId', watchId, 'body', body)
+    redis.call('PEXPIRE', eventLog, eventLogRetentionMs)
+    local dash = string.find(entry, '-', 1, true)
+    local createdAt = tonumber(string.sub(entry, 1, dash - 1))
+    redis.call('SET', record, packed({
+      PENDING, replayJobId, '', base36(createdAt), base36(tonumber(string.sub(entry, dash + 1))), base36(sequence), ordered,
+      base36(createdAt - tonumber(firstSeenAt)), staticFields,
+    }))
+    redis.call('SET', payloadKey, body)
+    -- A bucket's first entry: it expires whole once its newest record may be gone; the index
+    -- of buckets loses, here and never by a scan, those already gone.
+    if redis.call('RPUSH', logBucket, logEntry) == 1 then
+      redis.call('PEXPIRE', logBucket, bucketTtlMs)
+      redis.call('ZADD', logIndex, bucketStartMs, bucketStartMs)
+      redis.call('ZREMRANGEBYSCORE', logIndex, '-inf', '(' .. bucketsKeptFromMs)
+      redis.call('PEXPIRE', logIndex, bucketTtlMs)
+    end
     becomePending(oldest, pending, id, watchId, nowMs)
     redis.call('HINCRBY', stats, 'matched', 1)
     redis.call('HINCRBY', stats, 'pending', 1)
-    redis.call('XADD', eventLog, 'MINID', '~', minId, '*', 'id', id, 'watchId', watchId, 'chain', chain,
-      'type', type, 'sequence', sequence, 'payload', payload)
-    redis.call('PEXPIRE', eventLog, eventLogRetentionMs)
     outcome = 'new'
+    jobId = replayJobId ~= '' and replayJobId or id
   end
-  if ordered == '1' and (outcome == 'new' or outcome == 'replayed' or outcome == 'pending') then
-    redis.call('ZADD', orderedSet, redis.call('HGET', record, 'sequence'), id)
+  if ordered == '1' and (outcome == 'new' or outcome == 'replayed' or outcome == PENDING) then
+    redis.call('ZADD', orderedSet, sequence, id)
     if redis.call('ZRANGE', orderedSet, 0, 0)[1] ~= id then outcome = 'held' end
   end
   replies[#replies + 1] = outcome
@@ -265,64 +303,83 @@ end
 return replies`,
   },
   /**
-   * failed → pending under `jobId`. Returns the status it had, or `held` for a failed record of
-   * an ordered watch that now waits behind an earlier one (no job yet).
+   * failed → pending under `jobId`. Returns the status code it had, or `held` for a failed
+   * record of an ordered watch that now waits behind an earlier one (no job yet).
    */
   bhDeliveryRequeue: {
     numberOfKeys: 7,
-    lua: `${PENDING_LUA}
-local record, pending, stats, watch, payloadKey, orderedSet, oldest = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+    lua: `${RECORD_LUA}${PENDING_LUA}
+local record, payloadKey, pending, stats, watch, orderedSet, oldest = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local id, jobId, nowMs, watchId = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local status = redis.call('HGET', record, 'status')
-if status ~= 'failed' then return status or false end
-redis.call('HSET', record, 'status', 'pending', 'nextAttemptAt', '', 'jobId', jobId)
-redis.call('PERSIST', record)
+local value = redis.call('GET', record)
+if not value then return false end
+local f = fields(value)
+if f[${F.status}] ~= FAILED then return f[${F.status}] end
+f[${F.status}], f[${F.jobId}], f[${F.nextAttemptAt}] = PENDING, jobId, ''
+redis.call('SET', record, packed(f))
 redis.call('PERSIST', payloadKey)
 becomePending(oldest, pending, id, watchId, nowMs)
 if redis.call('EXISTS', watch) == 1 then redis.call('HINCRBY', stats, 'pending', 1) end
-if redis.call('HGET', record, 'ordered') == '1' then
-  redis.call('ZADD', orderedSet, redis.call('HGET', record, 'sequence'), id)
+if f[${F.ordered}] == '1' then
+  redis.call('ZADD', orderedSet, tonumber(f[${F.sequence}], 36), id)
   if redis.call('ZRANGE', orderedSet, 0, 0)[1] ~= id then return 'held' end
 end
-return 'failed'`,
-  },
-  /** pending → cancelled. Returns the job id to remove, or false if it was not pending. */
-  bhDeliveryCancel: {
-    numberOfKeys: 5,
-    lua: `
-local record, pending, stats, watch, payloadKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local id, recordRetentionMs, payloadRetentionMs = ARGV[1], ARGV[2], ARGV[3]
-redis.call('ZREM', pending, id)
-if redis.call('HGET', record, 'status') ~= 'pending' then return false end
-redis.call('HSET', record, 'status', 'cancelled', 'nextAttemptAt', '')
-redis.call('PEXPIRE', record, recordRetentionMs)
-redis.call('PEXPIRE', payloadKey, payloadRetentionMs)
-if redis.call('EXISTS', watch) == 1 then redis.call('HINCRBY', stats, 'pending', -1) end
-return redis.call('HGET', record, 'jobId') or id`,
+return FAILED`,
   },
   /**
-   * Appends an attempt and applies its outcome (`delivered`, `retrying`, `failed`) to a pending
+   * pending → cancelled for some deliveries of one watch. KEYS: the watch's pending set, stats
+   * and watch, then record and payload per delivery; ARGV: the two retentions, then the ids.
+   * Returns the job ids to remove (of those that were pending).
+   */
+  bhDeliveryCancel: {
+    lua: `${RECORD_LUA}
+local pending, stats, watch = KEYS[1], KEYS[2], KEYS[3]
+local recordRetentionMs, payloadRetentionMs = ARGV[1], ARGV[2]
+local watchExists = redis.call('EXISTS', watch) == 1
+local jobIds = {}
+for i = 0, (#KEYS - 3) / 2 - 1 do
+  local record, payloadKey, id = KEYS[4 + i * 2], KEYS[5 + i * 2], ARGV[3 + i]
+  redis.call('ZREM', pending, id)
+  local value = redis.call('GET', record)
+  local f = value and fields(value)
+  if f and f[${F.status}] == PENDING then
+    jobIds[#jobIds + 1] = f[${F.jobId}] ~= '' and f[${F.jobId}] or id
+    f[${F.status}], f[${F.jobId}], f[${F.nextAttemptAt}], f[${F.firstSeenAt}] = CANCELLED, '', '', ''
+    redis.call('SET', record, packed(f), 'PX', recordRetentionMs)
+    redis.call('PEXPIRE', payloadKey, payloadRetentionMs)
+    if watchExists then redis.call('HINCRBY', stats, 'pending', -1) end
+  end
+end
+return jobIds`,
+  },
+  /**
+   * Appends an attempt (its time as ms since createdAt, then `attemptTail`), keeping the newest
+   * `maxAttemptsKept`, and applies its outcome (`delivered`, `retrying`, `failed`) to a pending
    * record, counting it in the watch's minute bucket (src/delivery/delivery-minutes.ts: field
-   * increment pairs after the 13 named ARGV), in the same call, so the chart costs no extra round
-   * trip. The log is trimmed here, by score, a few entries per final outcome: never a scan of it.
-   * Returns {status after, failing-since ms or false}.
+   * increment pairs after the 14 named ARGV) in the same call, so the chart costs no extra round
+   * trip. A delivered record drops its payload key when its tenant's event log holds the same
+   * body for at least the payload retention from now (the common case: delivered soon after it
+   * was stored), so the body is kept once. Returns {status code after, failing-since ms or false}.
    */
   bhDeliveryAttempt: {
-    numberOfKeys: 8,
-    lua: `
-local record, pending, stats, watch, failingSince, log, payloadKey, minute = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local id, attempt, outcome, nextAttemptAt, nowMs, recordRetentionMs, maxAttemptsKept, failingTtlMs, failureCounts,
-  payloadRetentionMs, logRetentionMs, attemptAt, minuteRetentionMs = unpack(ARGV, 1, 13)
-local status = redis.call('HGET', record, 'status')
-if not status then return {false, false} end
-local attempts = cjson.decode(redis.call('HGET', record, 'attempts') or '[]')
-table.insert(attempts, cjson.decode(attempt))
-while #attempts > tonumber(maxAttemptsKept) do table.remove(attempts, 1) end
-redis.call('HSET', record, 'attempts', cjson.encode(attempts))
-if status ~= 'pending' then return {status, false} end
+    numberOfKeys: 7,
+    lua: `${RECORD_LUA}
+local record, payloadKey, pending, stats, watch, failingSince, minute = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local id, attemptAtMs, attemptTail, outcome, nextAttemptAt, nowMs, recordRetentionMs, payloadRetentionMs, eventLogRetentionMs,
+  maxAttemptsKept, failingTtlMs, failureCounts, attemptAt, minuteRetentionMs = unpack(ARGV, 1, 14)
+local value = redis.call('GET', record)
+if not value then return {false, false} end
+local f = fields(value)
+f[#f + 1] = string.format('%d', tonumber(attemptAtMs) - tonumber(f[${F.createdAt}], 36)) .. ',' .. attemptTail
+while #f - ${FIRST_ATTEMPT_FIELD - 1} > tonumber(maxAttemptsKept) do table.remove(f, ${FIRST_ATTEMPT_FIELD}) end
+local status = f[${F.status}]
+if status ~= PENDING then
+  redis.call('SET', record, packed(f), 'KEEPTTL')
+  return {status, false}
+end
 local watchExists = redis.call('EXISTS', watch) == 1
 if watchExists then
-  for i = 14, #ARGV, 2 do redis.call('HINCRBY', minute, ARGV[i], ARGV[i + 1]) end
+  for i = 15, #ARGV, 2 do redis.call('HINCRBY', minute, ARGV[i], ARGV[i + 1]) end
   redis.call('PEXPIRE', minute, minuteRetentionMs)
 end
 if outcome == 'delivered' then
@@ -332,21 +389,27 @@ elseif failureCounts == '1' then
   redis.call('PEXPIRE', failingSince, failingTtlMs)
 end
 if outcome == 'retrying' then
-  redis.call('HSET', record, 'nextAttemptAt', nextAttemptAt)
+  f[${F.nextAttemptAt}] = nextAttemptAt
+  redis.call('SET', record, packed(f))
   return {status, redis.call('GET', failingSince)}
 end
-redis.call('HSET', record, 'status', outcome, 'nextAttemptAt', '')
-redis.call('HDEL', record, 'jobId')
-redis.call('PEXPIRE', record, recordRetentionMs)
-redis.call('PEXPIRE', payloadKey, payloadRetentionMs)
+local final = outcome == 'delivered' and DELIVERED or FAILED
+f[${F.status}], f[${F.jobId}], f[${F.nextAttemptAt}], f[${F.firstSeenAt}] = final, '', '', ''
+redis.call('SET', record, packed(f), 'PX', recordRetentionMs)
+local logHoldsBody = f[${F.logSeq}] ~= ''
+  and tonumber(f[${F.createdAt}], 36) + tonumber(eventLogRetentionMs) >= redisTimeMs() + tonumber(payloadRetentionMs)
+if final == DELIVERED and logHoldsBody then
+  redis.call('DEL', payloadKey)
+else
+  redis.call('PEXPIRE', payloadKey, payloadRetentionMs)
+end
 redis.call('ZREM', pending, id)
-redis.call('ZREMRANGEBYSCORE', log, '-inf', tonumber(nowMs) - tonumber(logRetentionMs))
 if watchExists then
   redis.call('HINCRBY', stats, 'pending', -1)
   redis.call('HINCRBY', stats, outcome, 1)
-  if outcome == 'delivered' then redis.call('HSET', stats, 'lastDeliveredAt', attemptAt) end
+  if final == DELIVERED then redis.call('HSET', stats, 'lastDeliveredAt', attemptAt) end
 end
-return {outcome, redis.call('GET', failingSince)}`,
+return {final, redis.call('GET', failingSince)}`,
   },
 } as const
 
@@ -505,7 +568,9 @@ export interface DeliveryRecordKeys {
 
 export interface StoredEventKeys extends DeliveryRecordKeys {
   sequence: string
-  log: string
+  /** The watch's log bucket for now, and its index of buckets. */
+  logBucket: string
+  logIndex: string
   eventLog: string
   ordered: string
   streamOnlyMarker: string
@@ -513,43 +578,50 @@ export interface StoredEventKeys extends DeliveryRecordKeys {
 
 export interface StoredEventArgs {
   id: string
+  /** What the log bucket holds for it (its compact id). */
+  logEntry: string
   watchId: string
-  tenantId: string
-  chain: string
-  type: string
-  payload: string
+  /** The stored body around its sequence number. */
+  bodyHead: string
+  bodyTail: string
   firstSeenAt: number
   /** '' when not a replay. */
   replayJobId: string
-  /** The next three are '' when the event has none. */
-  blockNumber: string
-  blockHash: string
-  eventKey: string
+  /** The record's fields only JavaScript writes (staticRecordFields). */
+  staticFields: string
   ordered: boolean
   /** A watch without a url: the event goes to the event log once, nothing else. */
   streamOnly: boolean
 }
 
+export interface LogBucketArgs {
+  bucketStartMs: number
+  /** The bucket lives this long when it is created: until its end plus the log's retention. */
+  bucketTtlMs: number
+  /** Buckets that started before this are gone (by their expiry): they leave the index. */
+  bucketsKeptFromMs: number
+}
+
 /** Stores a batch of events (see bhDeliveryStore); one reply per event: its outcome and job id. */
 export async function storeDeliveries(
   redis: Redis,
-  { oldestPending, createdAt, nowMs, eventLogRetentionMs, events }: {
+  { oldestPending, nowMs, eventLogRetentionMs, bucket, events }: {
     /** The oldest-pending index (keys.oldestPending). */
     oldestPending: string
-    createdAt: string
     /** When the new pending ones became pending. */
     nowMs: number
     eventLogRetentionMs: number
+    bucket: LogBucketArgs
     events: readonly { keys: StoredEventKeys; args: StoredEventArgs }[]
   },
 ): Promise<{ outcome: string; jobId: string }[]> {
   const keys: string[] = [oldestPending]
-  const args: ScriptArg[] = [createdAt, nowMs, eventLogRetentionMs]
+  const args: ScriptArg[] = [eventLogRetentionMs, bucket.bucketStartMs, bucket.bucketTtlMs, bucket.bucketsKeptFromMs, nowMs]
   for (const { keys: k, args: a } of events) {
-    keys.push(k.record, k.sequence, k.log, k.stats, k.pending, k.watch, k.payload, k.eventLog, k.ordered, k.streamOnlyMarker)
+    keys.push(k.record, k.payload, k.pending, k.stats, k.watch, k.sequence, k.logBucket, k.logIndex, k.eventLog, k.ordered, k.streamOnlyMarker)
     args.push(
-      a.id, a.watchId, a.tenantId, a.chain, a.type, a.payload, a.firstSeenAt, a.replayJobId,
-      a.blockNumber, a.blockHash, a.eventKey, a.ordered ? '1' : '', a.streamOnly ? '1' : '',
+      a.id, a.logEntry, a.watchId, a.bodyHead, a.bodyTail, a.firstSeenAt, a.replayJobId, a.staticFields,
+      a.ordered ? '1' : '', a.streamOnly ? '1' : '',
     )
   }
   const flat = (await scripted(redis).bhDeliveryStore(keys.length, ...keys, ...args)) as string[]
@@ -558,54 +630,63 @@ export async function storeDeliveries(
   return replies
 }
 
-/** failed → pending under `jobId`; the status it had (`held`: it waits behind an earlier ordered one), null without a record. */
+/** failed → pending under `jobId`; the status code it had (`held`: it waits behind an earlier ordered one), null without a record. */
 export async function requeueFailedDelivery(
   redis: Redis,
   { keys, ordered, oldestPending, deliveryId, watchId, jobId, nowMs }:
     { keys: DeliveryRecordKeys; ordered: string; oldestPending: string; deliveryId: string; watchId: string; jobId: string; nowMs: number },
 ): Promise<string | null> {
   return (await scripted(redis).bhDeliveryRequeue(
-    keys.record, keys.pending, keys.stats, keys.watch, keys.payload, ordered, oldestPending, deliveryId, jobId, nowMs, watchId,
+    keys.record, keys.payload, keys.pending, keys.stats, keys.watch, ordered, oldestPending, deliveryId, jobId, nowMs, watchId,
   )) as string | null
 }
 
-/** pending → cancelled; the job id to remove, or null when it was not pending. */
-export async function cancelPendingDelivery(
+/** pending → cancelled for deliveries of one watch; the job ids to remove (of those that were pending). */
+export async function cancelPendingDeliveries(
   redis: Redis,
-  { keys, deliveryId, recordRetentionMs, payloadRetentionMs }:
-    { keys: DeliveryRecordKeys; deliveryId: string; recordRetentionMs: number; payloadRetentionMs: number },
-): Promise<string | null> {
+  { watch, deliveries, recordRetentionMs, payloadRetentionMs }: {
+    watch: Pick<DeliveryRecordKeys, 'pending' | 'stats' | 'watch'>
+    deliveries: readonly { id: string; keys: Pick<DeliveryRecordKeys, 'record' | 'payload'> }[]
+    recordRetentionMs: number
+    payloadRetentionMs: number
+  },
+): Promise<string[]> {
+  if (deliveries.length === 0) return []
+  const keys = [watch.pending, watch.stats, watch.watch, ...deliveries.flatMap(({ keys: k }) => [k.record, k.payload])]
   return (await scripted(redis).bhDeliveryCancel(
-    keys.record, keys.pending, keys.stats, keys.watch, keys.payload, deliveryId, recordRetentionMs, payloadRetentionMs,
-  )) as string | null
+    keys.length, ...keys, recordRetentionMs, payloadRetentionMs, ...deliveries.map(({ id }) => id),
+  )) as string[]
 }
 
 export interface AttemptArgs {
   deliveryId: string
-  attemptJson: string
-  /** When the attempt was made (ISO): the stats' lastDeliveredAt. */
+  /** When the attempt was made, in ms and ISO (the stats' lastDeliveredAt). */
+  attemptAtMs: number
   attemptAt: string
+  /** The attempt after its time (storedAttemptTail). */
+  attemptTail: string
   outcome: 'delivered' | 'retrying' | 'failed'
-  /** ISO, or '' when no retry follows. */
+  /** Unix ms in base 36, or '' when no retry follows. */
   nextAttemptAt: string
+  /** The worker's clock: where a run of failures starts. */
   nowMs: number
   /** How long the record and its payload are kept once this outcome is final. */
   recordRetentionMs: number
   payloadRetentionMs: number
+  /** How long the tenant's event log keeps an entry. */
+  eventLogRetentionMs: number
   maxAttemptsKept: number
   failingTtlMs: number
   /** Whether a failure counts towards disabling the watch (false when no request was made). */
   failureCounts: boolean
-  logRetentionMs: number
 }
 
-/** Records an attempt (see bhDeliveryAttempt): the status after (null without a record) and failing-since ms. */
+/** Records an attempt (see bhDeliveryAttempt): the status code after (null without a record) and failing-since ms. */
 export async function recordDeliveryAttempt(
   redis: Redis,
-  { keys, failingSince, log, minute, minuteRetentionMs, minuteIncrements, attempt: a }: {
+  { keys, failingSince, minute, minuteRetentionMs, minuteIncrements, attempt: a }: {
     keys: DeliveryRecordKeys
     failingSince: string
-    log: string
     /** The watch's bucket for this minute, how long it lives, and what to add to its fields. */
     minute: string
     minuteRetentionMs: number
@@ -614,9 +695,9 @@ export async function recordDeliveryAttempt(
   },
 ): Promise<[status: string | null, failingSince: string | null]> {
   return (await scripted(redis).bhDeliveryAttempt(
-    keys.record, keys.pending, keys.stats, keys.watch, failingSince, log, keys.payload, minute,
-    a.deliveryId, a.attemptJson, a.outcome, a.nextAttemptAt, a.nowMs, a.recordRetentionMs, a.maxAttemptsKept,
-    a.failingTtlMs, a.failureCounts ? '1' : '0', a.payloadRetentionMs, a.logRetentionMs, a.attemptAt, minuteRetentionMs,
+    keys.record, keys.payload, keys.pending, keys.stats, keys.watch, failingSince, minute,
+    a.deliveryId, a.attemptAtMs, a.attemptTail, a.outcome, a.nextAttemptAt, a.nowMs, a.recordRetentionMs, a.payloadRetentionMs,
+    a.eventLogRetentionMs, a.maxAttemptsKept, a.failingTtlMs, a.failureCounts ? '1' : '0', a.attemptAt, minuteRetentionMs,
     ...minuteIncrements.flat(),
   )) as [string | null, string | null]
 }

@@ -1,11 +1,10 @@
 /**
  * The event stream's pure parts: stream-entry ids as cursors, an entry read from a tenant's event
  * log, and the text frame a client receives (`{cursor, watchId, headers, body}`, see README
- * "Event stream"). The body is rendered by the same function as a webhook's, so a forwarded copy
- * is byte for byte what the watch's URL gets, and verifies with the watch's secret.
+ * "Event stream"). The body is the one the delivery store rendered and stored for the webhook, so
+ * a forwarded copy is byte for byte what the watch's URL gets, and verifies with the watch's secret.
  */
-import type { EventType } from '../domain/watch-types.js'
-import { renderWebhookBody } from '../delivery/delivery-record.js'
+import { expandText } from '../delivery/delivery-record.js'
 import { webhookHeaders } from '../delivery/signing.js'
 
 /** A cursor is a Redis stream entry id, `<ms>-<seq>`; clients treat it as opaque. */
@@ -40,37 +39,22 @@ export interface LoggedEvent {
   cursor: string
   id: string
   watchId: string
-  chain: string
-  type: EventType
-  timestamp: string
-  sequence: number
-  data: Record<string, unknown>
+  /** The webhook body. */
+  body: string
   /** The frame, rendered once and shared by every connection it is sent to. */
   frame?: string
 }
 
-/** An XRANGE/XREAD entry as written by the delivery store; undefined for a shape it did not write. */
+/** An XRANGE/XREAD entry as written by the delivery store (id, watchId, body); undefined for a shape it did not write. */
 export function parseLoggedEvent(cursor: string, fields: readonly string[]): LoggedEvent | undefined {
   const f: Record<string, string> = {}
   for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!
-  if (!f.id || !f.watchId || !f.chain || !f.type || !f.sequence || !f.payload) return undefined
-  let payload: { timestamp?: unknown; data?: unknown } | null
-  try {
-    payload = JSON.parse(f.payload) as typeof payload
-  } catch {
-    return undefined
-  }
-  const { timestamp, data } = payload ?? {}
-  if (typeof timestamp !== 'string' || !data || typeof data !== 'object') return undefined
-  return {
-    cursor, id: f.id, watchId: f.watchId, chain: f.chain, type: f.type as EventType, timestamp,
-    sequence: Number(f.sequence), data: data as Record<string, unknown>,
-  }
+  if (!f.id || !f.watchId || !f.body) return undefined
+  return { cursor, id: f.id, watchId: f.watchId, body: expandText(f.body) }
 }
 
 /** The text frame of one event, signed at `nowMs` with the watch's current secrets. */
 export function renderFrame(event: LoggedEvent, secrets: readonly string[], nowMs: number): string {
-  const body = renderWebhookBody(event)
-  const headers = webhookHeaders({ id: event.id, timestampSec: Math.floor(nowMs / 1000), body, secrets })
-  return JSON.stringify({ cursor: event.cursor, watchId: event.watchId, headers, body })
+  const headers = webhookHeaders({ id: event.id, timestampSec: Math.floor(nowMs / 1000), body: event.body, secrets })
+  return JSON.stringify({ cursor: event.cursor, watchId: event.watchId, headers, body: event.body })
 }

@@ -8,8 +8,8 @@ import type { Test } from 'tap'
 import { pino, type Logger } from 'pino'
 import type { Redis } from 'ioredis'
 import { DEFAULT_MAX_FRAME_BYTES, type Config } from '../../src/config/config.js'
-import { recordFromHash, type DeliveryRecord } from '../../src/delivery/delivery-record.js'
-import { DELIVERY_QUEUE } from '../../src/delivery/delivery-queue.js'
+import type { DeliveryRecord } from '../../src/delivery/delivery-record.js'
+import { DELIVERY_QUEUE, type DeliveryQueue } from '../../src/delivery/delivery-queue.js'
 import type { Watch, WatchType } from '../../src/domain/watch-types.js'
 import { newId } from '../../src/domain/ids.js'
 import type { RedisKeys } from '../../src/storage/keys.js'
@@ -47,6 +47,8 @@ export interface Harness {
   redis: Redis
   keys: RedisKeys
   store: WatchStore
+  /** The delivery records' store and queue, as the subscriber writes them. */
+  deliveryQueue: DeliveryQueue
   /** Creates an active watch (confirmations 0 unless given) and returns it with its feed position. */
   createWatch(partial: WatchInput): Promise<Watch>
   startSubscriber(options?: SubscriberRoleOptions): Promise<RunningSubscriber>
@@ -73,14 +75,14 @@ export function harness(
     chains: [{ id: CHAIN, type: 'evm', ws: nodes.ws, http: [], confirmations: 0, blockTimeMs: 1_000, commitment: 'confirmed', maxFrameBytes: DEFAULT_MAX_FRAME_BYTES, ...chain }],
   })
   const wiring = wire(config, 'test', logger)
-  const { redis, keys, watches: store } = wiring
+  const { redis, keys, watches: store, deliveryQueue } = wiring
   t.teardown(async () => {
     await wiring.deliveryQueue.close()
     redis.disconnect()
   })
 
   const h: Harness = {
-    config, redis, keys, store,
+    config, redis, keys, store, deliveryQueue,
     async createWatch(partial) {
       const now = new Date().toISOString()
       const watch = {
@@ -109,8 +111,14 @@ export function harness(
       await chain.follower!.reached(number)
     },
     async records(watchId) {
-      const ids = await redis.zrange(keys.watchDeliveries(watchId), '0', '-1')
-      const records = await Promise.all(ids.map(async (id) => recordFromHash(await redis.hgetall(keys.delivery(id)), await redis.get(keys.deliveryPayload(id)))))
+      const ids: string[] = []
+      let cursor: string | undefined
+      do {
+        const page = await deliveryQueue.store.listByWatch(watchId, { limit: 100, ...(cursor ? { cursor } : {}) })
+        ids.push(...page.items.map((item) => item.id))
+        cursor = page.nextCursor ?? undefined
+      } while (cursor)
+      const records = await deliveryQueue.store.getMany(ids)
       return records.filter((r): r is DeliveryRecord => r !== undefined).sort((a, b) => a.sequence - b.sequence)
     },
     async jobExists(id) {

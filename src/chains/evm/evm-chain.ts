@@ -18,7 +18,7 @@ import { RpcSocket, type RpcSocketOptions, type RpcSubscription } from '../rpc-s
 import { BlockFollower, type FollowerDeps } from './block-follower.js'
 import { EvmNode } from './evm-node.js'
 import { PendingTransactions } from './pending-transactions.js'
-import { RedisRecentBlocks, storedEvents } from './recent-blocks.js'
+import { RedisRecentBlocks } from './recent-blocks.js'
 import { ReplayConsumer } from './replays.js'
 import { parseHead } from './rpc-types.js'
 import { EvmWatchIndex } from './watch-index.js'
@@ -127,7 +127,7 @@ export class EvmChain implements ChainDriver {
       chain: chain.id, node: this.#node, index, logger: this.#log, emit,
       cursors: new RedisCursorStore(redis, keys.chainCursor(chain.id), lease),
       recentBlocks: new RedisRecentBlocks(redis, keys.chainRecentBlocks(chain.id), this.#log),
-      emittedEvents: (ids) => storedEvents(redis, keys, ids),
+      emittedEvents: (ids) => this.#d.deliveryQueue.store.storedEvents(ids),
       onLeaseLost,
       newChainEachRun: chain.newChainEachRun ?? false,
       ...(chain.ws.length > 1 ? { failover: (reason: string) => this.socket.failover(reason) } : {}),

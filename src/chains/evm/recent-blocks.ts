@@ -1,12 +1,10 @@
 /**
- * The follower's window in Redis (`keys.chainRecentBlocks`) and the stored events its blocks
- * emitted: what a reorg noticed after a restart needs to retract, even when the node has already
- * forgotten the dropped blocks.
+ * The follower's window in Redis (`keys.chainRecentBlocks`) with the ids of what its blocks
+ * emitted (DeliveryStore.storedEvents reads those events back): what a reorg noticed after a
+ * restart needs to retract, even when the node has already forgotten the dropped blocks.
  */
 import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
-import { recordFromHash, type MatchedEvent } from '../../delivery/delivery-record.js'
-import type { RedisKeys } from '../../storage/keys.js'
 import type { RecentBlock, RecentBlockStore } from './block-follower.js'
 
 export class RedisRecentBlocks implements RecentBlockStore {
@@ -45,23 +43,4 @@ export class RedisRecentBlocks implements RecentBlockStore {
     }
     await multi.exec()
   }
-}
-
-/** The events behind `webhook-id`s, from their delivery records (missing ones left out). */
-export async function storedEvents(redis: Redis, keys: RedisKeys, ids: readonly string[]): Promise<MatchedEvent[]> {
-  const pipeline = redis.pipeline()
-  for (const id of ids) pipeline.hgetall(keys.delivery(id)).get(keys.deliveryPayload(id))
-  const replies = ((await pipeline.exec()) ?? []).map(([err, reply]) => {
-    if (err) throw err
-    return reply
-  })
-  const events: MatchedEvent[] = []
-  for (let i = 0; i + 1 < replies.length; i += 2) {
-    const record = recordFromHash(replies[i] as Record<string, string>, replies[i + 1] as string | null)
-    // An event whose payload expired is too old to be in an unfinalized block.
-    if (!record || record.payloadExpired) continue
-    const { id, watchId, tenantId, chain, type, timestamp, data, firstSeenAt } = record
-    events.push({ id, watchId, tenantId, chain, type, timestamp, data, firstSeenAt })
-  }
-  return events
 }
