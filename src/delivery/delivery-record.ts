@@ -7,8 +7,8 @@
  * and the payload is the webhook body itself, rendered once when the event is stored, so every
  * attempt sends the same bytes and no worker renders it again.
  */
-import { base32nopad } from '@scure/base'
 import { BlockhookError } from '../domain/errors.js'
+import { base32ToBase64url, base64urlToBase32 } from '../domain/ids.js'
 import type { EventType } from '../domain/watch-types.js'
 
 export interface MatchedEvent {
@@ -75,7 +75,7 @@ export interface DeliveryRecord extends DeliverySummary, MatchedEvent {
  * tail is the body.
  */
 export function webhookBodyParts(event: Pick<MatchedEvent, 'type' | 'timestamp' | 'watchId' | 'chain' | 'data'>): [head: string, tail: string] {
-  const { watchId: _watchId, chain: _chain, sequence: _sequence, ...data } = event.data
+  const data = withoutDeliveryFields(event.data)
   const head = `{"type":${JSON.stringify(event.type)},"timestamp":${JSON.stringify(event.timestamp)},`
     + `"data":{"watchId":${JSON.stringify(event.watchId)},"chain":${JSON.stringify(event.chain)},"sequence":`
   const rest = JSON.stringify(data)
@@ -118,8 +118,14 @@ export function storedBodyParts(event: Pick<MatchedEvent, 'type' | 'timestamp' |
 /** `timestamp` and `data` (without what delivery adds) back from a body. */
 export function payloadOfBody(body: string): { timestamp: string; data: Record<string, unknown> } {
   const parsed = JSON.parse(body) as { timestamp: string; data: Record<string, unknown> }
-  const { watchId: _watchId, chain: _chain, sequence: _sequence, ...data } = parsed.data
-  return { timestamp: parsed.timestamp, data }
+  return { timestamp: parsed.timestamp, data: withoutDeliveryFields(parsed.data) }
+}
+
+/** `data` without `watchId`, `chain` and `sequence`, which delivery adds (copied only when it has them). */
+function withoutDeliveryFields(data: Record<string, unknown>): Record<string, unknown> {
+  if (!('watchId' in data || 'chain' in data || 'sequence' in data)) return data
+  const { watchId: _watchId, chain: _chain, sequence: _sequence, ...rest } = data
+  return rest
 }
 
 // --- the packed record -----------------------------------------------------------------------
@@ -170,11 +176,11 @@ const BASE32_ID = /^[a-z2-7]{24}$/
 function compactId(prefix: string, id: string): string {
   if (id.includes(RECORD_SEPARATOR)) throw new BlockhookError('BH_INTERNAL', `an id holds a control character: ${JSON.stringify(id)}`)
   const rest = id.slice(prefix.length)
-  return id.startsWith(prefix) && BASE32_ID.test(rest) ? Buffer.from(base32nopad.decode(rest.toUpperCase())).toString('base64url') : `!${id}`
+  return id.startsWith(prefix) && BASE32_ID.test(rest) ? base32ToBase64url(rest) : `!${id}`
 }
 
 function idOfCompact(prefix: string, compact: string): string {
-  return compact.startsWith('!') ? compact.slice(1) : `${prefix}${base32nopad.encode(Buffer.from(compact, 'base64url')).toLowerCase()}`
+  return compact.startsWith('!') ? compact.slice(1) : `${prefix}${base64urlToBase32(compact)}`
 }
 
 /** Fields 9 to 15, which only JavaScript writes: what a record keeps of its event besides the body. */

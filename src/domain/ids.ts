@@ -33,15 +33,23 @@ export function webhookId(watchId: string, eventParts: readonly (string | number
 
 const WEBHOOK_ID = /^evt_[a-z2-7]{32}$/
 
+/** The lowercase base32 of an id (newId, webhookId) as base64url of the same bytes, and back. */
+export function base32ToBase64url(text: string): string {
+  return Buffer.from(base32nopad.decode(text.toUpperCase())).toString('base64url')
+}
+
+export function base64urlToBase32(text: string): string {
+  return base32nopad.encode(Buffer.from(text, 'base64url')).toLowerCase()
+}
+
 /**
  * A `webhook-id` in 27 characters (base64url of its 20 bytes) instead of 36, for the keys and
  * log entries every delivery record has; undefined for a string `webhookId()` cannot return.
  */
 export function compactWebhookId(id: string): string | undefined {
-  if (!WEBHOOK_ID.test(id)) return undefined
-  return Buffer.from(base32nopad.decode(id.slice(4).toUpperCase())).toString('base64url')
+  return WEBHOOK_ID.test(id) ? base32ToBase64url(id.slice(4)) : undefined
 }
 
 export function webhookIdFromCompact(compact: string): string {
-  return `evt_${base32nopad.encode(Buffer.from(compact, 'base64url')).toLowerCase()}`
+  return `evt_${base64urlToBase32(compact)}`
 }
