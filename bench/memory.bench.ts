@@ -1,13 +1,15 @@
 /**
  * Redis memory per delivered event (issue 11): `used_memory` before and after 20,000 deliveries
- * to 10 watches, evm.log-sized events, for
+ * to 10 watches, evm.log-sized events with ids as blockhook makes them, for
  *   - the layout before issue 11, written by a small copy of its store script (old-delivery-layout.ts),
- *   - the current layout while the payload is kept (default delivery config; this includes the
- *     tenant's event-stream log entry, kept as long as the payload by default),
- *   - the current layout after the payload expired (payloadRetention 1ms and an event log kept
- *     1 ms, measured once Redis has dropped every payload key).
- * The current layout is written by the real DeliveryStore: storeMatched, then recordAttempt
- * 'delivered', as the subscriber and the worker do. Each layout starts from an empty Redis.
+ *   - the current layout while the payload is kept (default config: the record, its log entry,
+ *     and the tenant's event-log entry, which holds the body a delivered record shows),
+ *   - the current layout after the payload expired (payloadRetention and stream.retention 1ms,
+ *     measured once Redis has dropped the event log and every payload key),
+ *   - for sizing: a failed delivery (record and payload kept failedRetention, plus the event-log
+ *     entry) and a pending one (as stored, before any attempt; its BullMQ job not counted).
+ * The current layout is written by the real DeliveryStore: storeMatched, then recordAttempt, as
+ * the subscriber and the worker do. Each measurement starts from an empty Redis.
  */
 import { pino } from 'pino'
 import { loadConfig, type Config } from '../src/config/config.js'
@@ -58,11 +60,13 @@ async function main(): Promise<void> {
     return (await usedMemory() - before) / DELIVERIES
   }
 
-  async function writeCurrent(store: DeliveryStore, from: number): Promise<void> {
+  async function writeCurrent(store: DeliveryStore, from: number, outcome: 'delivered' | 'failed' | 'pending' = 'delivered'): Promise<void> {
     const batch = events(from)
     const nowMs = Date.now()
     await store.storeMatched(batch, undefined, nowMs)
-    await Promise.all(batch.map((e) => store.recordAttempt(e, attemptOf(nowMs), 'delivered', null, { ttlMs: 86_400_000, counts: true }, nowMs)))
+    if (outcome === 'pending') return
+    const attempt = outcome === 'delivered' ? attemptOf(nowMs) : { ...attemptOf(nowMs), statusCode: 500, error: 'BH_DELIVERY_HTTP_ERROR: the URL answered 500' }
+    await Promise.all(batch.map((e) => store.recordAttempt(e, attempt, outcome, null, { ttlMs: 86_400_000, counts: true }, nowMs)))
   }
 
   try {
@@ -76,10 +80,15 @@ async function main(): Promise<void> {
         + (await Promise.all(payloadKeys.map((chunk) => redis.exists(...chunk)))).reduce((sum, n) => sum + n, 0)
       while ((await left()) > 0) await new Promise((resolve) => setTimeout(resolve, 100))
     })
-    const line = (name: string, value: number, note: string) => console.log(`${name.padEnd(52)} ${value.toFixed(0).padStart(8)} B   ${note}`)
+    const failed = await measure((from) => writeCurrent(kept.deliveryQueue.store, from, 'failed'))
+    const pending = await measure((from) => writeCurrent(kept.deliveryQueue.store, from, 'pending'))
+    const line = (name: string, value: number, note: string) => console.log(`${name.padEnd(58)} ${value.toFixed(0).padStart(8)} B   ${note}`)
     line('old layout (payload in the record, 14 days), per event', old, '')
     line('current layout, payload kept, per event', keptPerEvent, `${(keptPerEvent / old).toFixed(2)} of old; target ≤ ${TARGET_KEPT} ${keptPerEvent <= TARGET_KEPT ? 'OK' : 'ABOVE'}`)
     line('current layout, payload expired, per event', expired, `${(expired / old).toFixed(2)} of old; target ≤ ${TARGET_EXPIRED} ${expired <= TARGET_EXPIRED ? 'OK' : 'ABOVE'}`)
+    line('  of the kept figure, the event-log entry (kept - expired)', keptPerEvent - expired, '')
+    line('failed delivery (record and payload key, event-log entry)', failed, '')
+    line('pending delivery (as stored, before its first attempt)', pending, 'its BullMQ job not counted')
   } finally {
     await expiring.close()
     await kept.close()
