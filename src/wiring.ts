@@ -14,7 +14,7 @@ import { createMetrics, MetricsPublisher, type Metrics } from './metrics.js'
 import { WatchService } from './services/watch-service.js'
 import { redisKeys, type RedisKeys } from './storage/keys.js'
 import { RedisMemoryWatch } from './storage/redis-memory.js'
-import { createRedis } from './storage/redis.js'
+import { createRedis, logRedisErrors } from './storage/redis.js'
 import { SecretBox } from './storage/secret-box.js'
 import { TenantStore } from './storage/tenant-store.js'
 import { WatchStore } from './storage/watch-store.js'
@@ -43,9 +43,7 @@ export interface Wiring {
 
 /** A connection for `role`; errors are logged (ioredis reconnects on its own), never thrown at the process. */
 export function connectRedis(config: Config, role: string, logger: Logger): Redis {
-  const redis = createRedis(config.redisUrl, role)
-  redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection error'))
-  return redis
+  return logRedisErrors(createRedis(config.redisUrl, role), logger)
 }
 
 export function wire(config: Config, role: string, logger: Logger, options: WiringOptions = {}): Wiring {
@@ -54,6 +52,9 @@ export function wire(config: Config, role: string, logger: Logger, options: Wiri
   const metrics = createMetrics()
   const metricsPublisher = new MetricsPublisher(redis, keys.queuePrefix, metrics)
   const deliveryQueue = new DeliveryQueue(redis, keys, config.delivery, config.stream)
+  // The queue runs on `redis`, whose errors are logged above; without a listener BullMQ prints
+  // every one again to stderr, unstructured.
+  deliveryQueue.queue.on('error', (err: Error) => logger.debug({ err: err.message }, 'delivery queue error'))
   const watches = new WatchStore(redis, keys, new SecretBox(config.encryptionKey))
   const memoryWatch = new RedisMemoryWatch(redis, keys.writeProbe, logger)
   memoryWatch.start()

@@ -2,7 +2,8 @@ import t, { type Test } from 'tap'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { freePort, startRedis } from './helpers/processes.js'
+import { startRedisServer } from '../src/dev/child-processes.js'
+import { freePort, startAnvil, startRedis } from './helpers/processes.js'
 import { runCli, type CliRun } from './helpers/spawn-cli.js'
 
 const TOKEN = 'an-admin-token-of-at-least-32-characters'
@@ -79,3 +80,49 @@ t.test('blockhook all answers /readyz 503 naming the chain while its node cannot
   run.child.kill('SIGTERM')
   t.equal((await run.exited).code, 0)
 })
+
+t.test('blockhook all through a Redis SIGKILL and restart: every line it writes is a JSON log line, and it exits 0', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'blockhook-cli-'))
+  let redis = await startRedisServer({ dir })
+  t.teardown(() => redis.stop())
+  const anvil = await startAnvil()
+  t.teardown(() => anvil.stop())
+  const configPath = join(dir, 'blockhook.config.json')
+  writeFileSync(configPath, JSON.stringify({ chains: [{ id: 'local', type: 'evm', ws: [anvil.wsUrl] }] }))
+  const port = await freePort()
+  const run = await startListening(t, ['all'], configPath, redis.url, port)
+  // The subscriber leads once its watches are loaded: its change-feed and replay readers are open.
+  await outputMatches(run, /watches loaded/)
+
+  redis.child.kill('SIGKILL')
+  // Every connection fails to reconnect meanwhile, the blocking readers' included: each says so
+  // in a log line (before, ioredis and BullMQ printed stacks of their own to stderr).
+  await outputMatches(run, /"connection":"watch changes".*redis connection error|Unhandled error event/)
+  await outputMatches(run, /"connection":"replay requests".*redis connection error|Unhandled error event/)
+  redis = await startRedisServer({ dir, port: redis.port })
+  while ((await fetch(`http://127.0.0.1:${port}/readyz`)).status !== 200) await new Promise((resolve) => setTimeout(resolve, 100))
+
+  run.child.kill('SIGTERM')
+  const { code, stdout, stderr } = await run.exited
+  t.equal(code, 0)
+  t.equal(stderr, '', 'nothing on stderr')
+  const lines = stdout.split('\n').filter((line) => line !== '')
+  t.same(lines.filter((line) => !line.startsWith('{')), [], 'every line is a structured log entry')
+  t.ok(lines.some((line) => /"connection":"watch changes"/.test(line)), 'the change-feed reader logs its connection errors')
+})
+
+/** Resolves once the process has printed something matching `pattern`. */
+function outputMatches(run: CliRun, pattern: RegExp): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      if (!pattern.test(run.output())) return
+      run.child.stdout!.off('data', check)
+      run.child.stderr!.off('data', check)
+      resolve()
+    }
+    run.child.stdout!.on('data', check)
+    run.child.stderr!.on('data', check)
+    run.exited.then(({ code }) => reject(new Error(`exited ${code}:\n${run.output()}`)))
+    check()
+  })
+}

@@ -110,14 +110,18 @@ export async function stopChild(child: ChildProcess): Promise<void> {
 export interface RedisServerOptions {
   /** Working directory of the server (where it would write dumps); the current one when absent. */
   dir?: string
+  /** A free one when absent; given to restart a server on the same address. */
+  port?: number
+  /** Keep an append-only file in `dir`, as production Redis does (the soak restarts it on the same data). */
+  appendOnly?: boolean
 }
 
-/** A redis-server on a free loopback port that keeps nothing on disk. */
+/** A redis-server on a loopback port that keeps nothing on disk unless `appendOnly`. */
 export async function startRedisServer(options: RedisServerOptions = {}): Promise<RunningProcess> {
-  const port = await freePort()
+  const port = options.port ?? await freePort()
   const { child } = await startAndWaitFor(
     'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', options.appendOnly ? 'yes' : 'no'],
     /Ready to accept connections/,
     { cwd: options.dir },
   )

@@ -12,6 +12,7 @@ import { BlockhookError, badRequest, hasCode } from '../domain/errors.js'
 import type { Logger } from '../logger.js'
 import type { Metrics } from '../metrics.js'
 import type { RedisKeys } from '../storage/keys.js'
+import { duplicateRedis } from '../storage/redis.js'
 import type { TenantStore } from '../storage/tenant-store.js'
 import type { WatchStore } from '../storage/watch-store.js'
 import { ConnectionSlots } from './connection-slots.js'
@@ -73,8 +74,7 @@ export class EventStream {
     this.#now = d.now ?? Date.now
     this.#log = new EventLog(d.redis, d.keys)
     this.#slots = new ConnectionSlots(d.redis, d.keys, d.stream.maxConnectionsPerTenant, this.#timing.pongTimeoutMs + this.#timing.pingIntervalMs)
-    this.#reader = d.redis.duplicate()
-    this.#reader.on('error', (err: Error) => d.logger.warn({ err: err.message }, 'event-log reader connection error'))
+    this.#reader = duplicateRedis(d.redis, d.logger, 'event log')
     this.#tail = new LiveTail(this.#reader, d.redis, d.keys, d.logger)
   }
 

@@ -11,6 +11,7 @@ import { ReplayQueue } from '../../delivery/replay-requests.js'
 import { connectionNotReadyReason, watchdogMsFor, type ChainDriver, type ChainDriverDeps } from '../../subscriber/chain-runner.js'
 import { SkipLog } from '../../skip-log.js'
 import { ChainStatusPublisher } from '../../subscriber/chain-status.js'
+import { duplicateRedis } from '../../storage/redis.js'
 import { RedisCursorStore } from '../../subscriber/cursor-store.js'
 import type { ChainLease } from '../../subscriber/lease.js'
 import { WatchSet } from '../../subscriber/watch-set.js'
@@ -115,7 +116,7 @@ export class EvmChain implements ChainDriver {
     const index = new EvmWatchIndex(chain.id, chain.confirmations)
     const emit = (events: MatchedEvent[]) => this.#emit(events)
     const pending = new PendingTransactions({ socket: this.socket, node: this.#node, index, emit, logger: this.#log })
-    const reader = redis.duplicate()
+    const reader = duplicateRedis(redis, this.#log, 'watch changes')
     const watchSet = new WatchSet({
       store, reader, chain: chain.id, chainType: 'evm', logger: this.#log,
       sink: {
@@ -137,7 +138,7 @@ export class EvmChain implements ChainDriver {
       },
       ...this.#d.follower,
     })
-    const replayReader = redis.duplicate()
+    const replayReader = duplicateRedis(redis, this.#log, 'replay requests')
     const replays = new ReplayConsumer({
       chain: chain.id, defaultConfirmations: chain.confirmations, reader: replayReader, requests: new ReplayQueue(redis, keys), store, node: this.#node,
       cursor: (number) => follower.reached(number),

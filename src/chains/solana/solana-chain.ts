@@ -6,6 +6,7 @@
  */
 import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
+import { duplicateRedis } from '../../storage/redis.js'
 import { connectionNotReadyReason, watchdogMsFor, type ChainDriver, type ChainDriverDeps } from '../../subscriber/chain-runner.js'
 import { ChainStatusPublisher } from '../../subscriber/chain-status.js'
 import type { ChainLease } from '../../subscriber/lease.js'
@@ -103,7 +104,7 @@ export class SolanaChain implements ChainDriver {
       onSubscriptionsChanged: () => this.status.update({ subscriptions: leader.subscriptionCount }),
       onLeaseLost,
     })
-    const reader = redis.duplicate()
+    const reader = duplicateRedis(redis, this.#log, 'watch changes')
     const watchSet = new WatchSet({ store, reader, chain: chain.id, chainType: 'solana', logger: this.#log, sink: leader })
     this.#leadership = { leader, watchSet, reader }
     await watchSet.start()
