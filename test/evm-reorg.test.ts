@@ -96,3 +96,26 @@ t.test('a reorg that happens while the subscriber is stopped is retracted after 
   await h.caughtUp(third, await h.mine())
   t.equal((await h.records(instant.id)).length, 3, 'a restart after the reorg queues nothing again')
 })
+
+t.test("an ordered watch's retraction takes its turn: held behind the event before it, not queued at once", async (t) => {
+  const h = harness(t, redisServer.url, { ws: [anvil.wsUrl], http: anvil.url })
+  const watch = await h.createWatch({ type: 'evm.logs', filter: { address: token, topics: [TRANSFER_TOPIC] }, ordered: true })
+  const sub = await h.startSubscriber()
+  await h.caughtUp(sub, await h.mine())
+
+  const snapshot = await rpc<string>(anvil.url, 'evm_snapshot')
+  await send(clients, token, 'TestToken', 'transfer', [BOB, 5n])
+  await h.caughtUp(sub, await h.mine())
+  t.equal(await rpc(anvil.url, 'evm_revert', [snapshot]), true)
+  await send(clients, token, 'TestToken', 'transfer', [CAROL, 7n])
+  await h.mine()
+  await h.caughtUp(sub, await h.mine())
+
+  // No worker runs: the first event is still pending, so the two after it must wait.
+  const records = await h.records(watch.id)
+  t.same(records.map((r) => [r.type, r.sequence, r.ordered]), [
+    ['evm.log', 1, true], ['evm.log.removed', 2, true], ['evm.log', 3, true],
+  ])
+  t.same(await Promise.all(records.map((r) => h.jobExists(r.id))), [true, false, false], 'only the first is queued')
+  t.same(await h.redis.zrange(h.keys.watchOrderedDeliveries(watch.id), '0', '-1'), records.map((r) => r.id), 'the rest wait in sequence order')
+})

@@ -346,7 +346,8 @@ export class DeliveryStore {
     return (await this.getMany(ids)).flatMap((record) => {
       if (!record || record.payloadExpired) return []
       const { id, watchId, tenantId, chain, type, timestamp, data, firstSeenAt } = record
-      return [{ id, watchId, tenantId, chain, type, timestamp, data, firstSeenAt }]
+      // Kept: the retraction of an ordered watch's event takes its turn in sequence like any other.
+      return [{ id, watchId, tenantId, chain, type, timestamp, data, firstSeenAt, ...(record.ordered ? { ordered: true as const } : {}) }]
     })
   }
 
