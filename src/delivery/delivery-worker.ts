@@ -45,9 +45,11 @@ const MAX_STALLED_COUNT = 5
  * stalled check then puts the jobs back. BullMQ's defaults (30 s lock, 30 s check) make that up
  * to 60 s; a 15 s lock (renewed every 7.5 s, by one call per worker for all its jobs) and a 10 s
  * check make it at most 25 s. The extra Redis work is one lock-renewal call per worker every
- * 7.5 s instead of 15 s, and one stalled check per worker every 10 s instead of 30 s, whatever
- * the number of active jobs. A worker cut off from Redis cannot renew: after 15 s another worker
- * may send the job again, under the same webhook-id, which receivers dedupe by.
+ * 7.5 s instead of 15 s, and a stalled check every 10 s instead of 30 s; both scripts touch every
+ * active job, so measured (bench/worker-crash.bench.ts) it is 0.66 instead of 0.26 Redis commands
+ * per second per active job, about a microsecond of Redis time. A worker cut off from Redis
+ * cannot renew: after 15 s another worker may send the job again, under the same webhook-id,
+ * which receivers dedupe by.
  */
 const LOCK_DURATION_MS = 15_000
 const STALLED_INTERVAL_MS = 10_000
