@@ -125,17 +125,21 @@ async function main(): Promise<void> {
   const recoveries = new Map<string, number[]>()
   const loads = new Map<string, { idlePerSec: number; activePerSec: number; perJob: number; usecPerJobSec: number }>()
   let n = 0
+  /** A key prefix of its own with one watch on the receiver, and a producer for its queue. */
+  const keyspace = async (prefix: string) => {
+    const config = benchConfig(redisServer.url, prefix)
+    const keys = redisKeys(prefix)
+    const at = new Date().toISOString()
+    const watch: Watch = { id: `wch_${prefix.replace('-', '')}`, tenantId: 'ten_bench', chain: 'eth', type: 'evm.logs', filter: {}, url: `${receiver.url}/hook`, status: 'active', confirmations: 0, createdAt: at, updatedAt: at }
+    await new WatchStore(redis, keys, new SecretBox(undefined)).create(watch, SECRET)
+    return { watch, queue: new DeliveryQueue(redis, keys, config.delivery, config.stream) }
+  }
   try {
     for (const timing of TIMINGS) {
       // 1. Recovery after a SIGKILL mid-request.
       for (let trial = 0; trial < TRIALS; trial++) {
         const prefix = `crash-${n}`
-        const config = benchConfig(redisServer.url, prefix)
-        const keys = redisKeys(prefix)
-        const at = new Date().toISOString()
-        const watch: Watch = { id: `wch_crash${n}`, tenantId: 'ten_bench', chain: 'eth', type: 'evm.logs', filter: {}, url: `${receiver.url}/hook`, status: 'active', confirmations: 0, createdAt: at, updatedAt: at }
-        await new WatchStore(redis, keys, new SecretBox(undefined)).create(watch, SECRET)
-        const queue = new DeliveryQueue(redis, keys, config.delivery, config.stream)
+        const { watch, queue } = await keyspace(prefix)
         const first = await startWorkerProcess(redisServer.url, prefix, timing)
         const event = benchEvent(watch.id, n++)
         await queue.enqueue([event])
@@ -155,12 +159,7 @@ async function main(): Promise<void> {
 
       // 2. Redis commands per active job.
       const prefix = `load-${n}`
-      const config = benchConfig(redisServer.url, prefix)
-      const keys = redisKeys(prefix)
-      const at = new Date().toISOString()
-      const watch: Watch = { id: `wch_load${n}`, tenantId: 'ten_bench', chain: 'eth', type: 'evm.logs', filter: {}, url: `${receiver.url}/hook`, status: 'active', confirmations: 0, createdAt: at, updatedAt: at }
-      await new WatchStore(redis, keys, new SecretBox(undefined)).create(watch, SECRET)
-      const queue = new DeliveryQueue(redis, keys, config.delivery, config.stream)
+      const { watch, queue } = await keyspace(prefix)
       const worker = await startWorkerProcess(redisServer.url, prefix, timing)
       const idleFrom = await commandStats(redis)
       await sleep(IDLE_WINDOW_MS)

@@ -228,9 +228,12 @@ const trafficDone = (async () => {
 // --- faults ------------------------------------------------------------------------------------------
 
 const durationMs = minutes * 60_000
+const warmupMs = Math.min(20_000, durationMs / 6)
+const quietTailMs = Math.min(30_000, durationMs / 6)
 const schedule = faultSchedule({
-  seed, durationMs, workers: WORKERS, warmupMs: Math.min(20_000, durationMs / 6), quietTailMs: Math.min(30_000, durationMs / 6),
-  meanGapMs: Math.min(Number(args['fault-every']) * 1_000, durationMs / 12),
+  seed, durationMs, workers: WORKERS, warmupMs, quietTailMs,
+  // A short run still tries every kind of fault once.
+  meanGapMs: Math.min(Number(args['fault-every']) * 1_000, (durationMs - warmupMs - quietTailMs) / (FAULT_KINDS.length + 2)),
 })
 const injected = Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<FaultKind, number>
 const faultErrors: string[] = []
