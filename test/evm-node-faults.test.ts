@@ -115,3 +115,31 @@ t.test('a node that sends heads but answers nothing: the next endpoint takes ove
   await s.h.caughtUp(s.sub, s.chain.mine(2))
   t.same(await received(s), canonical(s.chain, 1))
 })
+
+t.test('lastHeadAt moves only with a new head: the same head read again, even by a new process, leaves it (a stalled chain stays stalled)', async (t) => {
+  const s = await setup(t)
+  const status = () => s.h.redis.hgetall(s.h.keys.chainStatus('local'))
+  await s.h.caughtUp(s.sub, s.chain.mine(1))
+  // The status write is coalesced: wait for the one that carries block 2.
+  let moved: Record<string, string>
+  for (moved = await status(); moved.headNumber !== '2'; moved = await status()) await new Promise((resolve) => setTimeout(resolve, 10))
+
+  // Heads for a block already seen (a node re-announcing it, a reconnect's first read).
+  const seen = s.chain.latestRequests(3)
+  for (let i = 0; i < 3; i++) s.chain.head()
+  await seen
+  await s.sub.close()
+  t.equal((await status()).lastHeadAt, moved.lastHeadAt, 'reading the same head again is not a new head')
+
+  const next = await s.h.startSubscriber()
+  await s.h.caughtUp(next, 2)
+  await next.close()
+  t.equal((await status()).lastHeadAt, moved.lastHeadAt, 'nor is a new process finding the head its predecessor saw')
+
+  const again = await s.h.startSubscriber()
+  await s.h.caughtUp(again, s.chain.mine(1))
+  await again.close()
+  const after = await status()
+  t.equal(after.headNumber, '3')
+  t.ok(Date.parse(after.lastHeadAt!) > Date.parse(moved.lastHeadAt!), 'a new block moves it')
+})

@@ -116,6 +116,9 @@ export class EvmChain implements ChainDriver {
     const index = new EvmWatchIndex(chain.id, chain.confirmations)
     const emit = (events: MatchedEvent[]) => this.#emit(events)
     const pending = new PendingTransactions({ socket: this.socket, node: this.#node, index, emit, logger: this.#log })
+    // lastHeadAt says when the chain last moved (stall alerts read it): the same head read again
+    // (after a reconnect, a wake with nothing new, or this process taking over) leaves it.
+    let lastHeadHash = await redis.hget(keys.chainStatus(chain.id), 'headHash')
     const reader = duplicateRedis(redis, this.#log, 'watch changes')
     const watchSet = new WatchSet({
       store, reader, chain: chain.id, chainType: 'evm', logger: this.#log,
@@ -134,6 +137,8 @@ export class EvmChain implements ChainDriver {
       ...(chain.ws.length > 1 ? { failover: (reason: string) => this.socket.failover(reason) } : {}),
       onHead: (head) => {
         this.#d.metrics.chainHead.set({ chain: chain.id }, head.number)
+        if (head.hash === lastHeadHash) return
+        lastHeadHash = head.hash
         this.#status.update({ headNumber: head.number, headHash: head.hash, lastHeadAt: new Date().toISOString() })
       },
       ...this.#d.follower,
