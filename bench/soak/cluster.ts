@@ -1,5 +1,5 @@
 /**
- * The processes the soak runs and kills: each blockhook role as `blockhook <role>` from the
+ * The processes the soak runs and kills: each blockhook role (and `listen`) as `blockhook …` from the
  * sources (test/helpers/cli-entry.ts, with production timings: nothing shortened), its output
  * appended to a log file per role; and a redis-server with an append-only file, killed and
  * restarted on the same port and data directory. A role that exits without being killed is
@@ -26,13 +26,17 @@ export class RoleProcess {
   #child: ChildProcess | undefined
   #killing = false
   #stopped = false
+  /** The current process's latest output, for `printed()`. */
+  #recent = ''
+  readonly #waiters = new Set<{ pattern: RegExp; resolve: () => void }>()
   /** Exits nobody asked for, each with its code or signal. */
   readonly unexpectedExits: string[] = []
   starts = 0
 
-  constructor(name: string, role: string, env: Record<string, string>, logDir: string) {
+  /** `command`: what follows `blockhook` (`worker`, `listen --forward-to …`). */
+  constructor(name: string, command: readonly string[], env: Record<string, string>, logDir: string) {
     this.name = name
-    this.#args = ['--import', 'tsx', ENTRY, role]
+    this.#args = ['--import', 'tsx', ENTRY, ...command]
     this.#env = { PATH: process.env.PATH ?? '', ...env }
     mkdirSync(logDir, { recursive: true })
     this.#log = createWriteStream(join(logDir, `${name}.log`), { flags: 'a' })
@@ -48,6 +52,13 @@ export class RoleProcess {
     const child = spawn(process.execPath, this.#args, { env: this.#env, stdio: ['ignore', 'pipe', 'pipe'] })
     child.stdout!.pipe(this.#log, { end: false })
     child.stderr!.pipe(this.#log, { end: false })
+    this.#recent = ''
+    child.stdout!.on('data', (chunk: Buffer) => {
+      this.#recent = (this.#recent + chunk.toString()).slice(-65_536)
+      for (const waiter of this.#waiters) {
+        if (waiter.pattern.test(this.#recent)) { this.#waiters.delete(waiter); waiter.resolve() }
+      }
+    })
     this.#child = child
     child.once('exit', (code, signal) => {
       this.#log.write(`--- ${new Date().toISOString()} exit ${signal ?? code}\n`)
@@ -55,6 +66,12 @@ export class RoleProcess {
       this.unexpectedExits.push(`${signal ?? code} at ${new Date().toISOString()}`)
       setTimeout(() => { if (!this.#stopped) this.start() }, 1_000).unref()
     })
+  }
+
+  /** Resolves once the running process prints something matching `pattern`. */
+  printed(pattern: RegExp): Promise<void> {
+    if (pattern.test(this.#recent)) return Promise.resolve()
+    return new Promise((resolve) => this.#waiters.add({ pattern, resolve }))
   }
 
   /** SIGKILL, resolved once the process is gone. */

@@ -16,17 +16,18 @@ export type Fault =
   | { kind: 'reorg'; depth: number; replacementTransfers: number }
   | { kind: 'pause'; resumeAfterMs: number }
   | { kind: 'receiver-down'; forMs: number }
+  | { kind: 'chain-halt'; forMs: number }
 
 export type FaultKind = Fault['kind']
 
 export interface ScheduledFault { atMs: number; fault: Fault }
 
 export const FAULT_KINDS: readonly FaultKind[] = [
-  'link-cut', 'link-freeze', 'kill-subscriber', 'kill-worker', 'kill-redis', 'reorg', 'pause', 'receiver-down',
+  'link-cut', 'link-freeze', 'kill-subscriber', 'kill-worker', 'kill-redis', 'reorg', 'pause', 'receiver-down', 'chain-halt',
 ]
 
 const WEIGHTS: Record<FaultKind, number> = {
-  'link-cut': 3, 'link-freeze': 2, 'kill-subscriber': 2, 'kill-worker': 3, 'kill-redis': 1, reorg: 4, pause: 1, 'receiver-down': 1,
+  'link-cut': 3, 'link-freeze': 2, 'kill-subscriber': 2, 'kill-worker': 3, 'kill-redis': 1, reorg: 4, pause: 1, 'receiver-down': 1, 'chain-halt': 1,
 }
 
 /** After a resume, the runner reads the subscriber's cursor this much later (see oracle.ts). */
@@ -52,6 +53,8 @@ function draw(kind: FaultKind, r: ReturnType<typeof rng>, workers: number): Faul
     case 'reorg': return { kind, depth: r.int(1, 5), replacementTransfers: r.int(0, 3) }
     case 'pause': return { kind, resumeAfterMs: r.int(10_000, 30_000) }
     case 'receiver-down': return { kind, forMs: r.int(3_000, 15_000) }
+    // Longer than the 30 s without a head after which the chain counts as stalled (alerts, watchdog).
+    case 'chain-halt': return { kind, forMs: r.int(40_000, 50_000) }
   }
 }
 

@@ -6,11 +6,13 @@
  * and the roles apart as `blockhook api`, `subscriber` and two `worker`s with production
  * timings; a receiver (receiver.ts) that verifies every request with `standardwebhooks` and
  * sometimes answers 500, hangs or resets; a traffic generator sending ERC-20 transfers, log
- * sprays and ether; seven watches (logs and address activity, with and without confirmations,
- * one batched, one ordered, one that is paused and resumed). On a seeded schedule
- * (schedule.ts) it cuts and freezes the node link, SIGKILLs the subscriber, the workers and
- * Redis (each restarted, Redis on the same data), reorganises the chain 1–5 blocks deep with
- * `anvil_reorg`, pauses a watch and takes the receiver down. Then it stops the faults and the
+ * sprays and ether; eight watches (logs and address activity, with and without confirmations,
+ * one batched, one ordered, one that is paused and resumed, and one without a url whose event
+ * stream `blockhook listen` forwards). On a seeded schedule (schedule.ts) it cuts and freezes
+ * the node link, SIGKILLs the subscriber, the workers and Redis (each restarted, Redis on the
+ * same data), reorganises the chain 1–5 blocks deep with `anvil_reorg`, pauses a watch, takes
+ * the receiver down and halts the chain for longer than its stall threshold (the operator
+ * alerts are counted, not judged). Then it stops the faults and the
  * traffic, lets the chain move past every confirmation depth, and drains until everything owed
  * has arrived (or `--drain-minutes` pass) before the oracle reads the final canonical chain.
  *
@@ -83,8 +85,10 @@ await clients.public.waitForTransactionReceipt({
   hash: await send(clients, token, 'TestToken', 'mint', [ALICE, 10n ** 30n]), pollingInterval: 100,
 })
 const receiver = await startReceiver(seed)
+/** For what is sent once, never retried (`listen`'s forwards), and the operator alerts: never fails, never goes down. */
+const steady = await startReceiver(seed)
 const alertSecret = `whsec_${randomBytes(24).toString('base64')}`
-receiver.trust('/alerts', alertSecret, { faults: false })
+steady.trust('/alerts', alertSecret, { faults: false })
 
 /** When this process first saw each block hash, straight from anvil (not through the proxy). */
 const firstSeen = new Map<string, number>()
@@ -108,7 +112,7 @@ writeFileSync(configPath, JSON.stringify({
     retrySchedule: ['1s', '2s', '4s', '8s', '15s', '30s', '30s', '30s', '30s', '30s', '30s', '30s', '30s', '30s', '30s', '30s'],
     concurrency: 20,
   },
-  alerts: { url: `${receiver.url}/alerts`, secret: alertSecret },
+  alerts: { url: `${steady.url}/alerts`, secret: alertSecret },
   api: { rateLimitPerSecond: 1_000 },
 }, null, 2))
 const apiPort = await freePort()
@@ -123,9 +127,9 @@ const env = {
   LOG_LEVEL: args['log-level']!,
 }
 const logDir = join(dir, 'logs')
-const api = new RoleProcess('api', 'api', env, logDir)
-const subscriber = new RoleProcess('subscriber', 'subscriber', env, logDir)
-const workers = Array.from({ length: WORKERS }, (_, i) => new RoleProcess(`worker-${i + 1}`, 'worker', env, logDir))
+const api = new RoleProcess('api', ['api'], env, logDir)
+const subscriber = new RoleProcess('subscriber', ['subscriber'], env, logDir)
+const workers = Array.from({ length: WORKERS }, (_, i) => new RoleProcess(`worker-${i + 1}`, ['worker'], env, logDir))
 const roles = [api, subscriber, ...workers]
 for (const role of roles) role.start()
 
@@ -179,13 +183,19 @@ const WATCHES = [
   { name: 'batched', type: 'evm.logs', filter: tokenLogs, confirmations: 1, batch: 'block' },
   { name: 'ordered', type: 'evm.logs', filter: { ...tokenLogs, topics: [TRANSFER_TOPIC, null, topicOf(BOB)] }, confirmations: 0, ordered: true },
   { name: 'paused', type: 'evm.logs', filter: { ...tokenLogs, topics: [TRANSFER_TOPIC, null, topicOf(CAROL)] }, confirmations: 0 },
+  // No url: its events reach only the event stream, which `blockhook listen` forwards.
+  { name: 'stream', type: 'evm.logs', filter: tokenLogs, confirmations: 0, streamOnly: true },
 ] as const
 const specs: WatchSpec[] = []
 for (const w of WATCHES) {
   const { name, ...body } = w
-  const path = `/hooks/${name}`
-  const created = await call<{ id: string; secret: string; startBlock: number }>('POST', '/watches', auth, { chain: CHAIN, url: `${receiver.url}${path}`, ...body })
-  receiver.trust(path, created.secret)
+  const streamOnly = 'streamOnly' in w
+  const path = streamOnly ? `/stream/${name}` : `/hooks/${name}`
+  const created = await call<{ id: string; secret: string; startBlock: number }>('POST', '/watches', auth, {
+    chain: CHAIN, ...(streamOnly ? {} : { url: `${receiver.url}${path}` }), ...Object.fromEntries(Object.entries(body).filter(([k]) => k !== 'streamOnly')),
+  })
+  if (streamOnly) steady.trust(path, created.secret, { faults: false })
+  else receiver.trust(path, created.secret)
   const filter = w.filter as { address?: string; topics?: (string | null)[]; addresses?: string[] }
   specs.push({
     name, id: created.id, kind: w.type === 'evm.logs' ? 'logs' : 'activity',
@@ -194,6 +204,13 @@ for (const w of WATCHES) {
   })
 }
 const pausable = specs.find((s) => s.name === 'paused')!
+const listen = new RoleProcess('listen', [
+  'listen', '--api', apiUrl, '--key', tenant.apiKey, '--watch', specs.find((s) => s.name === 'stream')!.id, '--forward-to', `${steady.url}/stream/stream`,
+], env, logDir)
+roles.push(listen)
+listen.start()
+// Its stream starts from now: connected before the first transfer, it misses none.
+await listen.printed(/Connected; waiting for events/)
 const firstBlock = Math.min(...specs.map((s) => s.startBlock))
 say(`${specs.length} watches from block ${firstBlock}: ${specs.map((s) => s.name).join(', ')}`)
 
@@ -290,6 +307,11 @@ async function inject(fault: Fault): Promise<void> {
       return
     }
     case 'receiver-down': return receiver.goDown(fault.forMs)
+    case 'chain-halt':
+      await rpc(anvil.url, 'evm_setIntervalMining', [0])
+      await sleep(fault.forMs)
+      await rpc(anvil.url, 'evm_setIntervalMining', [1])
+      return
   }
 }
 
@@ -340,10 +362,9 @@ for (let n = firstBlock; n <= head; n += 8) {
   blocks.push(...await Promise.all(Array.from({ length: Math.min(8, head - n + 1) }, (_, i) => readBlock(n + i))))
 }
 
-const judge = (): OracleReport => runOracle({
-  chain: CHAIN, watches: specs, blocks, head, pauses, firstSeen,
-  accepted: receiver.received.filter((r) => r.path !== '/alerts'),
-})
+/** Every webhook accepted for a watch, in arrival order. */
+const accepted = () => [...receiver.received, ...steady.received.filter((r) => r.path !== '/alerts')].sort((a, b) => a.at - b.at)
+const judge = (): OracleReport => runOracle({ chain: CHAIN, watches: specs, blocks, head, pauses, firstSeen, accepted: accepted() })
 const drainDeadline = Date.now() + drainMinutes * 60_000
 let report = judge()
 while ((report.lost > 0 || report.retractionsMissing > 0) && Date.now() < drainDeadline) {
@@ -358,16 +379,17 @@ const finalStatus = await status().catch(() => undefined)
 clearInterval(progress)
 
 // What the oracle judged, for a look after the run.
-writeFileSync(join(dir, 'received.jsonl'), receiver.received.map((r) => JSON.stringify({
+writeFileSync(join(dir, 'received.jsonl'), accepted().map((r) => JSON.stringify({
   at: r.at, path: r.path, id: r.id, type: r.body.type, sequence: r.body.data.sequence,
   block: r.body.data.block, eventKey: r.body.data.eventKey, retracts: r.body.data.retracts,
 })).join('\n'))
 writeFileSync(join(dir, 'report.json'), JSON.stringify({ seed, minutes, schedule, pauses, pauseLog, watches: specs, report }, null, 2))
 
 const stops: StopOutcome[] = []
-for (const role of [api, subscriber, ...workers].reverse()) stops.push(await role.stop())
+for (const role of [...roles].reverse()) stops.push(await role.stop())
 heads.close()
 await receiver.close()
+await steady.close()
 await proxy.close()
 await anvil.stop()
 await redis.stop()
@@ -378,7 +400,7 @@ const fmt = (ms: number | null) => (ms === null ? '—' : `${(ms / 1000).toFixed
 const badStops = stops.filter((s) => s.code !== 0 || s.ms > 10_000)
 const crashes = roles.flatMap((r) => r.unexpectedExits.map((e) => `${r.name} exited by itself (${e})`))
 const alertTypes = new Map<string, number>()
-for (const r of receiver.received.filter((x) => x.path === '/alerts')) alertTypes.set(r.body.type, (alertTypes.get(r.body.type) ?? 0) + 1)
+for (const r of steady.received.filter((x) => x.path === '/alerts')) alertTypes.set(r.body.type, (alertTypes.get(r.body.type) ?? 0) + 1)
 
 say('---')
 say(`seed ${seed}; ${minutes} min; machine ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`)
@@ -402,7 +424,7 @@ say(`  event-to-delivery, confirmations 0: p50 ${fmt(report.latencyConfirmed0.p5
 say(`  event-to-delivery, every watch:     p50 ${fmt(report.latencyAll.p50Ms)}, p99 ${fmt(report.latencyAll.p99Ms)} (${report.latencyAll.count} events)`)
 for (const sample of [...report.lostSamples, ...report.multipleIdSamples, ...report.retractionSamples, ...report.orderSamples]) say(`  sample: ${sample}`)
 const failed = failures(report, {
-  'signatures that did not verify': receiver.counts.unverified,
+  'signatures that did not verify': receiver.counts.unverified + steady.counts.unverified,
   'role processes that exited by themselves': crashes.length,
   'roles not stopping with 0 within 10 s': badStops.length,
 })
