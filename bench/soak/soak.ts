@@ -400,7 +400,19 @@ const fmt = (ms: number | null) => (ms === null ? '—' : `${(ms / 1000).toFixed
 const badStops = stops.filter((s) => s.code !== 0 || s.ms > 10_000)
 const crashes = roles.flatMap((r) => r.unexpectedExits.map((e) => `${r.name} exited by itself (${e})`))
 const alertTypes = new Map<string, number>()
-for (const r of steady.received.filter((x) => x.path === '/alerts')) alertTypes.set(r.body.type, (alertTypes.get(r.body.type) ?? 0) + 1)
+const alertIds = new Set<string>()
+// One alert per change of state: the chain's stalled and recovered alternate, and it ends recovered.
+let chainStalled = false
+let alertsOutOfTurn = 0
+for (const r of steady.received.filter((x) => x.path === '/alerts')) {
+  if (alertIds.has(r.id)) continue
+  alertIds.add(r.id)
+  alertTypes.set(r.body.type, (alertTypes.get(r.body.type) ?? 0) + 1)
+  if (r.body.type !== 'alert.chain_stalled' && r.body.type !== 'alert.chain_recovered') continue
+  if ((r.body.type === 'alert.chain_stalled') === chainStalled) alertsOutOfTurn++
+  chainStalled = r.body.type === 'alert.chain_stalled'
+}
+if (chainStalled) alertsOutOfTurn++
 
 say('---')
 say(`seed ${seed}; ${minutes} min; machine ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`)
@@ -427,6 +439,7 @@ const failed = failures(report, {
   'signatures that did not verify': receiver.counts.unverified + steady.counts.unverified,
   'role processes that exited by themselves': crashes.length,
   'roles not stopping with 0 within 10 s': badStops.length,
+  'chain alerts out of turn (two stalls or recoveries in a row, or stalled at the end)': alertsOutOfTurn,
 })
 for (const crash of crashes) say(`  ${crash}`)
 if (failed.length > 0) {
