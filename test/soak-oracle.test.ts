@@ -64,8 +64,16 @@ t.test('a lost event, one under two ids, a missing and a spurious retraction are
     removal(w, canonical, chain[0]!, 9),
     logWebhook(w, chain[3]!),
   ]))
-  t.match(report, { lost: 1, multipleIds: 1, retractionsMissing: 1, retractionsSpurious: 1 })
+  t.match(report, { lost: 1, multipleIds: 1, retractionsMissing: 1, retractionsSpurious: 1, unowed: 0 })
   t.match(report.lostSamples[0], /block 3/)
+})
+
+t.test('an event before the watch started, or of a log its filter does not match, is counted as not owed', async (t) => {
+  const w = watch({ startBlock: 2 })
+  const other = watch({ name: 'other', id: 'wch_other', address: '0x00000000000000000000000000000000000000ff' })
+  const chain = [block(1), block(2)]
+  const report = runOracle(input([w, other], chain, [logWebhook(w, chain[0]!), logWebhook(w, chain[1]!), logWebhook(other, chain[1]!)]))
+  t.match(report, { lost: 0, unowed: 2 })
 })
 
 t.test('confirmations: the last blocks are not owed yet; ordered: an id first accepted out of sequence is counted', async (t) => {

@@ -18,6 +18,12 @@ export const GRACEFUL_STOP_MS = 10_000
 
 export interface StopOutcome { name: string; code: number | null; signal: string | null; ms: number }
 
+/** Role processes still running when the soak exits (a failure, Ctrl-C) are killed with it. */
+const live = new Set<ChildProcess>()
+process.on('exit', () => {
+  for (const child of live) child.kill('SIGKILL')
+})
+
 export class RoleProcess {
   readonly name: string
   readonly #args: string[]
@@ -60,7 +66,9 @@ export class RoleProcess {
       }
     })
     this.#child = child
+    live.add(child)
     child.once('exit', (code, signal) => {
+      live.delete(child)
       this.#log.write(`--- ${new Date().toISOString()} exit ${signal ?? code}\n`)
       if (this.#killing || this.#stopped || this.#child !== child) return
       this.unexpectedExits.push(`${signal ?? code} at ${new Date().toISOString()}`)

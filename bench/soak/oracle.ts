@@ -12,7 +12,8 @@
  *   accepted `*.removed` whose `retracts` is its id (missing otherwise), and no accepted
  *   `*.removed` names a block that is canonical (spurious);
  * - duplicates: an id accepted more than once (allowed: a receiver dedupes by id), counted;
- * - ordered watches: ids first accepted out of `sequence` order.
+ * - ordered watches: ids first accepted out of `sequence` order;
+ * - events of canonical blocks that no watch's filter owes (before its start, or not matching).
  *
  * Pauses. A paused watch is not matched (README, "Concepts": `paused` is the user's; the worker
  * postpones what was already queued, and nothing new is matched until it is active again): the
@@ -85,6 +86,9 @@ export interface OracleReport {
   /** Accepted `*.removed` whose original the receiver never accepted (it may have been cancelled or still be retrying). */
   retractionsOfUnseen: number
   duplicates: number
+  /** Events of canonical blocks accepted that no watch's filter owes (a block before its start, a log it does not match). */
+  unowed: number
+  unowedSamples: string[]
   /** Accepted events (or parts) from blocks that are no longer canonical. */
   droppedDelivered: number
   outOfOrder: number
@@ -202,7 +206,7 @@ export function runOracle(input: OracleInput): OracleReport {
   const report: OracleReport = {
     expected: 0, lost: 0, lostSamples: [], multipleIds: 0, multipleIdSamples: [],
     retractionsMissing: 0, retractionsSpurious: 0, retractionSamples: [], retractionsOfUnseen: 0,
-    duplicates: 0, droppedDelivered: 0, outOfOrder: 0, orderSamples: [], optional: 0, optionalDelivered: 0,
+    duplicates: 0, unowed: 0, unowedSamples: [], droppedDelivered: 0, outOfOrder: 0, orderSamples: [], optional: 0, optionalDelivered: 0,
     latencyConfirmed0: { count: 0, p50Ms: null, p99Ms: null }, latencyAll: { count: 0, p50Ms: null, p99Ms: null }, perWatch: {},
   }
   const latency0: number[] = []
@@ -258,9 +262,21 @@ export function runOracle(input: OracleInput): OracleReport {
   }
   for (const count of acceptCount.values()) report.duplicates += count - 1
 
+  // Every event a watch may be sent: its filter's, in canonical blocks from its start.
+  const owed = new Set<string>()
+  for (const watch of input.watches) {
+    for (const block of input.blocks) if (block.number >= watch.startBlock) for (const event of eventsOf(input.chain, watch, block)) owed.add(event)
+  }
   for (const webhook of originals) {
     const hash = String((webhook.body.data.block as { hash?: string } | undefined)?.hash ?? '')
-    if (canonical.has(hash)) continue
+    if (canonical.has(hash)) {
+      for (const event of carried(webhook)) {
+        if (owed.has(event.identity)) continue
+        report.unowed++
+        if (report.unowedSamples.length < SAMPLES) report.unowedSamples.push(`${webhook.body.type} ${event.id}: ${event.identity}`)
+      }
+      continue
+    }
     report.droppedDelivered++
     if (retracted.has(webhook.id)) continue
     report.retractionsMissing++
@@ -298,6 +314,7 @@ export function failures(report: OracleReport, extra: Record<string, number> = {
     'retractions missing': report.retractionsMissing,
     'retractions spurious': report.retractionsSpurious,
     'ordered watch out of order': report.outOfOrder,
+    'events no filter owes': report.unowed,
     ...extra,
   }
   return Object.entries(mustBeZero).filter(([, n]) => n !== 0).map(([name, n]) => `${name}: ${n}`)

@@ -57,6 +57,8 @@ if (!(minutes > 0) || !(drainMinutes > 0) || !Number.isSafeInteger(seed)) {
   process.exit(2)
 }
 const dir = args.dir ?? mkdtempSync(join(tmpdir(), `blockhook-soak-${seed}-`))
+// Ctrl-C or SIGTERM: exit through 'exit', whose handlers stop Redis, anvil and the roles.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130))
 const say = (line: string) => process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`)
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 say(`soak: seed ${seed}, ${minutes} min of faults, drain up to ${drainMinutes} min, logs in ${dir}`)
@@ -382,6 +384,7 @@ clearInterval(progress)
 writeFileSync(join(dir, 'received.jsonl'), accepted().map((r) => JSON.stringify({
   at: r.at, path: r.path, id: r.id, type: r.body.type, sequence: r.body.data.sequence,
   block: r.body.data.block, eventKey: r.body.data.eventKey, retracts: r.body.data.retracts,
+  events: (r.body.data.events as { id: string; type: string; eventKey: string }[] | undefined)?.map(({ id, type, eventKey }) => ({ id, type, eventKey })),
 })).join('\n'))
 writeFileSync(join(dir, 'report.json'), JSON.stringify({ seed, minutes, schedule, pauses, pauseLog, watches: specs, report }, null, 2))
 
@@ -431,10 +434,11 @@ say(`  delivered under >1 webhook-id     ${report.multipleIds}`)
 say(`  retractions missing / spurious    ${report.retractionsMissing} / ${report.retractionsSpurious}`)
 say(`  ordered watch out of order        ${report.outOfOrder}`)
 say(`  duplicates under the same id      ${report.duplicates} (allowed)`)
+say(`  events no filter owes             ${report.unowed}`)
 say(`  from dropped blocks, retracted    ${report.droppedDelivered}; retractions of events never accepted ${report.retractionsOfUnseen}`)
 say(`  event-to-delivery, confirmations 0: p50 ${fmt(report.latencyConfirmed0.p50Ms)}, p99 ${fmt(report.latencyConfirmed0.p99Ms)} (${report.latencyConfirmed0.count} events)`)
 say(`  event-to-delivery, every watch:     p50 ${fmt(report.latencyAll.p50Ms)}, p99 ${fmt(report.latencyAll.p99Ms)} (${report.latencyAll.count} events)`)
-for (const sample of [...report.lostSamples, ...report.multipleIdSamples, ...report.retractionSamples, ...report.orderSamples]) say(`  sample: ${sample}`)
+for (const sample of [...report.lostSamples, ...report.multipleIdSamples, ...report.retractionSamples, ...report.orderSamples, ...report.unowedSamples]) say(`  sample: ${sample}`)
 const failed = failures(report, {
   'signatures that did not verify': receiver.counts.unverified + steady.counts.unverified,
   'role processes that exited by themselves': crashes.length,
