@@ -1,6 +1,7 @@
 import t from 'tap'
 import type { Address } from 'viem'
 import { TRANSFER_TOPIC } from '../src/chains/evm/abi.js'
+import { parseLoggedEvent } from '../src/stream/stream-entry.js'
 import { send } from './helpers/contracts.js'
 import { harness, rpc, startTokenChain } from './helpers/subscriber-harness.js'
 
@@ -118,4 +119,29 @@ t.test("an ordered watch's retraction takes its turn: held behind the event befo
   ])
   t.same(await Promise.all(records.map((r) => h.jobExists(r.id))), [true, false, false], 'only the first is queued')
   t.same(await h.redis.zrange(h.keys.watchOrderedDeliveries(watch.id), '0', '-1'), records.map((r) => r.id), 'the rest wait in sequence order')
+})
+
+t.test('a watch without a url: the events of a dropped block are retracted on its event stream', async (t) => {
+  const h = harness(t, redisServer.url, { ws: [anvil.wsUrl], http: anvil.url })
+  const watch = await h.createWatch({ type: 'evm.logs', filter: { address: token, topics: [TRANSFER_TOPIC] }, url: undefined })
+  const sub = await h.startSubscriber()
+  await h.caughtUp(sub, await h.mine())
+
+  const snapshot = await rpc<string>(anvil.url, 'evm_snapshot')
+  const dropped = await send(clients, token, 'TestToken', 'transfer', [BOB, 5n])
+  await h.caughtUp(sub, await h.mine())
+  t.equal(await rpc(anvil.url, 'evm_revert', [snapshot]), true)
+  const kept = await send(clients, token, 'TestToken', 'transfer', [CAROL, 7n])
+  await h.mine()
+  await h.caughtUp(sub, await h.mine())
+
+  // What a stream client of the tenant reads (GET /events/stream serves this log).
+  const entries = await h.redis.xrange(h.keys.tenantEventLog(watch.tenantId), '-', '+')
+  const events = entries.map(([cursor, fields]) => parseLoggedEvent(cursor, fields)!).filter((e) => e.watchId === watch.id)
+    .map((e) => ({ id: e.id, ...(JSON.parse(e.body) as { type: string; data: { sequence: number; retracts?: string; log: Log } }) }))
+  t.same(events.map((e) => [e.type, e.data.sequence, e.data.log.transactionHash]), [
+    ['evm.log', 1, dropped], ['evm.log.removed', 2, dropped], ['evm.log', 3, kept],
+  ])
+  t.equal(events[1]!.data.retracts, events[0]!.id, 'retracts names the id of the event taken back')
+  t.same(await h.records(watch.id), [], 'still no delivery record: nothing is sent to a url')
 })

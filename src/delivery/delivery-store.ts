@@ -30,13 +30,14 @@ import type { Redis } from 'ioredis'
 import { BlockhookError } from '../domain/errors.js'
 import { compactWebhookId, webhookIdFromCompact } from '../domain/ids.js'
 import type { RedisKeys } from '../storage/keys.js'
+import { parseCursor, parseLoggedEvent } from '../stream/stream-entry.js'
 import {
   cancelPendingDeliveries, recordDeliveryAttempt, refreshOldestPending, requeueFailedDelivery, storeDeliveries, takeNextOrdered,
   type DeliveryRecordKeys,
 } from '../storage/redis-scripts.js'
 import { MINUTE_RETENTION_MS, minuteIncrements, minuteOf } from './delivery-minutes.js'
 import {
-  decodeRecord, recordWithBody, staticRecordFields, statusOfCode, storedAttemptTail, storedBodyParts, expandText,
+  decodeRecord, payloadOfBody, recordWithBody, staticRecordFields, statusOfCode, storedAttemptTail, storedBodyParts, expandText,
   type DeliveryAttempt, type DeliveryRecord, type DeliveryStatus, type DeliverySummary, type MatchedEvent, type StoredDelivery,
 } from './delivery-record.js'
 
@@ -147,7 +148,7 @@ export class DeliveryStore {
             args: {
               id: e.id, logEntry: logEntryOf(e.id), watchId: e.watchId, bodyHead, bodyTail, firstSeenAt: e.firstSeenAt,
               replayJobId: replayJobIds?.[from + i] ?? '', staticFields: e.streamOnly ? '' : staticRecordFields(e),
-              ordered: e.ordered === true, streamOnly: e.streamOnly === true,
+              ordered: e.ordered === true, streamOnly: e.streamOnly === true, tenantId: e.tenantId,
             },
           }
         }),
@@ -341,14 +342,47 @@ export class DeliveryStore {
     return record
   }
 
-  /** The events behind stored deliveries (a reorg retracts them); those whose payload expired are left out, too old to retract. */
+  /**
+   * The events behind stored deliveries (a reorg retracts them), in the ids' order; those whose
+   * payload expired are left out, too old to retract. A url-less watch's event has no record: it
+   * is read back from the event-log entry its stream-only marker names.
+   */
   async storedEvents(ids: readonly string[]): Promise<MatchedEvent[]> {
-    return (await this.getMany(ids)).flatMap((record) => {
-      if (!record || record.payloadExpired) return []
-      const { id, watchId, tenantId, chain, type, timestamp, data, firstSeenAt } = record
+    const records = await this.getMany(ids)
+    const streamed = await this.#streamOnlyEvents(ids.filter((_, i) => !records[i]))
+    return ids.flatMap((id, i) => {
+      const record = records[i]
+      if (!record) return streamed.has(id) ? [streamed.get(id)!] : []
+      if (record.payloadExpired) return []
+      const { watchId, tenantId, chain, type, timestamp, data, firstSeenAt } = record
       // Kept: the retraction of an ordered watch's event takes its turn in sequence like any other.
       return [{ id, watchId, tenantId, chain, type, timestamp, data, firstSeenAt, ...(record.ordered ? { ordered: true as const } : {}) }]
     })
+  }
+
+  async #streamOnlyEvents(ids: readonly string[]): Promise<Map<string, MatchedEvent>> {
+    const found = new Map<string, MatchedEvent>()
+    if (ids.length === 0) return found
+    const markers = await this.#redis.mget(ids.map((id) => this.#keys.streamOnlyEvent(id)))
+    const logged = ids.flatMap((id, i) => {
+      const [tenantId, entry] = (markers[i] ?? '').split(' ')
+      return tenantId && entry && parseCursor(entry) ? [{ id, tenantId, entry }] : []
+    })
+    if (logged.length === 0) return found
+    const reads = this.#redis.pipeline()
+    for (const { tenantId, entry } of logged) reads.xrange(this.#keys.tenantEventLog(tenantId), entry, entry)
+    const entries = (await replyValues(reads.exec())) as [id: string, fields: string[]][][]
+    logged.forEach(({ id, tenantId, entry }, n) => {
+      const fields = entries[n]![0]?.[1]
+      const event = fields && parseLoggedEvent(entry, fields)
+      if (!event || event.id !== id) return
+      const body = JSON.parse(event.body) as { type: MatchedEvent['type']; data: { chain: string } }
+      found.set(id, {
+        id, watchId: event.watchId, tenantId, chain: body.data.chain, type: body.type, ...payloadOfBody(event.body),
+        firstSeenAt: parseCursor(entry)!.ms, streamOnly: true,
+      })
+    })
+    return found
   }
 
   async #summaries(ids: readonly string[]): Promise<(DeliverySummary | undefined)[]> {

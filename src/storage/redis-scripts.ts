@@ -240,17 +240,19 @@ local replies = {}
 for e = 0, (#KEYS - 1) / 11 - 1 do
   local record, payloadKey, pending, stats, watch, sequenceKey, logBucket, logIndex, eventLog, orderedSet, streamOnlyMarker =
     unpack(KEYS, 1 + e * 11 + 1, 1 + e * 11 + 11)
-  local id, logEntry, watchId, bodyHead, bodyTail, firstSeenAt, replayJobId, staticFields, ordered, streamOnly =
-    unpack(ARGV, 5 + e * 10 + 1, 5 + e * 10 + 10)
+  local id, logEntry, watchId, bodyHead, bodyTail, firstSeenAt, replayJobId, staticFields, ordered, streamOnly, tenantId =
+    unpack(ARGV, 5 + e * 11 + 1, 5 + e * 11 + 11)
   local outcome, jobId, sequence
   local value = redis.call('GET', record)
   if streamOnly == '1' then
-    -- A watch without a url: no record and no job, only the event log, once (the marker key).
+    -- A watch without a url: no record and no job, only the event log, once. The marker key holds
+    -- "<tenantId> <entry id>", so that a reorg can read the event back to retract it.
     outcome, jobId = 'streamed', ''
-    if redis.call('SET', streamOnlyMarker, '1', 'NX', 'PX', eventLogRetentionMs) then
+    if redis.call('EXISTS', streamOnlyMarker) == 0 then
       sequence = redis.call('INCR', sequenceKey)
-      redis.call('XADD', eventLog, 'MINID', '~', minId, '*', 'id', id, 'watchId', watchId, 'body', bodyHead .. sequence .. bodyTail)
+      local entry = redis.call('XADD', eventLog, 'MINID', '~', minId, '*', 'id', id, 'watchId', watchId, 'body', bodyHead .. sequence .. bodyTail)
       redis.call('PEXPIRE', eventLog, eventLogRetentionMs)
+      redis.call('SET', streamOnlyMarker, tenantId .. ' ' .. entry, 'PX', eventLogRetentionMs)
     end
   elseif value then
     local f = fields(value)
@@ -592,6 +594,8 @@ export interface StoredEventArgs {
   ordered: boolean
   /** A watch without a url: the event goes to the event log once, nothing else. */
   streamOnly: boolean
+  /** Kept in a stream-only event's marker, beside its log entry. */
+  tenantId: string
 }
 
 export interface LogBucketArgs {
@@ -621,7 +625,7 @@ export async function storeDeliveries(
     keys.push(k.record, k.payload, k.pending, k.stats, k.watch, k.sequence, k.logBucket, k.logIndex, k.eventLog, k.ordered, k.streamOnlyMarker)
     args.push(
       a.id, a.logEntry, a.watchId, a.bodyHead, a.bodyTail, a.firstSeenAt, a.replayJobId, a.staticFields,
-      a.ordered ? '1' : '', a.streamOnly ? '1' : '',
+      a.ordered ? '1' : '', a.streamOnly ? '1' : '', a.tenantId,
     )
   }
   const flat = (await scripted(redis).bhDeliveryStore(keys.length, ...keys, ...args)) as string[]

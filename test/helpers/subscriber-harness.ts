@@ -40,7 +40,7 @@ export async function rpc<T = unknown>(httpUrl: string, method: string, params: 
   return body.result as T
 }
 
-export interface WatchInput { type: WatchType; filter: object; confirmations?: number; batch?: 'none' | 'block'; ordered?: boolean }
+export interface WatchInput { type: WatchType; filter: object; confirmations?: number; batch?: 'none' | 'block'; ordered?: boolean; url?: string }
 
 export interface Harness {
   config: Config
