@@ -7,7 +7,7 @@
 import http from 'node:http'
 import https from 'node:https'
 import { isIP } from 'node:net'
-import { got, TimeoutError, type Got } from 'got'
+import { got, TimeoutError, type ExtendOptions, type Got } from 'got'
 import { checkUrlShape, createCheckedLookup, isPublicAddress, type Resolver } from '../domain/url-policy.js'
 import { DeliveryError } from './delivery-error.js'
 import { classifyResponse } from './retry-policy.js'
@@ -62,6 +62,19 @@ function classifyRequestError(err: unknown): DeliveryError {
   return new DeliveryError('BH_DELIVERY_NETWORK', `${code ?? 'error'}: ${(err as Error).message}`, { retryable: true, cause: err })
 }
 
+/** got's options for every webhook POST (exported for the throughput bench's bare got loop). */
+export function webhookGotOptions(options: WebhookHttpClientOptions, agents: { http: http.Agent; https: https.Agent }): ExtendOptions {
+  return {
+    headers: { 'content-type': 'application/json', 'user-agent': options.userAgent },
+    timeout: { request: options.timeoutMs },
+    retry: { limit: 0 },
+    followRedirect: false,
+    throwHttpErrors: false,
+    agent: agents,
+    dnsLookup: options.allowPrivateUrls ? undefined : createCheckedLookup(options),
+  }
+}
+
 export class WebhookHttpClient {
   readonly #options: WebhookHttpClientOptions
   readonly #agents = {
@@ -75,15 +88,7 @@ export class WebhookHttpClient {
   constructor(options: WebhookHttpClientOptions) {
     this.#options = options
     this.#now = options.now ?? Date.now
-    this.#got = got.extend({
-      headers: { 'content-type': 'application/json', 'user-agent': options.userAgent },
-      timeout: { request: options.timeoutMs },
-      retry: { limit: 0 },
-      followRedirect: false,
-      throwHttpErrors: false,
-      agent: this.#agents,
-      dnsLookup: options.allowPrivateUrls ? undefined : createCheckedLookup(options),
-    })
+    this.#got = got.extend(webhookGotOptions(options, this.#agents))
   }
 
   /** Never throws for the receiver's sake (every outcome is a PostOutcome); throws PostAbortedError on abort. */
