@@ -14,22 +14,18 @@
  * BATCH_BENCH_BLOCKS blocks (default 3), one at a time: a block is delivered in full, its records
  * marked delivered, before the next is mined.
  */
-import type { ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { pino } from 'pino'
 import { encodeFunctionData, type Address } from 'viem'
 import { TRANSFER_TOPIC } from '../src/chains/evm/abi.js'
-import type { EvmChain } from '../src/chains/evm/evm-chain.js'
 import { loadConfig, type Config } from '../src/config/config.js'
 import { wire, type Wiring } from '../src/wiring.js'
 import { ACCOUNTS, anvilClients, compiledTokens, deploy } from '../test/helpers/contracts.js'
 import { startAnvil, startRedis } from '../test/helpers/processes.js'
 import { rpc } from '../test/helpers/subscriber-harness.js'
-import { startWorker } from '../workers/delivery-worker.js'
-import { startSubscriber } from '../workers/subscriber.js'
-import { forkRole, nextMessage, now, processCpuMs, redisMainThreadCpuMs } from './bench-processes.js'
+import { forkRole, nextMessage, now, processCpuMs, redisMainThreadCpuMs, runSubscriberRole, runWorkerRole, stopRole, subscriberReached } from './bench-processes.js'
 
 const LOGS_PER_BLOCK = 500
 const WATCHES = 10
@@ -48,29 +44,6 @@ function benchConfig(redisUrl: string, wsUrl: string): Config {
 }
 
 const childConfig = () => benchConfig(process.env.BENCH_REDIS_URL!, process.env.BENCH_WS_URL!)
-
-// --- the role processes -----------------------------------------------------------------------
-
-type SubscriberCommand = { type: 'reached'; block: number } | { type: 'stop' }
-
-/** The subscriber role; answers `reached` once every block up to the one named is queued. */
-async function runSubscriberChild(): Promise<void> {
-  const subscriber = await startSubscriber(childConfig(), pino({ level: 'silent' }))
-  const runner = subscriber.chains.get(CHAIN)!
-  await runner.whenLeading()
-  const chain = runner.driver as EvmChain
-  process.on('message', (command: SubscriberCommand) => {
-    if (command.type === 'reached') void chain.follower!.reached(command.block).then(() => process.send!({ reached: command.block }))
-    else void subscriber.close().then(() => process.send!({ stopped: true }, () => process.exit(0)))
-  })
-  process.send!({ ready: true })
-}
-
-async function runWorkerChild(): Promise<void> {
-  const worker = await startWorker(childConfig(), pino({ level: 'silent' }))
-  process.once('message', () => { void worker.close().then(() => process.send!({ stopped: true }, () => process.exit(0))) })
-  process.send!({ ready: true })
-}
 
 // --- the receiver -------------------------------------------------------------------------------
 
@@ -140,11 +113,7 @@ async function runMode(batch: 'none' | 'block', wiring: Wiring, anvil: { url: st
   const subscriber = forkRole(import.meta.url, 'subscriber', env)
   const worker = forkRole(import.meta.url, 'worker', env)
   await Promise.all([nextMessage(subscriber), nextMessage(worker)])
-  const reached = async (block: number) => {
-    const answer = nextMessage(subscriber)
-    subscriber.send({ type: 'reached', block } satisfies SubscriberCommand)
-    await answer
-  }
+  const reached = (block: number) => subscriberReached(subscriber, block)
   await reached(Number(await rpc<string>(anvil.url, 'eth_blockNumber')))
 
   // Deliveries queued so far: the watches' sequences count every webhook they were given.
@@ -193,11 +162,7 @@ async function runMode(batch: 'none' | 'block', wiring: Wiring, anvil: { url: st
       })
     }
   } finally {
-    await Promise.all([subscriber, worker].map(async (child: ChildProcess) => {
-      const stopped = nextMessage(child)
-      child.send({ type: 'stop' } satisfies SubscriberCommand)
-      await stopped
-    }))
+    await Promise.all([subscriber, worker].map(stopRole))
   }
   return figures
 }
@@ -251,6 +216,6 @@ async function main(): Promise<void> {
 }
 
 const role = process.argv[2]
-if (role === 'subscriber') await runSubscriberChild()
-else if (role === 'worker') await runWorkerChild()
+if (role === 'subscriber') await runSubscriberRole(childConfig(), CHAIN)
+else if (role === 'worker') await runWorkerRole(childConfig())
 else await main()

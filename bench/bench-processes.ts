@@ -1,7 +1,8 @@
 /**
  * What the benchmarks that run roles in processes of their own share: a bench file started again
- * as a child with a role, the messages it sends back, the CPU a process or Redis has used, a
- * loopback webhook receiver, blocks mined on anvil, and percentiles.
+ * as a child with a role, the messages it sends back, the subscriber and worker roles run in such
+ * children, the CPU a process or Redis has used, a loopback webhook receiver, blocks mined on
+ * anvil, and percentiles.
  */
 import { fork, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
@@ -10,12 +11,20 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import type { Redis } from 'ioredis'
+import { pino } from 'pino'
+import type { EvmChain } from '../src/chains/evm/evm-chain.js'
+import type { Config } from '../src/config/config.js'
 import { ACCOUNTS } from '../test/helpers/contracts.js'
+import { startWorker } from '../workers/delivery-worker.js'
+import { startSubscriber } from '../workers/subscriber.js'
 
-/** Runs the bench file at `benchUrl` (its import.meta.url) in a child process as `role`, with an IPC channel (and `gc()`). */
-export function forkRole(benchUrl: string, role: string, env: Record<string, string>): ChildProcess {
+/**
+ * Runs the bench file at `benchUrl` (its import.meta.url) in a child process as `role`, with an IPC
+ * channel (and `gc()`); `nodeOptions` are added to node's own (`--cpu-prof`, say).
+ */
+export function forkRole(benchUrl: string, role: string, env: Record<string, string>, nodeOptions: readonly string[] = []): ChildProcess {
   return fork(fileURLToPath(benchUrl), [role], {
-    execArgv: ['--expose-gc', '--import', 'tsx'],
+    execArgv: ['--expose-gc', '--import', 'tsx', ...nodeOptions],
     env: { ...process.env, ...env },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   })
@@ -31,16 +40,64 @@ export function nextMessage<T>(child: ChildProcess): Promise<T> {
   })
 }
 
+// --- the subscriber and the delivery worker, each in a child of its own -------------------------
+
+type RoleCommand = { type: 'reached'; block: number } | { type: 'stop' }
+
+/** The subscriber role on an EVM chain (the child's main); answers `reached` once every block up to the one named is queued. */
+export async function runSubscriberRole(config: Config, chainId: string): Promise<void> {
+  const subscriber = await startSubscriber(config, pino({ level: 'silent' }))
+  const runner = subscriber.chains.get(chainId)!
+  await runner.whenLeading()
+  const chain = runner.driver as EvmChain
+  process.on('message', (command: RoleCommand) => {
+    if (command.type === 'reached') void chain.follower!.reached(command.block).then(() => process.send!({ reached: command.block }))
+    else void subscriber.close().then(() => process.send!({ stopped: true }, () => process.exit(0)))
+  })
+  process.send!({ ready: true })
+}
+
+/** The delivery worker role (the child's main), closed by any message. */
+export async function runWorkerRole(config: Config): Promise<void> {
+  const worker = await startWorker(config, pino({ level: 'silent' }))
+  process.once('message', () => { void worker.close().then(() => process.send!({ stopped: true }, () => process.exit(0))) })
+  process.send!({ ready: true })
+}
+
+/** Resolves once the subscriber child has queued every block up to `block`. */
+export async function subscriberReached(subscriber: ChildProcess, block: number): Promise<void> {
+  const answer = nextMessage(subscriber)
+  subscriber.send({ type: 'reached', block } satisfies RoleCommand)
+  await answer
+}
+
+/** Closes a role child and waits for it to say so (it exits right after). */
+export async function stopRole(child: ChildProcess): Promise<void> {
+  const stopped = nextMessage(child)
+  child.send({ type: 'stop' } satisfies RoleCommand)
+  await stopped
+}
+
 /** utime + stime of a process (all its threads), from /proc (Linux), in ms. */
 export function processCpuMs(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100 // clock ticks at USER_HZ = 100
 }
 
+async function redisCpuInfo(client: Redis): Promise<Record<string, string>> {
+  return Object.fromEntries((await client.info('cpu')).split('\n').map((line) => line.trim().split(':')))
+}
+
 /** CPU of Redis's main thread (where commands and scripts run), from INFO cpu, in ms. */
 export async function redisMainThreadCpuMs(client: Redis): Promise<number> {
-  const info = Object.fromEntries((await client.info('cpu')).split('\n').map((line) => line.trim().split(':')))
+  const info = await redisCpuInfo(client)
   return (Number(info.used_cpu_user_main_thread) + Number(info.used_cpu_sys_main_thread)) * 1000
+}
+
+/** CPU of the whole Redis process (every thread), from INFO cpu, in ms. */
+export async function redisCpuMs(client: Redis): Promise<number> {
+  const info = await redisCpuInfo(client)
+  return (Number(info.used_cpu_user) + Number(info.used_cpu_sys)) * 1000
 }
 
 export function percentile(sorted: readonly number[], p: number): number {
@@ -57,6 +114,8 @@ export interface ReceiverReport {
   count: number
   firstAt: number
   lastAt: number
+  /** Request body bytes, all requests counted. */
+  bodyBytes: number
   /** [webhook-id, when its 2xx was written (epoch ms, sub-ms)] while recording. */
   answered: [string, number][]
 }
@@ -65,11 +124,11 @@ type ReceiverCommand = { type: 'expect'; count: number; record: boolean } | { ty
 
 /** The receiver's process (a benchmark file runs it for its `receiver` role); it sends `{url}` when listening. */
 export async function runReceiverChild(): Promise<void> {
-  let report: ReceiverReport = { count: 0, firstAt: 0, lastAt: 0, answered: [] }
+  let report: ReceiverReport = { count: 0, firstAt: 0, lastAt: 0, bodyBytes: 0, answered: [] }
   let expected = Infinity
   let recording = false
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    req.resume()
+    req.on('data', (chunk: Buffer) => { report.bodyBytes += chunk.length })
     req.on('end', () => {
       res.writeHead(200, { 'content-length': '0' })
       res.end()
@@ -86,7 +145,7 @@ export async function runReceiverChild(): Promise<void> {
   await once(server, 'listening')
   process.on('message', (command: ReceiverCommand) => {
     if (command.type === 'expect') {
-      report = { count: 0, firstAt: 0, lastAt: 0, answered: [] }
+      report = { count: 0, firstAt: 0, lastAt: 0, bodyBytes: 0, answered: [] }
       expected = command.count
       recording = command.record
     } else {
@@ -105,6 +164,15 @@ export async function receive(receiver: ChildProcess, count: number, record: boo
   await reached
   receiver.send({ type: 'report' } satisfies ReceiverCommand)
   return nextMessage<ReceiverReport>(receiver)
+}
+
+/** How many requests the receiver answers while `during` runs and `settleMs` after (no count awaited). */
+export async function countReceived(receiver: ChildProcess, settleMs: number, during: () => Promise<void>): Promise<number> {
+  receiver.send({ type: 'expect', count: -1, record: false } satisfies ReceiverCommand)
+  await during()
+  await new Promise((resolve) => setTimeout(resolve, settleMs))
+  receiver.send({ type: 'report' } satisfies ReceiverCommand)
+  return (await nextMessage<ReceiverReport>(receiver)).count
 }
 
 /** One transaction of ACCOUNTS[0] to `to` with `data`, and the block holding it, in one JSON-RPC batch. */
