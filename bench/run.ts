@@ -9,11 +9,13 @@ import { fileURLToPath } from 'node:url'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const only = process.argv[2]
+/** After the name, for the bench itself: `npm run bench throughput -- --profile`. */
+const benchArgs = process.argv.slice(3)
 const benches = readdirSync(here).filter((f) => f.endsWith('.bench.ts') && (!only || f.includes(only))).sort()
 let failed = 0
 for (const file of benches) {
   console.log(`\n## ${file}`)
-  const result = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', join(here, file)], { stdio: 'inherit' })
+  const result = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', join(here, file), ...benchArgs], { stdio: 'inherit' })
   if (result.status !== 0) failed++
 }
 console.log(`\nmachine: ${process.platform} ${process.arch}, node ${process.version}, ${new Date().toISOString()}`)
