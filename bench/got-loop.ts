@@ -12,6 +12,7 @@ import { webhookGotOptions } from '../src/delivery/http-client.js'
 import { webhookHeaders } from '../src/delivery/signing.js'
 import { USER_AGENT } from '../src/delivery/user-agent.js'
 import { benchEvent } from './bench-events.js'
+import { monotonicUs, type Window } from './cpu-profile.js'
 
 export interface GotLoopParameters {
   /** The receiver's base URL; POSTs go to `${url}/hook/0` … `/hook/${urls - 1}`, lane by lane. */
@@ -28,6 +29,8 @@ export interface GotLoopReport {
   posts: number
   cpuMs: number
   elapsedMs: number
+  /** The measured POSTs, in monotonicUs (for reading a CPU profile of this process). */
+  window: Window
 }
 
 const SECRET = 'whsec_' + Buffer.alloc(32, 5).toString('base64')
@@ -53,12 +56,12 @@ export async function runGotLoop(p: GotLoopParameters): Promise<GotLoopReport> {
   }
   await run(p.warmUpPosts)
   const cpu0 = process.cpuUsage()
-  const started = performance.now()
+  const started = monotonicUs()
   await run(p.posts)
-  const elapsedMs = performance.now() - started
+  const ended = monotonicUs()
   const cpu = process.cpuUsage(cpu0)
   agents.http.destroy()
-  return { posts: p.posts, cpuMs: (cpu.user + cpu.system) / 1000, elapsedMs }
+  return { posts: p.posts, cpuMs: (cpu.user + cpu.system) / 1000, elapsedMs: (ended - started) / 1000, window: [started, ended] }
 }
 
 /** The child's main: parameters in BENCH_GOT_LOOP (JSON), the report sent back over IPC. */

@@ -19,7 +19,8 @@
  *   of the size blockhook's webhooks had in this round: CPU per POST.
  *
  * `npm run bench throughput -- --profile` also writes `--cpu-prof` profiles of the blockhook
- * processes and the got loop to a folder and prints where their self time went. Profiling slows
+ * processes and the got loop to a folder and prints where their self time went while the figures
+ * were measured (bench/cpu-profile.ts reads them again, whole). Profiling slows
  * what it measures: take the figures from a run without it. THROUGHPUT_ROUNDS (3) and
  * THROUGHPUT_TIP_TRANSFERS (100) change the run's length.
  */
@@ -37,7 +38,7 @@ import { wire, type Wiring } from '../src/wiring.js'
 import { ACCOUNTS, anvilClients, compiledTokens, deploy } from '../test/helpers/contracts.js'
 import { freePort, startAnvil, startRedis } from '../test/helpers/processes.js'
 import { rpc } from '../test/helpers/subscriber-harness.js'
-import { printSelfTimes, readProfiles, selfTimes } from './cpu-profile.js'
+import { monotonicUs, printSelfTimes, readProfiles, selfTimes, WINDOWS_FILE, type Window } from './cpu-profile.js'
 import { runGotLoopChild, type GotLoopParameters, type GotLoopReport } from './got-loop.js'
 import { startNaiveRelay, type NaiveRelayOptions } from './naive-relay.js'
 import {
@@ -117,6 +118,8 @@ interface Context {
   receiver: ChildProcess
   receiverUrl: string
   profileDir: string | undefined
+  /** When the figures were measured (the 5,000-webhook bursts and the got loops), for reading the profiles. */
+  windows: Window[]
 }
 
 interface RunningPeer {
@@ -238,11 +241,13 @@ async function burst(ctx: Context, peer: RunningPeer, logs: number): Promise<Bur
   const cpu = () => Object.fromEntries(Object.entries(peer.pids).map(([name, pid]) => [name, processCpuMs(pid)]))
   const cpu0 = cpu()
   const redis0 = await redisCpuMs(ctx.wiring.redis)
+  const from = monotonicUs()
   let sentAt = 0
   const report = await withTimeout(receive(ctx.receiver, logs * WATCHES, false, async () => { sentAt = now(); await spray(ctx, logs) }), `a burst of ${logs} logs`)
   await withTimeout(peer.settled(), 'deliveries recorded')
   const cpu1 = cpu()
   const redis1 = await redisCpuMs(ctx.wiring.redis)
+  if (logs === BURST_LOGS) ctx.windows.push([from, monotonicUs()])
   return {
     deliveries: report.count,
     perSecond: report.count / ((report.lastAt - sentAt) / 1000),
@@ -283,6 +288,7 @@ async function gotLoop(ctx: Context, bodyBytes: number): Promise<GotLoopReport> 
     const child = forkRole(import.meta.url, 'got-loop', { BENCH_GOT_LOOP: JSON.stringify(parameters) }, profileArgs(ctx, 'got-loop'))
     report = await nextMessage<GotLoopReport>(child)
   }), 'the got loop')
+  ctx.windows.push(report!.window)
   return report!
 }
 
@@ -365,7 +371,7 @@ async function main(): Promise<void> {
   const wiring = wire(benchConfig(redisServer.url, anvil.wsUrl), 'bench', pino({ level: 'silent' }))
   try {
     const token = await deploy(anvilClients(anvil.url), 'TestToken', async () => {})
-    const ctx: Context = { anvil, redisUrl: redisServer.url, wiring, token, receiver, receiverUrl, profileDir }
+    const ctx: Context = { anvil, redisUrl: redisServer.url, wiring, token, receiver, receiverUrl, profileDir, windows: [] }
     const rounds: Round[] = []
     for (let round = 0; round < ROUNDS; round++) rounds.push(await runRound(ctx, round))
     const cpu = cpus()
@@ -374,7 +380,10 @@ async function main(): Promise<void> {
     report(rounds)
     if (profileDir) {
       console.log(`\nCPU profiles (open in Chrome DevTools or speedscope): ${profileDir}`)
-      for (const name of readdirSync(profileDir).sort()) printSelfTimes(`${name} (${ROUNDS} processes merged)`, selfTimes(readProfiles(join(profileDir, name))))
+      console.log('self time during the 5,000-webhook bursts and the got loops only (no start-up, no tip latency), main threads:')
+      writeFileSync(join(profileDir, WINDOWS_FILE), JSON.stringify(ctx.windows))
+      const roles = readdirSync(profileDir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name).sort()
+      for (const name of roles) printSelfTimes(`${name} (${ROUNDS} processes merged)`, selfTimes(readProfiles(join(profileDir, name)), ctx.windows))
     }
   } finally {
     await wiring.close()
