@@ -75,8 +75,8 @@ async function main(): Promise<void> {
     const expired = await measure((from) => writeCurrent(expiring.deliveryQueue.store, from), async () => {
       // Redis drops expired keys in the background; wait until the event log and every payload key are gone.
       const { keys } = expiring
-      const payloadKeys = Array.from({ length: DELIVERIES / CHUNK }, (_, c) => events(c * CHUNK).map((e) => keys.deliveryPayload(e.id)))
-      const left = async () => (await redis.exists(keys.tenantEventLog(TENANT_ID)))
+      const payloadKeys = Array.from({ length: DELIVERIES / CHUNK }, (_, c) => events(c * CHUNK).map((e) => keys.deliveryPayload(e.id, 0)))
+      const left = async () => (await redis.exists(keys.tenantEventLog(TENANT_ID, 0)))
         + (await Promise.all(payloadKeys.map((chunk) => redis.exists(...chunk)))).reduce((sum, n) => sum + n, 0)
       while ((await left()) > 0) await new Promise((resolve) => setTimeout(resolve, 100))
     })

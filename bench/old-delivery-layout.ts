@@ -5,7 +5,7 @@
  * 14 days, and its entry in the watch's log). BullMQ jobs are left out of both layouts (the old
  * one kept the last 1,000 completed jobs, a bounded amount).
  */
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../src/storage/redis.js'
 import type { MatchedEvent } from '../src/delivery/delivery-record.js'
 
 const OLD_RETENTION_MS = 14 * 86_400_000
@@ -22,7 +22,7 @@ redis.call('HINCRBY', KEYS[4], 'matched', 1)
 redis.call('HINCRBY', KEYS[4], 'delivered', 1)
 return 1`
 
-export async function writeOldLayout(redis: Redis, prefix: string, events: readonly MatchedEvent[], nowMs: number, attempt: unknown): Promise<void> {
+export async function writeOldLayout(redis: RedisClient, prefix: string, events: readonly MatchedEvent[], nowMs: number, attempt: unknown): Promise<void> {
   const p = `{${prefix}}`
   const pipeline = redis.pipeline()
   for (const e of events) {

@@ -16,7 +16,7 @@ import type { SolanaWatch } from '../src/chains/solana/subscriptions.js'
 import { startRedisServer } from '../src/dev/child-processes.js'
 import { newWebhookSecret } from '../src/domain/ids.js'
 import type { Watch } from '../src/domain/watch-types.js'
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../src/storage/redis.js'
 import type { RedisKeys } from '../src/storage/keys.js'
 import { wire } from '../src/wiring.js'
 import { ChainLease } from '../src/subscriber/lease.js'
@@ -50,12 +50,12 @@ function notification(n: number) {
   return { context: { slot: 5_000_000 + n }, value: { ...example.value, signature } }
 }
 
-async function matchedCount(redis: Redis, keys: RedisKeys): Promise<number> {
+async function matchedCount(redis: RedisClient, keys: RedisKeys): Promise<number> {
   const counts = await Promise.all(Array.from({ length: WATCHES }, (_, i) => redis.hget(keys.watchStats(`wch_bench${i}`), 'matched')))
   return counts.reduce((sum, c) => sum + Number(c ?? 0), 0)
 }
 
-async function untilMatched(redis: Redis, keys: RedisKeys, target: number): Promise<void> {
+async function untilMatched(redis: RedisClient, keys: RedisKeys, target: number): Promise<void> {
   while ((await matchedCount(redis, keys)) < target) await new Promise((resolve) => setTimeout(resolve, 10))
 }
 

@@ -227,7 +227,7 @@ async function main(): Promise<void> {
     const watch = await post<{ id: string }>('/watches', `Bearer ${tenant.apiKey}`, {
       chain: CHAIN, type: 'evm.logs', filter: { address: token, topics: [TRANSFER_TOPIC] }, url: `${receiverUrl}/webhooks`, confirmations: 0,
     })
-    const logKey = keys.tenantEventLog(tenant.id)
+    const logKey = keys.tenantEventLog(tenant.id, 0)
     const streamUrl = `ws://127.0.0.1:${port}/events/stream`
 
     // 1. Memory per idle connection, on the api before any load, and on a bare ws server.
@@ -316,7 +316,7 @@ async function main(): Promise<void> {
       await store.storeMatched(Array.from({ length: 1_000 }, (_, i) => ({ ...benchEvent('wch_bench', from + i), streamOnly: true as const })), undefined, Date.now())
     }
     const streamOnlyBytes = await usedMemory()
-    const benchLogKey = keys.tenantEventLog('ten_bench')
+    const benchLogKey = keys.tenantEventLog('ten_bench', 0)
     const benchLogUsage = Number(await redis.memory('USAGE', benchLogKey, 'SAMPLES', '0'))
     await redis.del(benchLogKey)
     const withoutLogBytes = await usedMemory()

@@ -5,7 +5,7 @@
  * In `blockhook all` the roles share one Metrics, so one snapshot covers them.
  */
 import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client'
-import type { Redis } from 'ioredis'
+import { mgetPerSlot, scanEachServer, type RedisClient } from './storage/redis.js'
 import { randomBytes } from 'node:crypto'
 import { LATENCY_BOUNDS_MS } from './delivery/delivery-minutes.js'
 
@@ -59,12 +59,12 @@ const PUBLISH_INTERVAL_MS = 5_000
 
 /** Writes this process's metrics to Redis every few seconds, under a key that expires when it dies. */
 export class MetricsPublisher {
-  readonly #redis: Redis
+  readonly #redis: RedisClient
   readonly #key: string
   readonly #metrics: Metrics
   #timer: NodeJS.Timeout | undefined
 
-  constructor(redis: Redis, keyPrefix: string, metrics: Metrics) {
+  constructor(redis: RedisClient, keyPrefix: string, metrics: Metrics) {
     this.#redis = redis
     this.#key = `${keyPrefix}:metrics:${randomBytes(6).toString('hex')}`
     this.#metrics = metrics
@@ -91,15 +91,10 @@ export class MetricsPublisher {
 type MetricsSnapshot = MetricObjectWithValues<MetricValue<string>>[]
 
 /** Prometheus text of every live process's snapshot, summed. The caller publishes its own first. */
-export async function aggregatedMetricsText(redis: Redis, keyPrefix: string): Promise<{ text: string; contentType: string }> {
+export async function aggregatedMetricsText(redis: RedisClient, keyPrefix: string): Promise<{ text: string; contentType: string }> {
   const keys: string[] = []
-  let cursor = '0'
-  do {
-    const [next, found] = await redis.scan(cursor, 'MATCH', `${keyPrefix}:metrics:*`, 'COUNT', 100)
-    cursor = next
-    keys.push(...found)
-  } while (cursor !== '0')
-  const snapshots = keys.length > 0 ? await redis.mget(keys) : []
+  await scanEachServer(redis, `${keyPrefix}:metrics:*`, 100, async (found) => { keys.push(...found) })
+  const snapshots = keys.length > 0 ? await mgetPerSlot(redis, keys) : []
   const merged = AggregatorRegistry.aggregate(
     snapshots.filter((s): s is string => s !== null).map((s) => JSON.parse(s) as MetricsSnapshot),
   )

@@ -2,9 +2,8 @@
  * The one place that builds what a role runs on: the Redis connection (with its error handler),
  * the key builder, the metrics and their publisher, the delivery queue, the stores and the watch
  * service. The api, subscriber and worker roles, `blockhook dev` and the test helpers all start
- * from `wire()`; Redis Cluster support plugs in at `connectRedis`.
+ * from `wire()`, and `connectRedis` is where a single Redis or a Redis Cluster is chosen.
  */
-import type { Redis } from 'ioredis'
 import { AlertOutbox } from './alerts/alert-outbox.js'
 import type { Config } from './config/config.js'
 import { DeliveryQueue } from './delivery/delivery-queue.js'
@@ -14,7 +13,7 @@ import { createMetrics, MetricsPublisher, type Metrics } from './metrics.js'
 import { WatchService } from './services/watch-service.js'
 import { redisKeys, type RedisKeys } from './storage/keys.js'
 import { RedisMemoryWatch } from './storage/redis-memory.js'
-import { createRedis, logRedisErrors } from './storage/redis.js'
+import { createRedis, createRedisCluster, logRedisErrors, type RedisClient } from './storage/redis.js'
 import { SecretBox } from './storage/secret-box.js'
 import { TenantStore } from './storage/tenant-store.js'
 import { WatchStore } from './storage/watch-store.js'
@@ -26,7 +25,7 @@ export interface WiringOptions {
 
 export interface Wiring {
   readonly config: Config
-  readonly redis: Redis
+  readonly redis: RedisClient
   readonly keys: RedisKeys
   readonly metrics: Metrics
   /** This process's metrics snapshot in Redis, which /metrics sums over every process. The role starts it. */
@@ -42,19 +41,19 @@ export interface Wiring {
 }
 
 /** A connection for `role`; errors are logged (ioredis reconnects on its own), never thrown at the process. */
-export function connectRedis(config: Config, role: string, logger: Logger): Redis {
-  return logRedisErrors(createRedis(config.redisUrl, role), logger)
+export function connectRedis(config: Config, role: string, logger: Logger): RedisClient {
+  return logRedisErrors(config.redisCluster ? createRedisCluster(config.redisClusterNodes, role) : createRedis(config.redisUrl, role), logger)
 }
 
 export function wire(config: Config, role: string, logger: Logger, options: WiringOptions = {}): Wiring {
   const redis = connectRedis(config, role, logger)
-  const keys = redisKeys(config.redisPrefix)
+  const keys = redisKeys(config.redisPrefix, { cluster: config.redisCluster })
   const metrics = createMetrics()
-  const metricsPublisher = new MetricsPublisher(redis, keys.queuePrefix, metrics)
+  const metricsPublisher = new MetricsPublisher(redis, keys.controlTag, metrics)
   const deliveryQueue = new DeliveryQueue(redis, keys, config.delivery, config.stream)
   // The queue runs on `redis`, whose errors are logged above; without a listener BullMQ prints
   // every one again to stderr, unstructured.
-  deliveryQueue.queue.on('error', (err: Error) => logger.debug({ err: err.message }, 'delivery queue error'))
+  for (const queue of deliveryQueue.queues) queue.on('error', (err: Error) => logger.debug({ err: err.message }, 'delivery queue error'))
   const watches = new WatchStore(redis, keys, new SecretBox(config.encryptionKey))
   const memoryWatch = new RedisMemoryWatch(redis, keys.writeProbe, logger)
   memoryWatch.start()

@@ -48,8 +48,8 @@ t.test('/admin/status renders what the subscriber reports, queue counts and watc
   await watch({ type: 'evm.blocks', filter: {} })
   await watch({ type: 'solana.slot', chain: 'sol', filter: {} })
   await app.inject({ method: 'PATCH', url: `/watches/${paused.id}`, headers: tenant.headers, payload: { status: 'paused' } })
-  await deps.deliveryQueue.queue.add('deliver', { deliveryId: 'evt_a' }, { delay: 60_000 })
-  await deps.deliveryQueue.queue.add('deliver', { deliveryId: 'evt_b' })
+  await deps.deliveryQueue.queues[0]!.add('deliver', { deliveryId: 'evt_a' }, { delay: 60_000 })
+  await deps.deliveryQueue.queues[0]!.add('deliver', { deliveryId: 'evt_b' })
 
   const res = await app.inject({ method: 'GET', url: '/admin/status', headers: ADMIN })
   t.equal(res.statusCode, 200)
@@ -122,7 +122,7 @@ t.test('/metrics serves the Prometheus text summed over every process publishing
   workerMetrics.deliveries.inc({ outcome: 'delivered' }, 4)
   const workerRedis = createRedis(redisServer.url, 'test-worker')
   t.teardown(() => workerRedis.disconnect())
-  await new MetricsPublisher(workerRedis, deps.keys.queuePrefix, workerMetrics).publish()
+  await new MetricsPublisher(workerRedis, deps.keys.controlTag, workerMetrics).publish()
 
   const res = await app.inject({ method: 'GET', url: '/metrics', headers: ADMIN })
   t.equal(res.statusCode, 200)

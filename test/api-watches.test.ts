@@ -203,10 +203,10 @@ t.test("DELETE cancels the watch's queued deliveries", async (t) => {
     type: 'evm.block' as const, timestamp: new Date().toISOString(), data: { header: { number: '0x1' } }, firstSeenAt: Date.now(),
   }
   t.equal(await deps.deliveryQueue.enqueue([event]), 1)
-  t.ok(await deps.deliveryQueue.queue.getJob(event.id), 'queued')
+  t.ok(await deps.deliveryQueue.queues[0]!.getJob(event.id), 'queued')
   t.equal((await app.inject({ method: 'DELETE', url: `/watches/${watch.id}`, headers: tenant.headers })).statusCode, 204)
   t.equal((await deps.deliveryQueue.store.get(event.id))?.status, 'cancelled')
-  t.notOk(await deps.deliveryQueue.queue.getJob(event.id), 'its job is gone from the queue')
+  t.notOk(await deps.deliveryQueue.queues[0]!.getJob(event.id), 'its job is gone from the queue')
 })
 
 t.test('the secret can be read and rotated; the old one keeps signing during the grace period', async (t) => {

@@ -89,7 +89,7 @@ t.test('a delivered record keeps its payload for payloadRetention, then answers 
   t.equal(expired.status, 'delivered', 'the record is kept')
   t.equal(expired.attempts.length, 1, 'with its attempts')
   t.equal(expired.eventKey, event!.data.eventKey, 'and where the event was')
-  t.ok((await api.deps.redis.pttl(api.deps.keys.delivery(event!.id))) > 6 * 86_400_000, 'the record itself lives recordRetention (7d)')
+  t.ok((await api.deps.redis.pttl(api.deps.keys.delivery(event!.id, 0))) > 6 * 86_400_000, 'the record itself lives recordRetention (7d)')
 
   // What a replay of the block does: the same event matched again.
   await api.deps.deliveryQueue.enqueue([event!], { replayId: 'rpl_test' })
@@ -115,11 +115,11 @@ t.test('records and their log entries are gone after recordRetention; a failed o
     if (record?.status === 'failed') break
     await pause()
   }
-  t.equal(await api.deps.redis.exists(api.deps.keys.deliveryPayload(failing!.id)), 1, 'a failed record keeps its payload')
+  t.equal(await api.deps.redis.exists(api.deps.keys.deliveryPayload(failing!.id, 0)), 1, 'a failed record keeps its payload')
 
-  await waitUntilGone(api, api.deps.keys.delivery(old!.id))
-  await waitUntilGone(api, api.deps.keys.delivery(failing!.id))
-  t.equal(await api.deps.redis.exists(api.deps.keys.deliveryPayload(old!.id)), 0)
+  await waitUntilGone(api, api.deps.keys.delivery(old!.id, 0))
+  await waitUntilGone(api, api.deps.keys.delivery(failing!.id, 0))
+  t.equal(await api.deps.redis.exists(api.deps.keys.deliveryPayload(old!.id, 0)), 0)
   failNext = false
   await api.deps.deliveryQueue.enqueue([recent!])
   await receiver.waitForCount(3)

@@ -155,7 +155,7 @@ t.test('SIGTERM lets a short request finish, returns a hanging one to the queue 
   t.equal((await d.deliveryQueue.store.get(slowEvent.id))?.status, 'delivered', 'the in-flight request that answered was recorded')
   const returned = await d.deliveryQueue.store.get(hangingEvent.id)
   t.match(returned, { status: 'pending', attempts: [] }, 'the hanging one went back unspent')
-  const job = await d.deliveryQueue.queue.getJob(hangingEvent.id)
+  const job = await d.deliveryQueue.queues[0]!.getJob(hangingEvent.id)
   t.equal(job?.attemptsMade, 0)
   t.ok(['waiting', 'delayed'].includes(String(await job?.getState())), 'its job is queued again')
 

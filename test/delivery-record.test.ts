@@ -75,11 +75,11 @@ t.test('a delivered body is kept once: read from the event log while it holds it
   const [soon, late] = [event(api.watch.id, api.tenant.id, 1), event(api.watch.id, api.tenant.id, 2)]
   const storedAt = Date.now()
   await api.deps.deliveryQueue.enqueue([soon!, late!])
-  t.equal(await redis.exists(keys.deliveryPayload(soon!.id)), 1, 'a pending record has its body in its own key')
+  t.equal(await redis.exists(keys.deliveryPayload(soon!.id, 0)), 1, 'a pending record has its body in its own key')
 
   await delivered(soon!.id)
-  t.equal(await redis.exists(keys.deliveryPayload(soon!.id)), 0, 'delivered at once: its key goes')
-  const logged = await redis.xrange(keys.tenantEventLog(api.tenant.id), '-', '+')
+  t.equal(await redis.exists(keys.deliveryPayload(soon!.id, 0)), 0, 'delivered at once: its key goes')
+  const logged = await redis.xrange(keys.tenantEventLog(api.tenant.id, 0), '-', '+')
   t.equal(logged.filter(([, fields]) => fields.includes(soon!.id)).length, 1, 'the event log holds it')
   const soonShown = await api.get(soon!.id)
   t.same(soonShown.payload, JSON.parse(renderWebhookBody({ ...soon!, sequence: 1 })), 'and the API reads it from there')
@@ -88,7 +88,7 @@ t.test('a delivered body is kept once: read from the event log while it holds it
   // Past the margin the log's copy may go before payloadRetention has passed since the delivery.
   await new Promise((resolve) => setTimeout(resolve, storedAt + 2_200 - Date.now()))
   await delivered(late!.id)
-  const ttl = await redis.pttl(keys.deliveryPayload(late!.id))
+  const ttl = await redis.pttl(keys.deliveryPayload(late!.id, 0))
   t.ok(ttl > 0 && ttl <= 2_000, `delivered later: its key stays for payloadRetention (${ttl} ms left)`)
   t.same((await api.get(late!.id)).payload, JSON.parse(renderWebhookBody({ ...late!, sequence: 2 })))
   t.match(await api.get(soon!.id), { payload: null, payloadExpired: true }, 'payloadRetention after its delivery, the first one is shown expired')

@@ -245,7 +245,7 @@ t.test('DELETE /watches/:id cancels its queued deliveries', async (t) => {
   const res = await api.app.inject({ method: 'DELETE', url: `/watches/${watch.id}`, headers: api.tenant.headers })
   t.equal(res.statusCode, 204)
   for (const e of queued) t.equal((await api.deps.deliveryQueue.store.get(e.id))?.status, 'cancelled')
-  t.same(await api.deps.deliveryQueue.queue.getJobCounts('waiting', 'delayed'), { waiting: 0, delayed: 0 })
+  t.same(await api.deps.deliveryQueue.queues[0]!.getJobCounts('waiting', 'delayed'), { waiting: 0, delayed: 0 })
   api.startWorker()
   const check = events(watch.id, api.tenant.id, 1, 100)
   // A job for the deleted watch that slipped in afterwards is cancelled by the worker, not sent.

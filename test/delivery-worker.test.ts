@@ -45,7 +45,7 @@ t.test('every delivery is signed over its exact body; during a rotation both sig
   t.match(stats, { matched: '3', delivered: '3', pending: '0' })
   t.ok(Date.parse(stats.lastDeliveredAt!) > 0, 'lastDeliveredAt is a time')
   t.equal(await d.redis.zcard(d.keys.watchPendingDeliveries(watch.id)), 0)
-  t.ok((await d.redis.pttl(d.keys.delivery(record.id))) > 0, 'a delivered record expires after the retention')
+  t.ok((await d.redis.pttl(d.keys.delivery(record.id, 0))) > 0, 'a delivered record expires after the retention')
   t.equal((await d.metrics.deliveries.get()).values.find((v) => v.labels.outcome === 'delivered')?.value, 3)
   t.equal((await d.metrics.eventToDelivery.get()).values.find((v) => v.metricName?.endsWith('_count'))?.value, 3)
 })
@@ -136,7 +136,7 @@ t.test('410 disables the watch and cancels its queued deliveries', async (t) => 
   t.match(await d.redis.hgetall(d.keys.watchStats(watch.id)), { failed: '1', pending: '0' })
   // The record is final before BullMQ finishes the job that wrote it: closing the worker waits for that.
   await worker.close()
-  const counts = await d.deliveryQueue.queue.getJobCounts('waiting', 'delayed', 'active')
+  const counts = await d.deliveryQueue.queues[0]!.getJobCounts('waiting', 'delayed', 'active')
   t.same(counts, { waiting: 0, delayed: 0, active: 0 }, 'no job of the watch is left in the queue')
 })
 
@@ -212,7 +212,7 @@ t.test('a paused watch’s deliveries wait, unspent, until it is active again', 
   await d.waitForRecord(e.id, () => true)
   const delayedJob = await (async () => {
     for (;;) {
-      const [job] = await d.deliveryQueue.queue.getJobs(['delayed'])
+      const [job] = await d.deliveryQueue.queues[0]!.getJobs(['delayed'])
       if (job) return job
       await new Promise((resolve) => setTimeout(resolve, 20))
     }
@@ -233,7 +233,7 @@ t.test('a deleted watch’s deliveries are cancelled: queued ones at once, runni
   await d.watches.delete(watch)
   t.equal(await d.deliveryQueue.cancelWatch(watch.id), 3)
   for (const e of queued) t.equal((await d.deliveryQueue.store.get(e.id))?.status, 'cancelled')
-  t.same(await d.deliveryQueue.queue.getJobCounts('waiting', 'delayed'), { waiting: 0, delayed: 0 })
+  t.same(await d.deliveryQueue.queues[0]!.getJobCounts('waiting', 'delayed'), { waiting: 0, delayed: 0 })
 
   // Deleted while its job waits, without the API's cancel: the worker cancels it itself.
   const other = await d.createWatch(receiver.url)

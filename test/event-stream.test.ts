@@ -144,7 +144,7 @@ t.test('1013 for a client that stops reading while 500-log blocks stream; its la
   t.match(reason, /after=<the last cursor received>/)
   t.ok(client.messages.length > 0, 'what the kernel held before the close arrives first')
 
-  const log = (await h.redis.xrange(h.keys.tenantEventLog(tenant.id), '-', '+')).map(([id]) => id)
+  const log = (await h.redis.xrange(h.keys.tenantEventLog(tenant.id, 0), '-', '+')).map(([id]) => id)
   t.equal(log.length, blocks * 500)
   const resumed = connect(`?after=${client.messages.at(-1)!.cursor}`, { headers: tenant.headers }, slowBase)
   await resumed.received(log.length - client.messages.length)

@@ -140,7 +140,7 @@ t.test('evm.pending_transactions: a mempool transaction is delivered before it i
   const chain = await h.leader(sub)
   await chain.pendingTransactions!.ready
   const connection = h.redis.duplicate()
-  const events = new QueueEvents(DELIVERY_QUEUE, { connection, prefix: h.keys.queuePrefix })
+  const events = new QueueEvents(DELIVERY_QUEUE, { connection, prefix: h.keys.shardTag(0) })
   t.teardown(async () => { await events.close(); connection.disconnect() })
   await events.waitUntilReady()
   const waiting = new Promise<string>((resolve) => events.on('waiting', ({ jobId }) => resolve(jobId)))

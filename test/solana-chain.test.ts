@@ -181,7 +181,7 @@ t.test('each watch type goes end to end from a node notification to a queued del
     const expectedValue = c.method === 'slotSubscribe' ? sent : sent.value
     t.same(body.data, { watchId: c.watch.id, chain: 'sol', sequence: 1, slot: expectedSlot, value: expectedValue },
       `${c.type}: data is {slot, value} as the node sent it`)
-    t.ok(await h.queue.queue.getJob(event.id), `${c.type}: a job is queued under the webhook-id`)
+    t.ok(await h.queue.queues[0]!.getJob(event.id), `${c.type}: a job is queued under the webhook-id`)
   }
   t.equal(h.node.subscriptions('slotSubscribe').length, 1, 'the slot watch shares the leader\'s own head subscription')
   t.same((await h.metrics.chainHead.get()).values.map((v) => v.value), [76])

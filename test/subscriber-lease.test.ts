@@ -67,7 +67,7 @@ t.test('two subscribers: the standby takes over from the cursor when the leader 
   t.equal(runner.leading, false, 'the lease is held by the other process')
 
   const connection = h.redis.duplicate()
-  const events = new QueueEvents(DELIVERY_QUEUE, { connection, prefix: h.keys.queuePrefix })
+  const events = new QueueEvents(DELIVERY_QUEUE, { connection, prefix: h.keys.shardTag(0) })
   t.teardown(async () => { await events.close(); connection.disconnect() })
   await events.waitUntilReady()
   const queued = new Promise<void>((resolve) => events.once('waiting', () => resolve()))
@@ -99,7 +99,7 @@ t.test('a replay request scans its range again for that watch and re-queues each
   await h.deliveryQueue.store.recordAttempt(record!, { at, statusCode: 200, durationMs: 1, error: null }, 'delivered', null, { ttlMs: 60_000, counts: true }, Date.parse(at))
 
   const connection = h.redis.duplicate()
-  const events = new QueueEvents(DELIVERY_QUEUE, { connection, prefix: h.keys.queuePrefix })
+  const events = new QueueEvents(DELIVERY_QUEUE, { connection, prefix: h.keys.shardTag(0) })
   t.teardown(async () => { await events.close(); connection.disconnect() })
   await events.waitUntilReady()
   const waiting = new Promise<string>((resolve) => events.once('waiting', ({ jobId }) => resolve(jobId)))

@@ -89,7 +89,7 @@ t.test('a watch without url is matched but queues nothing; one with a url on the
   t.notOk('url' in streamOnly.body)
   const withUrl = await s.createWatch({ type: 'evm.logs', filter: transferFilter, url: URL })
   await s.applied()
-  const jobsBefore = await h.redis.keys(`${h.keys.queuePrefix}:*`)
+  const jobsBefore = await h.redis.keys(`${h.keys.shardTag(0)}:*`)
   const [sent] = await s.transfers(BOB, 1)
 
   t.same(await txHashes(h, withUrl.body.id), [sent!.tx])
@@ -97,10 +97,10 @@ t.test('a watch without url is matched but queues nothing; one with a url on the
   const stats = await h.redis.hgetall(h.keys.watchStats(streamOnly.body.id))
   t.same(stats, {}, 'nothing pending, nothing matched as a delivery')
   const [record] = await h.records(withUrl.body.id)
-  const jobsAfter = (await h.redis.keys(`${h.keys.queuePrefix}:*`)).filter((k) => !jobsBefore.includes(k))
+  const jobsAfter = (await h.redis.keys(`${h.keys.shardTag(0)}:*`)).filter((k) => !jobsBefore.includes(k))
   // The url watch's record has a payload key beside its job (same prefix); the url-less one has neither.
   t.same(jobsAfter.filter((k) => !k.includes(record!.id) && /:evt_/.test(k) && !k.includes(':stream-only:')), [], 'the only new job is the url watch\'s')
-  const logged = await h.redis.xrange(h.keys.tenantEventLog(s.tenant.id), '-', '+')
+  const logged = await h.redis.xrange(h.keys.tenantEventLog(s.tenant.id, 0), '-', '+')
   const loggedIds = logged.map(([, fields]) => fields[fields.indexOf('watchId') + 1])
   t.equal(loggedIds.filter((id) => id === streamOnly.body.id).length, 1, "the url-less watch's event is in the event stream's log, once")
   t.equal(loggedIds.filter((id) => id === withUrl.body.id).length, 1)

@@ -10,7 +10,7 @@
  * take it then: that alert is sent straight away from memory, and its state kept in memory until
  * Redis accepts writes again.
  */
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../storage/redis.js'
 import type { Logger } from 'pino'
 import type { AlertsConfig, ChainConfig } from '../config/config.js'
 import type { DeliveryStore } from '../delivery/delivery-store.js'
@@ -35,7 +35,7 @@ const MAX_BACKLOG_WATCHES = 1_000
 export interface AlertMonitorDeps {
   alerts: AlertsConfig
   chains: readonly ChainConfig[]
-  redis: Redis
+  redis: RedisClient
   keys: RedisKeys
   deliveries: DeliveryStore
   watches: WatchStore

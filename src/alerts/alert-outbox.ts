@@ -5,7 +5,7 @@
  * sends the same `webhook-id`.
  */
 import { randomBytes } from 'node:crypto'
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../storage/redis.js'
 import type { RedisKeys } from '../storage/keys.js'
 import type { AlertEvent, AlertType } from './alert-rules.js'
 
@@ -24,10 +24,10 @@ export const newAlert = (event: AlertEvent, nowMs: number): QueuedAlert =>
   ({ id: `alr_${randomBytes(12).toString('hex')}`, type: event.type, timestamp: new Date(nowMs).toISOString(), data: event.data })
 
 export class AlertOutbox {
-  readonly #redis: Redis
+  readonly #redis: RedisClient
   readonly #keys: RedisKeys
 
-  constructor(redis: Redis, keys: RedisKeys) {
+  constructor(redis: RedisClient, keys: RedisKeys) {
     this.#redis = redis
     this.#keys = keys
   }

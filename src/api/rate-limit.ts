@@ -5,18 +5,18 @@
  * straddling a second boundary through at twice the limit. A key's counter lives two seconds,
  * long enough to be the previous one.
  */
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../storage/redis.js'
 import type { RedisKeys } from '../storage/keys.js'
 import { RetryLaterError } from './errors.js'
 
 const WINDOW_TTL_SEC = 2
 
 export class RateLimiter {
-  readonly #redis: Redis
+  readonly #redis: RedisClient
   readonly #keys: RedisKeys
   readonly #perSecond: number
 
-  constructor(redis: Redis, keys: RedisKeys, perSecond: number) {
+  constructor(redis: RedisClient, keys: RedisKeys, perSecond: number) {
     this.#redis = redis
     this.#keys = keys
     this.#perSecond = perSecond

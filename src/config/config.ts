@@ -66,7 +66,10 @@ export interface StreamConfig {
 
 export interface Config {
   readonly redisUrl: string
-  /** Every Redis key starts with `{redisPrefix}:`; the braces keep them in one cluster slot. */
+  /** `REDIS_CLUSTER=true`: `redisUrl` lists cluster nodes, each in `redisClusterNodes`. */
+  readonly redisCluster: boolean
+  readonly redisClusterNodes: readonly string[]
+  /** Every Redis key's hash tag starts with it (src/storage/keys.ts). */
   readonly redisPrefix: string
   readonly host: string
   readonly port: number
@@ -153,6 +156,18 @@ function envBoolean(env: Env, name: string): boolean {
   throw new ConfigError(`${name} must be "true" or "false", got "${raw}"`)
 }
 
+/** REDIS_URL under REDIS_CLUSTER=true: comma-separated `redis://[user:password@]host:port` of cluster nodes. */
+function clusterNodeUrls(raw: string): string[] {
+  const urls = raw.split(',').map((part) => part.trim())
+  for (const url of urls) {
+    const parsed = URL.canParse(url) ? new URL(url) : undefined
+    if (parsed?.protocol !== 'redis:' || parsed.hostname === '' || parsed.port === '' || !['', '/'].includes(parsed.pathname)) {
+      throw new ConfigError(`REDIS_URL with REDIS_CLUSTER=true must be comma-separated redis://host:port URLs of cluster nodes, got "${url}"`)
+    }
+  }
+  return urls
+}
+
 function envEncryptionKey(env: Env): Buffer | undefined {
   const raw = env.BLOCKHOOK_ENCRYPTION_KEY
   if (raw === undefined || raw === '') return undefined
@@ -219,10 +234,14 @@ export function loadConfig(env: Env = process.env, options: LoadConfigOptions = 
   }
 
   const redisUrl = env.REDIS_URL || 'redis://127.0.0.1:6379'
-  if (!/^rediss?:\/\//.test(redisUrl)) throw new ConfigError('REDIS_URL must start with redis:// or rediss://')
+  const redisCluster = envBoolean(env, 'REDIS_CLUSTER')
+  const redisClusterNodes = redisCluster ? clusterNodeUrls(redisUrl) : []
+  if (!redisCluster && !/^rediss?:\/\//.test(redisUrl)) throw new ConfigError('REDIS_URL must start with redis:// or rediss://')
 
   const config: Config = {
     redisUrl,
+    redisCluster,
+    redisClusterNodes,
     redisPrefix: 'blockhook',
     host: env.HOST || '0.0.0.0',
     port: envInteger(env, 'PORT', 3000, 0, 65535),

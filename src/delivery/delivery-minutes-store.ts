@@ -1,13 +1,13 @@
 /** Reads a watch's per-minute delivery buckets (layout in delivery-minutes.ts; written by the delivery store). */
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../storage/redis.js'
 import type { RedisKeys } from '../storage/keys.js'
 import { summarizeMinute, type DeliveryMinute } from './delivery-minutes.js'
 
 export class DeliveryMinutesStore {
-  readonly #redis: Redis
+  readonly #redis: RedisClient
   readonly #keys: RedisKeys
 
-  constructor(redis: Redis, keys: RedisKeys) {
+  constructor(redis: RedisClient, keys: RedisKeys) {
     this.#redis = redis
     this.#keys = keys
   }

@@ -7,9 +7,13 @@
  * already delivered, failed or cancelled goes back to `pending` and is sent again with its stored
  * body and `webhook-id`, under a job id derived from both ids so it does not collide with the
  * original job. A record still pending is left to the job already delivering it.
+ *
+ * There is one BullMQ queue per delivery shard (storage/keys.ts), named alike, each under its
+ * shard's hash tag: BullMQ keeps a queue in one slot, so on a Redis Cluster the shards' queues are
+ * what spreads the delivery work over the masters. A job goes to its watch's shard.
  */
 import { Queue, type JobsOptions } from 'bullmq'
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../storage/redis.js'
 import type { DeliveryConfig, StreamConfig } from '../config/config.js'
 import type { RedisKeys } from '../storage/keys.js'
 import type { MatchedEvent } from './delivery-record.js'
@@ -45,15 +49,24 @@ export function deliveryJobOptions(delivery: DeliveryConfig, jobId: string): Job
 }
 
 export class DeliveryQueue {
-  readonly queue: Queue<DeliveryJobData>
+  /** Shard k's queue is `queues[k]`. */
+  readonly queues: readonly Queue<DeliveryJobData>[]
   readonly store: DeliveryStore
+  readonly #keys: RedisKeys
   readonly #delivery: DeliveryConfig
 
   /** `stream`: new events also go to their tenant's event log, kept `stream.retentionMs`. */
-  constructor(redis: Redis, keys: RedisKeys, delivery: DeliveryConfig, stream: StreamConfig) {
+  constructor(redis: RedisClient, keys: RedisKeys, delivery: DeliveryConfig, stream: StreamConfig) {
+    this.#keys = keys
     this.#delivery = delivery
     this.store = new DeliveryStore(redis, keys, delivery, stream.retentionMs)
-    this.queue = new Queue<DeliveryJobData>(DELIVERY_QUEUE, { connection: redis, prefix: keys.queuePrefix })
+    this.queues = Array.from({ length: keys.deliveryShards }, (_, shard) =>
+      new Queue<DeliveryJobData>(DELIVERY_QUEUE, { connection: redis, prefix: keys.shardTag(shard) }))
+  }
+
+  /** The queue of the watch's shard. */
+  queueOf(watchId: string): Queue<DeliveryJobData> {
+    return this.queues[this.#keys.shardOf(watchId)]!
   }
 
   /**
@@ -73,7 +86,7 @@ export class DeliveryQueue {
       // A pending record whose job is missing (a crash between store and add) is queued again;
       // BullMQ ignores an add whose job id already exists. A replay leaves pending ones to their job.
       const queueIt = outcome === 'new' || outcome === 'replayed' || (outcome === 'pending' && !replayId)
-      return queueIt ? [{ deliveryId: events[i]!.id, jobId }] : []
+      return queueIt ? [{ deliveryId: events[i]!.id, watchId: events[i]!.watchId, jobId }] : []
     })
     await this.#add(toQueue)
     return stored.filter(({ outcome }) => outcome === 'new').length
@@ -86,7 +99,7 @@ export class DeliveryQueue {
   async requeueFailed(deliveryId: string, watchId: string, nowMs = Date.now()): Promise<string | undefined> {
     const jobId = `${deliveryId}-retry${nowMs}`
     const previous = await this.store.requeueFailed(deliveryId, watchId, jobId, nowMs)
-    if (previous === 'failed') await this.#add([{ deliveryId, jobId }])
+    if (previous === 'failed') await this.#add([{ deliveryId, watchId, jobId }])
     // Held behind an earlier delivery of its ordered watch: queued when that one finishes.
     return previous === 'held' ? 'failed' : previous
   }
@@ -98,7 +111,7 @@ export class DeliveryQueue {
    */
   async releaseOrdered(watchId: string, finishedId: string): Promise<void> {
     const next = await this.store.nextOrdered(watchId, finishedId)
-    if (next) await this.#add([next])
+    if (next) await this.#add([{ ...next, watchId }])
   }
 
   /**
@@ -108,35 +121,44 @@ export class DeliveryQueue {
   async cancelWatch(watchId: string): Promise<number> {
     let cancelled = 0
     let cursor = '0'
+    const queue = this.queueOf(watchId)
     do {
       const [next, ids] = await this.store.scanPending(watchId, cursor)
       cursor = next
       const jobIds = await this.store.cancel(ids, watchId)
       cancelled += jobIds.length
       // A running job is locked and cannot be removed; removal is only tidying, the status is what counts.
-      await Promise.all(jobIds.map((jobId) => this.queue.remove(jobId).catch(() => 0)))
+      await Promise.all(jobIds.map((jobId) => queue.remove(jobId).catch(() => 0)))
     } while (cursor !== '0')
     await this.store.forgetOrdered(watchId)
     await this.store.refreshOldestPending(watchId)
     return cancelled
   }
 
-  /** Jobs per state, for /admin/status. */
+  /** Jobs per state over every shard's queue, for /admin/status. */
   async jobCounts(): Promise<{ waiting: number; active: number; delayed: number; failed: number }> {
-    const counts = await this.queue.getJobCounts('waiting', 'active', 'delayed', 'failed')
-    return { waiting: counts.waiting ?? 0, active: counts.active ?? 0, delayed: counts.delayed ?? 0, failed: counts.failed ?? 0 }
+    const perShard = await Promise.all(this.queues.map((queue) => queue.getJobCounts('waiting', 'active', 'delayed', 'failed')))
+    const sum = (state: string) => perShard.reduce((total, counts) => total + (counts[state] ?? 0), 0)
+    return { waiting: sum('waiting'), active: sum('active'), delayed: sum('delayed'), failed: sum('failed') }
   }
 
-  async #add(jobs: readonly { deliveryId: string; jobId: string }[]): Promise<void> {
-    if (jobs.length === 0) return
-    await this.queue.addBulk(jobs.map(({ deliveryId, jobId }) => ({
+  /** Each job to its watch's shard's queue, one addBulk per shard. */
+  async #add(jobs: readonly { deliveryId: string; watchId: string; jobId: string }[]): Promise<void> {
+    const byShard = new Map<number, { deliveryId: string; jobId: string }[]>()
+    for (const { deliveryId, watchId, jobId } of jobs) {
+      const shard = this.#keys.shardOf(watchId)
+      const list = byShard.get(shard)
+      if (list) list.push({ deliveryId, jobId })
+      else byShard.set(shard, [{ deliveryId, jobId }])
+    }
+    await Promise.all([...byShard].map(([shard, list]) => this.queues[shard]!.addBulk(list.map(({ deliveryId, jobId }) => ({
       name: DELIVER_JOB,
       data: { deliveryId },
       opts: deliveryJobOptions(this.#delivery, jobId),
-    })))
+    })))))
   }
 
   async close(): Promise<void> {
-    await this.queue.close()
+    await Promise.all(this.queues.map((queue) => queue.close()))
   }
 }

@@ -10,9 +10,13 @@
  * write cannot recreate a deleted watch's stats.
  *
  * A watch's pending set is a sorted set scored by when each delivery became pending (Unix ms), and
- * the oldest-pending index (`keys.oldestPending`) holds each watch that has pending deliveries,
- * scored by its oldest or earlier: the operator's backlog alert reads the old ones from there,
- * with no scan of the watches (`watchesPendingSince`, `refreshOldestPending`).
+ * its shard's oldest-pending index (`keys.oldestPending`) holds each watch of the shard that has
+ * pending deliveries, scored by its oldest or earlier: the operator's backlog alert reads the old
+ * ones from every shard's, with no scan of the watches (`watchesPendingSince`, `refreshOldestPending`).
+ *
+ * Everything of a delivery is on its watch's shard (storage/keys.ts), so every script here
+ * touches one slot. What knows only a delivery id (GET /deliveries/:id, a reorg's retraction)
+ * looks on every shard: one on a single Redis.
  *
  * What a delivered event keeps, and for how long (README, "Sizing Redis"):
  * - the record, one packed string (delivery-record.ts), `recordRetention` once final;
@@ -26,10 +30,10 @@
  *   trim it. Redis 7.0 has no per-field expiry: buckets are the time-based way to expire parts
  *   of one index.
  */
-import type { Redis } from 'ioredis'
 import { BlockhookError } from '../domain/errors.js'
 import { compactWebhookId, webhookIdFromCompact } from '../domain/ids.js'
 import type { RedisKeys } from '../storage/keys.js'
+import { mgetPerSlot, pipelinePerSlot, type RedisClient } from '../storage/redis.js'
 import { parseCursor, parseLoggedEvent } from '../stream/stream-entry.js'
 import {
   cancelPendingDeliveries, recordDeliveryAttempt, refreshOldestPending, requeueFailedDelivery, storeDeliveries, takeNextOrdered,
@@ -98,7 +102,7 @@ function decodeCursor(cursor: string): LogPosition {
 }
 
 export class DeliveryStore {
-  readonly #redis: Redis
+  readonly #redis: RedisClient
   readonly #keys: RedisKeys
   readonly #retention: DeliveryRetention
   /** How long an event-log entry is kept (see the file comment). */
@@ -110,7 +114,7 @@ export class DeliveryStore {
   readonly #logRetentionMs: number
   readonly #logBucketMs: number
 
-  constructor(redis: Redis, keys: RedisKeys, retention: DeliveryRetention & { retryScheduleMs: readonly number[] }, streamRetentionMs: number) {
+  constructor(redis: RedisClient, keys: RedisKeys, retention: DeliveryRetention & { retryScheduleMs: readonly number[] }, streamRetentionMs: number) {
     this.#redis = redis
     this.#keys = keys
     this.#retention = retention
@@ -130,43 +134,59 @@ export class DeliveryStore {
       bucketTtlMs: bucketStartMs + this.#logBucketMs + this.#logRetentionMs - nowMs,
       bucketsKeptFromMs: nowMs - this.#logRetentionMs - this.#logBucketMs,
     }
-    const calls: Promise<{ outcome: string; jobId: string }[]>[] = []
     // One script per batch, not per event: the per-call cost (script lookup, argument conversion,
-    // a reply each) was a third of Redis's time per event. The calls go out back to back.
-    for (let from = 0; from < events.length; from += STORE_BATCH) {
-      calls.push(storeDeliveries(this.#redis, {
-        oldestPending: k.oldestPending, nowMs, eventLogRetentionMs: this.#eventLogRetentionMs,
-        bucket,
-        events: events.slice(from, from + STORE_BATCH).map((e, i) => {
-          const [bodyHead, bodyTail] = storedBodyParts(e)
-          return {
-            keys: {
-              ...this.#recordKeys(e.id, e.watchId), sequence: k.watchSequence(e.watchId),
-              logBucket: k.watchLogBucket(e.watchId, bucketStartMs), logIndex: k.watchLog(e.watchId),
-              eventLog: k.tenantEventLog(e.tenantId), ordered: k.watchOrderedDeliveries(e.watchId), streamOnlyMarker: k.streamOnlyEvent(e.id),
-            },
-            args: {
-              id: e.id, logEntry: logEntryOf(e.id), watchId: e.watchId, bodyHead, bodyTail, firstSeenAt: e.firstSeenAt,
-              replayJobId: replayJobIds?.[from + i] ?? '', staticFields: e.streamOnly ? '' : staticRecordFields(e),
-              ordered: e.ordered === true, streamOnly: e.streamOnly === true, tenantId: e.tenantId,
-            },
-          }
-        }),
-      }))
+    // a reply each) was a third of Redis's time per event. A batch holds one shard's events (its
+    // keys share a slot); the calls go out back to back, to every shard's master at once.
+    const byShard = new Map<number, number[]>()
+    events.forEach((e, i) => {
+      const shard = k.shardOf(e.watchId)
+      const indexes = byShard.get(shard)
+      if (indexes) indexes.push(i)
+      else byShard.set(shard, [i])
+    })
+    const replies = new Array<{ outcome: string; jobId: string }>(events.length)
+    const calls: Promise<void>[] = []
+    for (const [shard, indexes] of byShard) {
+      for (let from = 0; from < indexes.length; from += STORE_BATCH) {
+        const batch = indexes.slice(from, from + STORE_BATCH)
+        calls.push(storeDeliveries(this.#redis, {
+          oldestPending: k.oldestPending(shard), nowMs, eventLogRetentionMs: this.#eventLogRetentionMs,
+          bucket,
+          events: batch.map((i) => {
+            const e = events[i]!
+            const [bodyHead, bodyTail] = storedBodyParts(e)
+            return {
+              keys: {
+                ...this.#recordKeys(e.id, e.watchId), sequence: k.watchSequence(e.watchId),
+                logBucket: k.watchLogBucket(e.watchId, bucketStartMs), logIndex: k.watchLog(e.watchId),
+                eventLog: k.tenantEventLog(e.tenantId, shard), ordered: k.watchOrderedDeliveries(e.watchId),
+                streamOnlyMarker: k.streamOnlyEvent(e.id, shard),
+              },
+              args: {
+                id: e.id, logEntry: logEntryOf(e.id), watchId: e.watchId, bodyHead, bodyTail, firstSeenAt: e.firstSeenAt,
+                replayJobId: replayJobIds?.[i] ?? '', staticFields: e.streamOnly ? '' : staticRecordFields(e),
+                ordered: e.ordered === true, streamOnly: e.streamOnly === true, tenantId: e.tenantId,
+              },
+            }
+          }),
+        }).then((stored) => stored.forEach((reply, n) => { replies[batch[n]!] = reply })))
+      }
     }
-    return (await Promise.all(calls)).flat().map(({ outcome, jobId }) => ({
+    await Promise.all(calls)
+    return replies.map(({ outcome, jobId }) => ({
       outcome: (statusOfCode(outcome) ?? outcome) as StoredRecord['outcome'],
       jobId,
     }))
   }
 
-  #watchKeys(watchId: string): Pick<DeliveryRecordKeys, 'pending' | 'stats' | 'watch'> {
+  #watchKeys(watchId: string): Pick<DeliveryRecordKeys, 'pending' | 'stats'> {
     const k = this.#keys
-    return { pending: k.watchPendingDeliveries(watchId), stats: k.watchStats(watchId), watch: k.watch(watchId) }
+    return { pending: k.watchPendingDeliveries(watchId), stats: k.watchStats(watchId) }
   }
 
   #recordKeys(deliveryId: string, watchId: string): DeliveryRecordKeys {
-    return { record: this.#keys.delivery(deliveryId), payload: this.#keys.deliveryPayload(deliveryId), ...this.#watchKeys(watchId) }
+    const shard = this.#keys.shardOf(watchId)
+    return { record: this.#keys.delivery(deliveryId, shard), payload: this.#keys.deliveryPayload(deliveryId, shard), ...this.#watchKeys(watchId) }
   }
 
   /**
@@ -175,7 +195,8 @@ export class DeliveryStore {
    */
   async requeueFailed(deliveryId: string, watchId: string, jobId: string, nowMs: number): Promise<DeliveryStatus | 'held' | undefined> {
     const previous = await requeueFailedDelivery(this.#redis, {
-      keys: this.#recordKeys(deliveryId, watchId), ordered: this.#keys.watchOrderedDeliveries(watchId), oldestPending: this.#keys.oldestPending,
+      keys: this.#recordKeys(deliveryId, watchId), ordered: this.#keys.watchOrderedDeliveries(watchId),
+      oldestPending: this.#keys.oldestPending(this.#keys.shardOf(watchId)),
       deliveryId, watchId, jobId, nowMs,
     })
     if (previous === null) return undefined
@@ -189,7 +210,7 @@ export class DeliveryStore {
   async nextOrdered(watchId: string, finishedId: string): Promise<{ deliveryId: string; jobId: string } | undefined> {
     const next = await takeNextOrdered(this.#redis, { ordered: this.#keys.watchOrderedDeliveries(watchId), finishedId })
     if (next === undefined) return undefined
-    const value = await this.#redis.get(this.#keys.delivery(next))
+    const value = await this.#redis.get(this.#keys.delivery(next, this.#keys.shardOf(watchId)))
     return { deliveryId: next, jobId: (value === null ? undefined : decodeRecord(next, value)?.jobId) ?? next }
   }
 
@@ -203,7 +224,10 @@ export class DeliveryStore {
     const { recordRetentionMs, payloadRetentionMs } = this.#retention
     return cancelPendingDeliveries(this.#redis, {
       watch: this.#watchKeys(watchId),
-      deliveries: deliveryIds.map((id) => ({ id, keys: { record: this.#keys.delivery(id), payload: this.#keys.deliveryPayload(id) } })),
+      deliveries: deliveryIds.map((id) => {
+        const { record, payload } = this.#recordKeys(id, watchId)
+        return { id, keys: { record, payload } }
+      }),
       recordRetentionMs,
       payloadRetentionMs,
     })
@@ -221,25 +245,31 @@ export class DeliveryStore {
   }
 
   /**
-   * Watches whose oldest pending delivery became pending at or before `atOrBeforeMs`, from the
-   * oldest-pending index: at most `limit` of its entries are read (each put right
+   * Watches whose oldest pending delivery became pending at or before `atOrBeforeMs`, from every
+   * shard's oldest-pending index: at most `limit` of their entries are read (each put right
    * first), so the cost follows the answer, not the number of watches or deliveries. `complete`
    * is false when entries were left unread.
    */
   async watchesPendingSince(atOrBeforeMs: number, limit: number): Promise<{ watches: { watchId: string; oldestPendingAtMs: number }[]; complete: boolean }> {
-    const flat = await this.#redis.zrangebyscore(this.#keys.oldestPending, '-inf', atOrBeforeMs, 'LIMIT', 0, limit + 1)
-    const ids = flat.slice(0, limit)
+    const shards = Array.from({ length: this.#keys.deliveryShards }, (_, shard) => shard)
+    const perShard = await Promise.all(shards.map((shard) =>
+      this.#redis.zrangebyscore(this.#keys.oldestPending(shard), '-inf', atOrBeforeMs, 'WITHSCORES', 'LIMIT', 0, limit + 1)))
+    const entries = perShard.flatMap((flat) => flat.flatMap((member, i) => (i % 2 === 0 ? [{ watchId: member, score: Number(flat[i + 1]) }] : [])))
+    entries.sort((a, b) => a.score - b.score)
+    const ids = entries.slice(0, limit).map(({ watchId }) => watchId)
     const oldest = await Promise.all(ids.map((watchId) => this.refreshOldestPending(watchId)))
     const watches = ids.flatMap((watchId, i) => {
       const oldestPendingAtMs = oldest[i]
       return oldestPendingAtMs !== undefined && oldestPendingAtMs <= atOrBeforeMs ? [{ watchId, oldestPendingAtMs }] : []
     })
-    return { watches, complete: flat.length <= limit }
+    return { watches, complete: entries.length <= limit }
   }
 
-  /** Sets the watch's entry in the oldest-pending index from its pending set; returns its oldest (ms), if any. */
+  /** Sets the watch's entry in its shard's oldest-pending index from its pending set; returns its oldest (ms), if any. */
   async refreshOldestPending(watchId: string): Promise<number | undefined> {
-    return refreshOldestPending(this.#redis, { oldest: this.#keys.oldestPending, pending: this.#keys.watchPendingDeliveries(watchId), watchId })
+    return refreshOldestPending(this.#redis, {
+      oldest: this.#keys.oldestPending(this.#keys.shardOf(watchId)), pending: this.#keys.watchPendingDeliveries(watchId), watchId,
+    })
   }
 
   /**
@@ -280,11 +310,11 @@ export class DeliveryStore {
     }
   }
 
-  /** The record and the bytes to send, in one round trip; undefined when there is no record. */
-  async getToSend(deliveryId: string): Promise<DeliveryToSend | undefined> {
+  /** The record on `shard` (the worker knows it from its queue) and the bytes to send, in one round trip; undefined when there is no record. */
+  async getToSend(deliveryId: string, shard: number): Promise<DeliveryToSend | undefined> {
     const [[recordErr, value], [payloadErr, body]] = (await this.#redis.pipeline()
-      .get(this.#keys.delivery(deliveryId))
-      .get(this.#keys.deliveryPayload(deliveryId))
+      .get(this.#keys.delivery(deliveryId, shard))
+      .get(this.#keys.deliveryPayload(deliveryId, shard))
       .exec()) as [[Error | null, string | null], [Error | null, string | null]]
     if (recordErr) throw recordErr
     if (payloadErr) throw payloadErr
@@ -298,35 +328,42 @@ export class DeliveryStore {
 
   /**
    * Records with their payload in the order of `ids`, undefined where there is none (past its
-   * retention). A delivered record's body is read from the event log when its payload key has
-   * gone, for `payloadRetention` after the delivery.
+   * retention), looked for on every shard. A delivered record's body is read from the event log
+   * when its payload key has gone, for `payloadRetention` after the delivery.
    */
   async getMany(ids: readonly string[]): Promise<(DeliveryRecord | undefined)[]> {
     if (ids.length === 0) return []
-    const pipeline = this.#redis.pipeline()
-    for (const id of ids) pipeline.get(this.#keys.delivery(id)).get(this.#keys.deliveryPayload(id))
-    const replies = (await replyValues(pipeline.exec())) as (string | null)[]
-    const stored = ids.map((id, i) => {
-      const value = replies[2 * i]!
-      return value === null ? undefined : decodeRecord(id, value)
-    })
-    const bodies: (string | null)[] = ids.map((_, i) => replies[2 * i + 1]!)
-    const nowMs = Date.now()
-    const fromLog = stored.flatMap((s, i) => (s && bodies[i] === null && this.#logHoldsPayload(s, nowMs) ? [i] : []))
-    if (fromLog.length > 0) {
-      const reads = this.#redis.pipeline()
-      for (const i of fromLog) {
-        const { summary, logEntryId } = stored[i]!
-        reads.xrange(this.#keys.tenantEventLog(summary.tenantId), logEntryId!, logEntryId!)
+    const shards = this.#keys.deliveryShards
+    const reads = ids.flatMap((id) => Array.from({ length: shards }, (_, shard) => [
+      this.#keys.delivery(id, shard), this.#keys.deliveryPayload(id, shard),
+    ]).flat())
+    const replies = (await pipelinePerSlot(this.#redis, reads, (key) => key, (pipeline, key) => pipeline.get(key))) as (string | null)[]
+    const found = ids.map((id, i) => {
+      for (let shard = 0; shard < shards; shard++) {
+        const at = 2 * (i * shards + shard)
+        const value = replies[at]!
+        const stored = value === null ? undefined : decodeRecord(id, value)
+        if (stored) return { stored, shard, body: replies[at + 1]! }
       }
-      const entries = (await replyValues(reads.exec())) as [id: string, fields: string[]][][]
+      return undefined
+    })
+    const bodies: (string | null)[] = found.map((f) => f?.body ?? null)
+    const nowMs = Date.now()
+    const fromLog = found.flatMap((f, i) => (f && f.body === null && this.#logHoldsPayload(f.stored, nowMs) ? [i] : []))
+    if (fromLog.length > 0) {
+      const logReads = fromLog.map((i) => {
+        const { stored: { summary, logEntryId }, shard } = found[i]!
+        return { key: this.#keys.tenantEventLog(summary.tenantId, shard), entry: logEntryId! }
+      })
+      const entries = (await pipelinePerSlot(this.#redis, logReads, ({ key }) => key, (pipeline, { key, entry }) => pipeline.xrange(key, entry, entry))) as
+        [id: string, fields: string[]][][]
       fromLog.forEach((i, n) => {
         const fields = entries[n]![0]?.[1] ?? []
         const value = (name: string) => fields.find((_, f) => f % 2 === 1 && fields[f - 1] === name)
         if (value('id') === ids[i]) bodies[i] = value('body') ?? null
       })
     }
-    return stored.map((s, i) => s && recordWithBody(s.summary, bodies[i]!))
+    return found.map((f, i) => f && recordWithBody(f.stored.summary, bodies[i]!))
   }
 
   #logHoldsPayload({ summary, logEntryId }: StoredDelivery, nowMs: number): boolean {
@@ -363,15 +400,19 @@ export class DeliveryStore {
   async #streamOnlyEvents(ids: readonly string[]): Promise<Map<string, MatchedEvent>> {
     const found = new Map<string, MatchedEvent>()
     if (ids.length === 0) return found
-    const markers = await this.#redis.mget(ids.map((id) => this.#keys.streamOnlyEvent(id)))
+    // The marker is on the shard of a watch these ids do not name: each shard is looked at.
+    const shards = this.#keys.deliveryShards
+    const markers = await mgetPerSlot(this.#redis, ids.flatMap((id) => Array.from({ length: shards }, (_, shard) => this.#keys.streamOnlyEvent(id, shard))))
     const logged = ids.flatMap((id, i) => {
-      const [tenantId, entry] = (markers[i] ?? '').split(' ')
-      return tenantId && entry && parseCursor(entry) ? [{ id, tenantId, entry }] : []
+      for (let shard = 0; shard < shards; shard++) {
+        const [tenantId, entry] = (markers[i * shards + shard] ?? '').split(' ')
+        if (tenantId && entry && parseCursor(entry)) return [{ id, key: this.#keys.tenantEventLog(tenantId, shard), tenantId, entry }]
+      }
+      return []
     })
     if (logged.length === 0) return found
-    const reads = this.#redis.pipeline()
-    for (const { tenantId, entry } of logged) reads.xrange(this.#keys.tenantEventLog(tenantId), entry, entry)
-    const entries = (await replyValues(reads.exec())) as [id: string, fields: string[]][][]
+    const entries = (await pipelinePerSlot(this.#redis, logged, ({ key }) => key, (pipeline, { key, entry }) => pipeline.xrange(key, entry, entry))) as
+      [id: string, fields: string[]][][]
     logged.forEach(({ id, tenantId, entry }, n) => {
       const fields = entries[n]![0]?.[1]
       const event = fields && parseLoggedEvent(entry, fields)
@@ -385,9 +426,11 @@ export class DeliveryStore {
     return found
   }
 
-  async #summaries(ids: readonly string[]): Promise<(DeliverySummary | undefined)[]> {
+  /** Records of one watch's deliveries (so of one shard, one slot). */
+  async #summaries(watchId: string, ids: readonly string[]): Promise<(DeliverySummary | undefined)[]> {
     if (ids.length === 0) return []
-    const values = await this.#redis.mget(ids.map((id) => this.#keys.delivery(id)))
+    const shard = this.#keys.shardOf(watchId)
+    const values = await this.#redis.mget(ids.map((id) => this.#keys.delivery(id, shard)))
     return ids.map((id, i) => (values[i] === null ? undefined : decodeRecord(id, values[i]!)?.summary))
   }
 
@@ -414,7 +457,7 @@ export class DeliveryStore {
         const entries = await this.#redis.lrange(key, from, before - 1)
         if (entries.length === 0) break // the bucket expired meanwhile
         const ids = entries.map(idOfLogEntry)
-        const summaries = await this.#summaries(ids)
+        const summaries = await this.#summaries(watchId, ids)
         for (let i = ids.length - 1; i >= 0; i--) {
           scanned++
           const summary = summaries[i]
@@ -439,12 +482,4 @@ function logEntryOf(id: string): string {
 
 function idOfLogEntry(entry: string): string {
   return entry.startsWith('!') ? entry.slice(1) : webhookIdFromCompact(entry)
-}
-
-/** A pipeline's replies, throwing the first error. */
-async function replyValues(exec: Promise<[Error | null, unknown][] | null>): Promise<unknown[]> {
-  return ((await exec) ?? []).map(([err, reply]) => {
-    if (err) throw err
-    return reply
-  })
 }

@@ -12,9 +12,14 @@
  * checked again every 30 s (nothing is dropped while a user pauses); disabled → the delivery
  * `failed` without a request (after re-enabling, POST /deliveries/:id/retry sends it);
  * active and completed (a one-shot watch that fired) → sent.
+ *
+ * Every worker process serves every delivery shard (storage/keys.ts): one BullMQ Worker per
+ * shard's queue, sharing the process's `delivery.concurrency` evenly. A hot watch lives on one
+ * shard; its URL's `maxConcurrencyPerUrl` (10 by default) is below a shard's share (17 of 100 on
+ * a cluster's 6 shards), so the split does not slow it.
  */
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq'
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../storage/redis.js'
 import { hasCode } from '../domain/errors.js'
 import type { Config } from '../config/config.js'
 import { redactUrl } from '../domain/redact.js'
@@ -69,7 +74,7 @@ export interface DeliveryWorkerDeps {
   config: Config
   logger: Logger
   /** Commands; BullMQ duplicates it for its blocking reads. */
-  redis: Redis
+  redis: RedisClient
   keys: RedisKeys
   /** Reads watches and their secrets, and disables a watch (410, disable-after). */
   watches: WatchService
@@ -89,7 +94,8 @@ export interface DeliveryWorkerTuning {
 }
 
 export class DeliveryWorker {
-  readonly worker: Worker<DeliveryJobData>
+  /** Shard k's Worker is `workers[k]`. */
+  readonly workers: readonly Worker<DeliveryJobData>[]
   readonly #deps: DeliveryWorkerDeps
   readonly #slots: UrlSlots
   readonly #random: () => number
@@ -106,30 +112,34 @@ export class DeliveryWorker {
     this.#closeGraceMs = tuning.closeGraceMs ?? CLOSE_GRACE_MS
     this.#pausedRecheckMs = tuning.pausedRecheckMs ?? PAUSED_RECHECK_MS
     this.#slots = new UrlSlots(redis, keys, config.delivery.maxConcurrencyPerUrl, config.delivery.timeoutMs + LEASE_MARGIN_MS)
-    this.worker = new Worker<DeliveryJobData>(
-      DELIVERY_QUEUE,
-      (job, token, signal) => this.#process(job, token, signal),
-      {
-        connection: redis,
-        prefix: keys.queuePrefix,
-        concurrency: config.delivery.concurrency,
-        maxStalledCount: MAX_STALLED_COUNT,
-        lockDuration: tuning.lockDurationMs ?? LOCK_DURATION_MS,
-        stalledInterval: tuning.stalledIntervalMs ?? STALLED_INTERVAL_MS,
-        settings: {
-          backoffStrategy: (_attemptsMade, type, err) => {
-            if (type === RETRY_BACKOFF && err instanceof RetryScheduled) return err.delayMs
-            // Not a failure this worker classified (e.g. Redis went away mid-job): the first step.
-            return config.delivery.retryScheduleMs[0] ?? 0
+    const concurrency = Math.ceil(config.delivery.concurrency / keys.deliveryShards)
+    this.workers = Array.from({ length: keys.deliveryShards }, (_, shard) => {
+      const worker = new Worker<DeliveryJobData>(
+        DELIVERY_QUEUE,
+        (job, token, signal) => this.#process(job, shard, token, signal),
+        {
+          connection: redis,
+          prefix: keys.shardTag(shard),
+          concurrency,
+          maxStalledCount: MAX_STALLED_COUNT,
+          lockDuration: tuning.lockDurationMs ?? LOCK_DURATION_MS,
+          stalledInterval: tuning.stalledIntervalMs ?? STALLED_INTERVAL_MS,
+          settings: {
+            backoffStrategy: (_attemptsMade, type, err) => {
+              if (type === RETRY_BACKOFF && err instanceof RetryScheduled) return err.delayMs
+              // Not a failure this worker classified (e.g. Redis went away mid-job): the first step.
+              return config.delivery.retryScheduleMs[0] ?? 0
+            },
           },
         },
-      },
-    )
-    this.worker.on('error', (err) => deps.logger.error({ err }, 'delivery worker error'))
-    this.worker.on('failed', (job, err) => {
-      if (job && !(err instanceof RetryScheduled) && !(err instanceof UnrecoverableError)) {
-        this.#failedUnexpectedly(job, err).catch((cause: unknown) => deps.logger.error({ err: cause }, 'could not record a failed delivery'))
-      }
+      )
+      worker.on('error', (err) => deps.logger.error({ err, shard }, 'delivery worker error'))
+      worker.on('failed', (job, err) => {
+        if (job && !(err instanceof RetryScheduled) && !(err instanceof UnrecoverableError)) {
+          this.#failedUnexpectedly(job, shard, err).catch((cause: unknown) => deps.logger.error({ err: cause }, 'could not record a failed delivery'))
+        }
+      })
+      return worker
     })
   }
 
@@ -137,10 +147,10 @@ export class DeliveryWorker {
    * An error this worker did not classify (Redis unreachable mid-job, a bug) still spends a BullMQ
    * attempt; when it spends the last one, the record must not stay `pending` for ever.
    */
-  async #failedUnexpectedly(job: Job<DeliveryJobData>, err: Error): Promise<void> {
+  async #failedUnexpectedly(job: Job<DeliveryJobData>, shard: number, err: Error): Promise<void> {
     this.#deps.logger.error({ err, deliveryId: job.data.deliveryId, attemptsMade: job.attemptsMade }, 'delivery job failed unexpectedly')
     if (job.attemptsMade < (job.opts.attempts ?? 1)) return
-    const record = await this.#deps.deliveryQueue.store.getToSend(job.data.deliveryId)
+    const record = await this.#deps.deliveryQueue.store.getToSend(job.data.deliveryId, shard)
     if (!record) return
     const nowMs = this.#now()
     const error = new DeliveryError('BH_DELIVERY_INTERNAL', err.message, { retryable: false })
@@ -153,9 +163,9 @@ export class DeliveryWorker {
   /** Stops taking jobs, lets in-flight requests finish for a while, then returns the rest to the queue. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      const grace = setTimeout(() => this.worker.cancelAllJobs('shutting down'), this.#closeGraceMs)
+      const grace = setTimeout(() => { for (const worker of this.workers) worker.cancelAllJobs('shutting down') }, this.#closeGraceMs)
       try {
-        await this.worker.close()
+        await Promise.all(this.workers.map((worker) => worker.close()))
       } finally {
         clearTimeout(grace)
       }
@@ -163,14 +173,14 @@ export class DeliveryWorker {
     return this.#closing
   }
 
-  async #process(job: Job<DeliveryJobData>, token: string | undefined, signal: AbortSignal | undefined): Promise<string> {
-    const record = await this.#deps.deliveryQueue.store.getToSend(job.data.deliveryId)
-    if (!record?.ordered) return this.#deliver(job, record, token, signal)
+  async #process(job: Job<DeliveryJobData>, shard: number, token: string | undefined, signal: AbortSignal | undefined): Promise<string> {
+    const record = await this.#deps.deliveryQueue.store.getToSend(job.data.deliveryId, shard)
+    if (!record?.ordered) return this.#deliver(job, shard, record, token, signal)
     // An ordered watch's next delivery is queued once this one is finished: returned (delivered,
     // cancelled, skipped because no longer pending) or failed for good; not while it retries.
     let result: string
     try {
-      result = await this.#deliver(job, record, token, signal)
+      result = await this.#deliver(job, shard, record, token, signal)
     } catch (err) {
       if (err instanceof UnrecoverableError) await this.#deps.deliveryQueue.releaseOrdered(record.watchId, record.id)
       throw err
@@ -179,7 +189,7 @@ export class DeliveryWorker {
     return result
   }
 
-  async #deliver(job: Job<DeliveryJobData>, record: DeliveryToSend | undefined, token: string | undefined, signal: AbortSignal | undefined): Promise<string> {
+  async #deliver(job: Job<DeliveryJobData>, shard: number, record: DeliveryToSend | undefined, token: string | undefined, signal: AbortSignal | undefined): Promise<string> {
     const { deliveryQueue, watches } = this.#deps
     if (!record || record.status !== 'pending') return `skipped: ${record?.status ?? 'no record'}`
     // A pending record's payload has no expiry; only a hand-edited Redis gets here, and no body beats a wrong one.
@@ -204,7 +214,7 @@ export class DeliveryWorker {
       throw new UnrecoverableError(error.message)
     }
 
-    const slot = await this.#slots.acquire(url, record.id, this.#now())
+    const slot = await this.#slots.acquire(url, record.id, shard, this.#now())
     if (slot === 'not-pending') return 'skipped: no longer pending'
     if (slot === 'full') {
       // Every start that neither failed nor is this one was a postponement (or a stall).

@@ -12,7 +12,7 @@
  * it, a replay is refused with 429. Backfills count towards it but are never refused, since they
  * belong to a watch change already made.
  */
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../storage/redis.js'
 import { BlockhookError } from '../domain/errors.js'
 import { newId } from '../domain/ids.js'
 import type { RedisKeys } from '../storage/keys.js'
@@ -103,10 +103,10 @@ export const replayQuotaExceeded = (pending: { blocks: number; replays: number }
 )
 
 export class ReplayQueue {
-  readonly #redis: Redis
+  readonly #redis: RedisClient
   readonly #keys: RedisKeys
 
-  constructor(redis: Redis, keys: RedisKeys) {
+  constructor(redis: RedisClient, keys: RedisKeys) {
     this.#redis = redis
     this.#keys = keys
   }
@@ -144,7 +144,7 @@ export class ReplayQueue {
    * list. Waits up to `timeoutSec` on `blocking` (a connection of its own) while no tenant has
    * work. `tenants` is how many have work, so a caller knows when a whole round was idle.
    */
-  async nextTurn(blocking: Redis, chain: string, timeoutSec: number): Promise<{ tenantId: string; replayId: string | undefined; tenants: number } | undefined> {
+  async nextTurn(blocking: RedisClient, chain: string, timeoutSec: number): Promise<{ tenantId: string; replayId: string | undefined; tenants: number } | undefined> {
     const tenants = this.#keys.chainReplayTenants(chain)
     const tenantId = await blocking.blmove(tenants, tenants, 'LEFT', 'RIGHT', timeoutSec)
     if (tenantId === null) return undefined

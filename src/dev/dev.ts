@@ -14,6 +14,7 @@ import { redactUrl } from '../domain/redact.js'
 import { createLogger, type Logger } from '../logger.js'
 import type { RunningRole } from '../roles.js'
 import { connectRedis, wire } from '../wiring.js'
+import { scanEachServer } from '../storage/redis.js'
 import { devBanner } from './banner.js'
 import { runDemo } from './demo.js'
 import { startInbox } from './inbox.js'
@@ -65,13 +66,10 @@ function sharedRedisCleanup(config: Config, logger: Logger): RunningRole {
       const redis = connectRedis(config, 'dev-cleanup', logger)
       const deadline = Date.now() + KEY_CLEANUP_DEADLINE_MS
       try {
-        let cursor = '0'
-        do {
-          const [next, keys] = await redis.scan(cursor, 'MATCH', `{${config.redisPrefix}}:*`, 'COUNT', KEY_CLEANUP_BATCH)
-          cursor = next
-          if (keys.length > 0) await redis.unlink(...keys)
-        } while (cursor !== '0' && Date.now() < deadline)
-        if (cursor !== '0') logger.warn({ prefix: config.redisPrefix }, 'some keys of this dev run were left in Redis')
+        const complete = await scanEachServer(redis, `{${config.redisPrefix}[}:]*`, KEY_CLEANUP_BATCH, async (keys, server) => {
+          await server.unlink(...keys)
+        }, () => Date.now() >= deadline)
+        if (!complete) logger.warn({ prefix: config.redisPrefix }, 'some keys of this dev run were left in Redis')
       } finally {
         redis.disconnect()
       }

@@ -4,7 +4,7 @@
  * follow its progress, send a test event now, and the queue's job counts for /admin/status.
  * Routes call it and never see the store or the queue.
  */
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../storage/redis.js'
 import { MAX_MINUTES, minuteOf, type DeliveryMinute } from '../delivery/delivery-minutes.js'
 import { DeliveryMinutesStore } from '../delivery/delivery-minutes-store.js'
 import type { DeliveryQueue } from '../delivery/delivery-queue.js'
@@ -21,7 +21,7 @@ import type { WatchService } from './watch-service.js'
 
 export interface DeliveryServiceDeps {
   /** Attempts per minute, and where replay requests are queued for the chains' subscribers. */
-  redis: Redis
+  redis: RedisClient
   keys: RedisKeys
   deliveryQueue: DeliveryQueue
   watches: WatchService

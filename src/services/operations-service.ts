@@ -3,7 +3,7 @@
  * subscriber wrote it, and every process's metrics summed (/metrics).
  */
 import { once } from 'node:events'
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../storage/redis.js'
 import type { ChainConfig } from '../config/config.js'
 import { withTimeout } from '../domain/timeout.js'
 import { aggregatedMetricsText, type Metrics, type MetricsPublisher } from '../metrics.js'
@@ -16,7 +16,7 @@ import { STATUS_STALE_AFTER_MS } from '../subscriber/chain-status.js'
 const PING_TIMEOUT_MS = 1_000
 
 export interface OperationsServiceDeps {
-  redis: Redis
+  redis: RedisClient
   keys: RedisKeys
   metrics: Metrics
   /** Publishes this process's metrics before /metrics sums every process's snapshot. */
@@ -118,7 +118,7 @@ export class OperationsService {
       return { text: await metrics.registry.metrics(), contentType: metrics.registry.contentType }
     }
     const [aggregated, statuses] = await Promise.all([
-      aggregatedMetricsText(this.#d.redis, this.#d.keys.queuePrefix),
+      aggregatedMetricsText(this.#d.redis, this.#d.keys.controlTag),
       Promise.all(chains.map((chain) => this.chainStatus(chain))),
     ])
     const label = (id: string) => `{chain="${id}"}`

@@ -5,7 +5,7 @@
  * deliveries, stats and counts. Routes, the delivery worker and the chains call it; it is the
  * only writer of watches besides tests.
  */
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../storage/redis.js'
 import type { AlertOutbox } from '../alerts/alert-outbox.js'
 import type { ChainConfig, Commitment, Config } from '../config/config.js'
 import type { DeliveryQueue } from '../delivery/delivery-queue.js'
@@ -62,7 +62,7 @@ export interface WatchServiceDeps {
   chains: readonly ChainConfig[]
   allowPrivateUrls: Config['allowPrivateUrls']
   /** Reads the head a chain's subscriber reported and queues backfill requests for it. */
-  redis: Redis
+  redis: RedisClient
   keys: RedisKeys
   store: WatchStore
   deliveryQueue: DeliveryQueue
@@ -95,7 +95,7 @@ export class WatchService {
 
   /** The service over `store` and `deliveryQueue` with the chains and URL policy of `config`. */
   static forConfig(
-    config: Config, redis: Redis, keys: RedisKeys, store: WatchStore, deliveryQueue: DeliveryQueue, resolve?: Resolver, alerts?: AlertOutbox,
+    config: Config, redis: RedisClient, keys: RedisKeys, store: WatchStore, deliveryQueue: DeliveryQueue, resolve?: Resolver, alerts?: AlertOutbox,
   ): WatchService {
     return new WatchService({ chains: config.chains, allowPrivateUrls: config.allowPrivateUrls, redis, keys, store, deliveryQueue, resolve, alerts })
   }

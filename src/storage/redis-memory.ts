@@ -5,7 +5,7 @@
  * operator must be told: readiness names it, an error is logged at most once a minute, and a
  * warning comes earlier, above 80 % of `maxmemory`.
  */
-import type { Redis } from 'ioredis'
+import type { RedisClient } from './redis.js'
 import { BlockhookError } from '../domain/errors.js'
 import type { Logger } from '../logger.js'
 
@@ -47,13 +47,13 @@ function infoNumber(info: string, field: string): number {
   return Number.isFinite(value) ? value : 0
 }
 
-export async function readRedisMemory(redis: Redis): Promise<RedisMemory> {
+export async function readRedisMemory(redis: RedisClient): Promise<RedisMemory> {
   const info = await redis.info('memory')
   return { usedMemory: infoNumber(info, 'used_memory'), maxMemory: infoNumber(info, 'maxmemory') }
 }
 
 /** Undefined when Redis takes a write (a short-lived probe key), else the reason it refused. */
-export async function writeRefusal(redis: Redis, probeKey: string): Promise<string | undefined> {
+export async function writeRefusal(redis: RedisClient, probeKey: string): Promise<string | undefined> {
   try {
     await redis.set(probeKey, String(Date.now()), 'PX', PROBE_TTL_MS)
     return undefined
@@ -94,12 +94,12 @@ const highMemoryLog = new Throttle()
  * writes as errors and memory above 80 % as warnings, each at most once a minute.
  */
 export class RedisMemoryWatch {
-  readonly #redis: Redis
+  readonly #redis: RedisClient
   readonly #probeKey: string
   readonly #logger: Logger
   #timer: NodeJS.Timeout | undefined
 
-  constructor(redis: Redis, probeKey: string, logger: Logger) {
+  constructor(redis: RedisClient, probeKey: string, logger: Logger) {
     this.#redis = redis
     this.#probeKey = probeKey
     this.#logger = logger

@@ -5,9 +5,15 @@
  *
  * The delivery record's scripts keep a record, its watch's pending set and its watch's stats
  * moving together (src/delivery/delivery-store.ts says what each status change means).
+ *
+ * Every script's KEYS share one hash tag (src/storage/keys.ts), so on a Redis Cluster each runs
+ * on one master: a lease with its chain's cursor or markers, a watch with the control plane's
+ * change feed, a delivery with the rest of its watch's shard, a URL's slots alone. The delivery
+ * scripts count stats only while the watch's stats hash exists (it goes when the watch is
+ * deleted), a test on the shard itself, since the watch's own key is on the control plane.
  */
-import type { Redis } from 'ioredis'
 import { FIRST_ATTEMPT_FIELD, RECORD_FIELD as F, RECORD_SEPARATOR, STATUS_CODE } from '../delivery/delivery-record.js'
+import type { RedisClient } from './redis.js'
 
 /**
  * The lease fence, written once: a script that starts with it does nothing and returns 0 unless
@@ -104,14 +110,12 @@ redis.call('SET', watch, nextJson)
 redis.call('XADD', changes, 'MAXLEN', '~', feedMaxLength, '*', 'op', 'upsert', 'watchId', watchId, 'chain', chain)
 return 1`,
   },
-  /** Returns 1 (taken), 0 (URL full) or -1 (the delivery is no longer pending). */
+  /** Returns 1 (taken) or 0 (URL full). */
   bhUrlSlotAcquire: {
-    numberOfKeys: 2,
+    numberOfKeys: 1,
     lua: `
-local slots, delivery = KEYS[1], KEYS[2]
+local slots = KEYS[1]
 local nowMs, expiresAtMs, cap, token, keyTtlMs = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
--- The record's status is its first character (src/delivery/delivery-record.ts).
-if string.sub(redis.call('GET', delivery) or '', 1, 1) ~= '${STATUS_CODE.pending}' then return -1 end
 redis.call('ZREMRANGEBYSCORE', slots, '-inf', nowMs)
 if redis.call('ZCARD', slots) >= cap then return 0 end
 redis.call('ZADD', slots, expiresAtMs, token)
@@ -220,8 +224,8 @@ redis.call('ZADD', oldest, first[2], watchId)
 return first[2]`,
   },
   /**
-   * Stores a batch of events: KEYS[1] is the oldest-pending index, then 11 per event, and after
-   * the batch's 5 ARGV 10 per event (see storeDeliveries). Outcomes: `new`, `replayed`, `held` (an ordered watch's record waiting for
+   * Stores a batch of events of one shard: KEYS[1] is the shard's oldest-pending index, then 10
+   * per event, and after the batch's 5 ARGV 11 per event (see storeDeliveries). Outcomes: `new`, `replayed`, `held` (an ordered watch's record waiting for
    * an earlier one: no job for now), `streamed` (a watch without a url), or the status code of a
    * record that was there. A new event gets its watch's next sequence and is appended to its
    * tenant's event log (GET /events/stream) in the same script, so the log holds each event once
@@ -237,9 +241,9 @@ local oldest = KEYS[1]
 local eventLogRetentionMs, bucketStartMs, bucketTtlMs, bucketsKeptFromMs, nowMs = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local minId = redisTimeMs() - tonumber(eventLogRetentionMs)
 local replies = {}
-for e = 0, (#KEYS - 1) / 11 - 1 do
-  local record, payloadKey, pending, stats, watch, sequenceKey, logBucket, logIndex, eventLog, orderedSet, streamOnlyMarker =
-    unpack(KEYS, 1 + e * 11 + 1, 1 + e * 11 + 11)
+for e = 0, (#KEYS - 1) / 10 - 1 do
+  local record, payloadKey, pending, stats, sequenceKey, logBucket, logIndex, eventLog, orderedSet, streamOnlyMarker =
+    unpack(KEYS, 1 + e * 10 + 1, 1 + e * 10 + 10)
   local id, logEntry, watchId, bodyHead, bodyTail, firstSeenAt, replayJobId, staticFields, ordered, streamOnly, tenantId =
     unpack(ARGV, 5 + e * 11 + 1, 5 + e * 11 + 11)
   local outcome, jobId, sequence
@@ -266,7 +270,7 @@ for e = 0, (#KEYS - 1) / 11 - 1 do
       redis.call('SET', record, packed(f))
       redis.call('SET', payloadKey, bodyHead .. string.format('%d', sequence) .. bodyTail)
       becomePending(oldest, pending, id, watchId, nowMs)
-      if redis.call('EXISTS', watch) == 1 then redis.call('HINCRBY', stats, 'pending', 1) end
+      if redis.call('EXISTS', stats) == 1 then redis.call('HINCRBY', stats, 'pending', 1) end
       outcome, jobId = 'replayed', replayJobId
     end
   else
@@ -309,9 +313,9 @@ return replies`,
    * record of an ordered watch that now waits behind an earlier one (no job yet).
    */
   bhDeliveryRequeue: {
-    numberOfKeys: 7,
+    numberOfKeys: 6,
     lua: `${RECORD_LUA}${PENDING_LUA}
-local record, payloadKey, pending, stats, watch, orderedSet, oldest = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local record, payloadKey, pending, stats, orderedSet, oldest = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local id, jobId, nowMs, watchId = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local value = redis.call('GET', record)
 if not value then return false end
@@ -321,7 +325,7 @@ f[${F.status}], f[${F.jobId}], f[${F.nextAttemptAt}] = PENDING, jobId, ''
 redis.call('SET', record, packed(f))
 redis.call('PERSIST', payloadKey)
 becomePending(oldest, pending, id, watchId, nowMs)
-if redis.call('EXISTS', watch) == 1 then redis.call('HINCRBY', stats, 'pending', 1) end
+if redis.call('EXISTS', stats) == 1 then redis.call('HINCRBY', stats, 'pending', 1) end
 if f[${F.ordered}] == '1' then
   redis.call('ZADD', orderedSet, tonumber(f[${F.sequence}], 36), id)
   if redis.call('ZRANGE', orderedSet, 0, 0)[1] ~= id then return 'held' end
@@ -329,18 +333,18 @@ end
 return FAILED`,
   },
   /**
-   * pending → cancelled for some deliveries of one watch. KEYS: the watch's pending set, stats
-   * and watch, then record and payload per delivery; ARGV: the two retentions, then the ids.
+   * pending → cancelled for some deliveries of one watch. KEYS: the watch's pending set and
+   * stats, then record and payload per delivery; ARGV: the two retentions, then the ids.
    * Returns the job ids to remove (of those that were pending).
    */
   bhDeliveryCancel: {
     lua: `${RECORD_LUA}
-local pending, stats, watch = KEYS[1], KEYS[2], KEYS[3]
+local pending, stats = KEYS[1], KEYS[2]
 local recordRetentionMs, payloadRetentionMs = ARGV[1], ARGV[2]
-local watchExists = redis.call('EXISTS', watch) == 1
+local watchExists = redis.call('EXISTS', stats) == 1
 local jobIds = {}
-for i = 0, (#KEYS - 3) / 2 - 1 do
-  local record, payloadKey, id = KEYS[4 + i * 2], KEYS[5 + i * 2], ARGV[3 + i]
+for i = 0, (#KEYS - 2) / 2 - 1 do
+  local record, payloadKey, id = KEYS[3 + i * 2], KEYS[4 + i * 2], ARGV[3 + i]
   redis.call('ZREM', pending, id)
   local value = redis.call('GET', record)
   local f = value and fields(value)
@@ -364,9 +368,9 @@ return jobIds`,
    * was stored), so the body is kept once. Returns {status code after, failing-since ms or false}.
    */
   bhDeliveryAttempt: {
-    numberOfKeys: 7,
+    numberOfKeys: 6,
     lua: `${RECORD_LUA}
-local record, payloadKey, pending, stats, watch, failingSince, minute = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local record, payloadKey, pending, stats, failingSince, minute = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local id, attemptAtMs, attemptTail, outcome, nextAttemptAt, nowMs, recordRetentionMs, payloadRetentionMs, eventLogRetentionMs,
   maxAttemptsKept, failingTtlMs, failureCounts, attemptAt, minuteRetentionMs = unpack(ARGV, 1, 14)
 local value = redis.call('GET', record)
@@ -379,7 +383,7 @@ if status ~= PENDING then
   redis.call('SET', record, packed(f), 'KEEPTTL')
   return {status, false}
 end
-local watchExists = redis.call('EXISTS', watch) == 1
+local watchExists = redis.call('EXISTS', stats) == 1
 if watchExists then
   for i = 15, #ARGV, 2 do redis.call('HINCRBY', minute, ARGV[i], ARGV[i + 1]) end
   redis.call('PEXPIRE', minute, minuteRetentionMs)
@@ -417,13 +421,13 @@ return {final, redis.call('GET', failingSince)}`,
 
 type ScriptName = keyof typeof SCRIPTS
 type ScriptArg = string | number
-type WithScripts = Redis & Record<ScriptName, (...keysAndArgs: ScriptArg[]) => Promise<unknown>>
+type WithScripts = RedisClient & Record<ScriptName, (...keysAndArgs: ScriptArg[]) => Promise<unknown>>
 type ScriptDefinition = { numberOfKeys?: number; lua: string }
 
-const registered = new WeakSet<Redis>()
+const registered = new WeakSet<RedisClient>()
 
 /** The connection with every script defined on it (once per connection, whoever created it). */
-function scripted(redis: Redis): WithScripts {
+function scripted(redis: RedisClient): WithScripts {
   if (!registered.has(redis)) {
     // A script without numberOfKeys takes the number of its keys as its first argument.
     for (const [name, { numberOfKeys, lua }] of Object.entries(SCRIPTS) as [string, ScriptDefinition][]) {
@@ -441,18 +445,18 @@ export interface LeaseRef {
 }
 
 /** Renews the lease if `owner` holds it; false when it does not. */
-export async function renewLease(redis: Redis, { lease, owner, ttlMs }: LeaseRef & { ttlMs: number }): Promise<boolean> {
+export async function renewLease(redis: RedisClient, { lease, owner, ttlMs }: LeaseRef & { ttlMs: number }): Promise<boolean> {
   return (await scripted(redis).bhLeaseRenew(lease, owner, ttlMs)) === 1
 }
 
 /** Frees the lease if `owner` holds it. */
-export async function releaseLease(redis: Redis, { lease, owner }: LeaseRef): Promise<void> {
+export async function releaseLease(redis: RedisClient, { lease, owner }: LeaseRef): Promise<void> {
   await scripted(redis).bhLeaseRelease(lease, owner)
 }
 
 /** Writes the cursor hash if `owner` holds the lease; false when it does not. */
 export async function saveCursorFenced(
-  redis: Redis,
+  redis: RedisClient,
   { lease, owner, cursor, number, hash, chain }: LeaseRef & { cursor: string; number: number; hash: string; chain?: Record<'chainId' | 'genesisHash', string> | undefined },
 ): Promise<boolean> {
   const fields = chain ? ['chainId', chain.chainId, 'genesisHash', chain.genesisHash] : []
@@ -461,7 +465,7 @@ export async function saveCursorFenced(
 
 /** Sets one marker field, or deletes fields, if `owner` holds the lease; false when it does not. */
 export async function writeMarkersFenced(
-  redis: Redis,
+  redis: RedisClient,
   { lease, owner, markers, change }: LeaseRef & { markers: string; change: { set: [field: string, value: string] } | { del: string[] } },
 ): Promise<boolean> {
   const args = 'set' in change ? ['set', ...change.set] : ['del', ...change.del]
@@ -470,26 +474,25 @@ export async function writeMarkersFenced(
 
 /** Replaces the watch JSON only if it is still `expected`, and announces the change on the feed. */
 export async function compareAndSetWatch(
-  redis: Redis,
+  redis: RedisClient,
   { watch, changes, expected, next, feedMaxLength, watchId, chain }:
     { watch: string; changes: string; expected: string; next: string; feedMaxLength: number; watchId: string; chain: string },
 ): Promise<boolean> {
   return (await scripted(redis).bhWatchCompareAndSet(watch, changes, expected, next, feedMaxLength, watchId, chain)) === 1
 }
 
-/** Takes a slot of the URL unless it has `cap` live ones or the delivery is no longer pending. */
+/** Takes a slot of the URL unless it has `cap` live ones. */
 export async function acquireUrlSlot(
-  redis: Redis,
-  { slots, delivery, nowMs, expiresAtMs, cap, token, keyTtlMs }:
-    { slots: string; delivery: string; nowMs: number; expiresAtMs: number; cap: number; token: string; keyTtlMs: number },
-): Promise<'taken' | 'full' | 'not-pending'> {
-  const reply = await scripted(redis).bhUrlSlotAcquire(slots, delivery, nowMs, expiresAtMs, cap, token, keyTtlMs)
-  return reply === 1 ? 'taken' : reply === -1 ? 'not-pending' : 'full'
+  redis: RedisClient,
+  { slots, nowMs, expiresAtMs, cap, token, keyTtlMs }:
+    { slots: string; nowMs: number; expiresAtMs: number; cap: number; token: string; keyTtlMs: number },
+): Promise<boolean> {
+  return (await scripted(redis).bhUrlSlotAcquire(slots, nowMs, expiresAtMs, cap, token, keyTtlMs)) === 1
 }
 
 /** Takes an event-stream connection slot of a tenant unless `max` live ones (heartbeat within `staleMs`) are taken. */
 export async function takeStreamSlot(
-  redis: Redis,
+  redis: RedisClient,
   { slots, connectionId, nowMs, staleMs, max }: { slots: string; connectionId: string; nowMs: number; staleMs: number; max: number },
 ): Promise<boolean> {
   return (await scripted(redis).bhStreamSlotTake(slots, connectionId, nowMs, staleMs, max)) === 1
@@ -499,7 +502,7 @@ export async function takeStreamSlot(
  * An ordered watch's delivery is finished (delivered, failed, cancelled): it leaves the watch's
  * ordered set. Returns the set's first member now (the next to send), if any.
  */
-export async function takeNextOrdered(redis: Redis, { ordered, finishedId }: { ordered: string; finishedId: string }): Promise<string | undefined> {
+export async function takeNextOrdered(redis: RedisClient, { ordered, finishedId }: { ordered: string; finishedId: string }): Promise<string | undefined> {
   const next = (await scripted(redis).bhOrderedNext(ordered, finishedId)) as string | null
   return next ?? undefined
 }
@@ -509,7 +512,7 @@ export async function takeNextOrdered(redis: Redis, { ordered, finishedId }: { o
  * its oldest pending delivery, or no entry when it has none. Returns that score, if any.
  */
 export async function refreshOldestPending(
-  redis: Redis, { oldest, pending, watchId }: { oldest: string; pending: string; watchId: string },
+  redis: RedisClient, { oldest, pending, watchId }: { oldest: string; pending: string; watchId: string },
 ): Promise<number | undefined> {
   const score = (await scripted(redis).bhOldestPendingRefresh(oldest, pending, watchId)) as string | null
   return score === null ? undefined : Number(score)
@@ -528,7 +531,7 @@ interface ReplayQueueKeys {
  * unfinished requests would pass them. Returns undefined when queued, else what they hold now.
  */
 export async function acceptReplay(
-  redis: Redis,
+  redis: RedisClient,
   { replay, quota, queue, tenants, replayId, tenantId, blocks, limits, fields }: ReplayQueueKeys & {
     replayId: string; tenantId: string; blocks: number; limits: { blocks: number; replays: number } | undefined
     fields: Record<string, string | number>
@@ -542,7 +545,7 @@ export async function acceptReplay(
 
 /** Moves a replay request forward, and completes it with `finished` (see the script). */
 export async function advanceReplay(
-  redis: Redis,
+  redis: RedisClient,
   { replay, quota, queue, tenants, replayId, tenantId, nextBlock, events, finished, now, keptMs }: ReplayQueueKeys & {
     replayId: string; tenantId: string; nextBlock: number; events: number; finished: boolean; now: string; keptMs: number
   },
@@ -552,7 +555,7 @@ export async function advanceReplay(
 
 /** Takes a tenant whose list on the chain is empty off the chain's list. */
 export async function dropIdleReplayTenant(
-  redis: Redis, { queue, tenants, tenantId }: Pick<ReplayQueueKeys, 'queue' | 'tenants'> & { tenantId: string },
+  redis: RedisClient, { queue, tenants, tenantId }: Pick<ReplayQueueKeys, 'queue' | 'tenants'> & { tenantId: string },
 ): Promise<void> {
   await scripted(redis).bhReplayTenantIdle(queue, tenants, tenantId)
 }
@@ -563,9 +566,8 @@ export interface DeliveryRecordKeys {
   payload: string
   /** The watch's pending deliveries, scored by when each became pending. */
   pending: string
+  /** The watch's stats: touched only while the hash exists (it goes with the watch). */
   stats: string
-  /** The watch itself: stats are touched only while it exists. */
-  watch: string
 }
 
 export interface StoredEventKeys extends DeliveryRecordKeys {
@@ -608,9 +610,9 @@ export interface LogBucketArgs {
 
 /** Stores a batch of events (see bhDeliveryStore); one reply per event: its outcome and job id. */
 export async function storeDeliveries(
-  redis: Redis,
+  redis: RedisClient,
   { oldestPending, nowMs, eventLogRetentionMs, bucket, events }: {
-    /** The oldest-pending index (keys.oldestPending). */
+    /** The shard's oldest-pending index (keys.oldestPending); every event of the batch is on that shard. */
     oldestPending: string
     /** When the new pending ones became pending. */
     nowMs: number
@@ -622,7 +624,7 @@ export async function storeDeliveries(
   const keys: string[] = [oldestPending]
   const args: ScriptArg[] = [eventLogRetentionMs, bucket.bucketStartMs, bucket.bucketTtlMs, bucket.bucketsKeptFromMs, nowMs]
   for (const { keys: k, args: a } of events) {
-    keys.push(k.record, k.payload, k.pending, k.stats, k.watch, k.sequence, k.logBucket, k.logIndex, k.eventLog, k.ordered, k.streamOnlyMarker)
+    keys.push(k.record, k.payload, k.pending, k.stats, k.sequence, k.logBucket, k.logIndex, k.eventLog, k.ordered, k.streamOnlyMarker)
     args.push(
       a.id, a.logEntry, a.watchId, a.bodyHead, a.bodyTail, a.firstSeenAt, a.replayJobId, a.staticFields,
       a.ordered ? '1' : '', a.streamOnly ? '1' : '', a.tenantId,
@@ -636,27 +638,27 @@ export async function storeDeliveries(
 
 /** failed → pending under `jobId`; the status code it had (`held`: it waits behind an earlier ordered one), null without a record. */
 export async function requeueFailedDelivery(
-  redis: Redis,
+  redis: RedisClient,
   { keys, ordered, oldestPending, deliveryId, watchId, jobId, nowMs }:
     { keys: DeliveryRecordKeys; ordered: string; oldestPending: string; deliveryId: string; watchId: string; jobId: string; nowMs: number },
 ): Promise<string | null> {
   return (await scripted(redis).bhDeliveryRequeue(
-    keys.record, keys.payload, keys.pending, keys.stats, keys.watch, ordered, oldestPending, deliveryId, jobId, nowMs, watchId,
+    keys.record, keys.payload, keys.pending, keys.stats, ordered, oldestPending, deliveryId, jobId, nowMs, watchId,
   )) as string | null
 }
 
 /** pending → cancelled for deliveries of one watch; the job ids to remove (of those that were pending). */
 export async function cancelPendingDeliveries(
-  redis: Redis,
+  redis: RedisClient,
   { watch, deliveries, recordRetentionMs, payloadRetentionMs }: {
-    watch: Pick<DeliveryRecordKeys, 'pending' | 'stats' | 'watch'>
+    watch: Pick<DeliveryRecordKeys, 'pending' | 'stats'>
     deliveries: readonly { id: string; keys: Pick<DeliveryRecordKeys, 'record' | 'payload'> }[]
     recordRetentionMs: number
     payloadRetentionMs: number
   },
 ): Promise<string[]> {
   if (deliveries.length === 0) return []
-  const keys = [watch.pending, watch.stats, watch.watch, ...deliveries.flatMap(({ keys: k }) => [k.record, k.payload])]
+  const keys = [watch.pending, watch.stats, ...deliveries.flatMap(({ keys: k }) => [k.record, k.payload])]
   return (await scripted(redis).bhDeliveryCancel(
     keys.length, ...keys, recordRetentionMs, payloadRetentionMs, ...deliveries.map(({ id }) => id),
   )) as string[]
@@ -687,7 +689,7 @@ export interface AttemptArgs {
 
 /** Records an attempt (see bhDeliveryAttempt): the status code after (null without a record) and failing-since ms. */
 export async function recordDeliveryAttempt(
-  redis: Redis,
+  redis: RedisClient,
   { keys, failingSince, minute, minuteRetentionMs, minuteIncrements, attempt: a }: {
     keys: DeliveryRecordKeys
     failingSince: string
@@ -699,7 +701,7 @@ export async function recordDeliveryAttempt(
   },
 ): Promise<[status: string | null, failingSince: string | null]> {
   return (await scripted(redis).bhDeliveryAttempt(
-    keys.record, keys.payload, keys.pending, keys.stats, keys.watch, failingSince, minute,
+    keys.record, keys.payload, keys.pending, keys.stats, failingSince, minute,
     a.deliveryId, a.attemptAtMs, a.attemptTail, a.outcome, a.nextAttemptAt, a.nowMs, a.recordRetentionMs, a.payloadRetentionMs,
     a.eventLogRetentionMs, a.maxAttemptsKept, a.failingTtlMs, a.failureCounts ? '1' : '0', a.attemptAt, minuteRetentionMs,
     ...minuteIncrements.flat(),

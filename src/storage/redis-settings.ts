@@ -5,7 +5,7 @@
  * GET because managed Redis services often disable CONFIG.
  */
 import { withTimeout } from '../domain/timeout.js'
-import type { Redis } from 'ioredis'
+import type { RedisClient } from './redis.js'
 
 function infoField(info: string, field: string): string | undefined {
   return new RegExp(`^${field}:(.*)$`, 'm').exec(info)?.[1]?.trim()
@@ -28,7 +28,7 @@ export function redisSettingWarnings(info: string): string[] {
 const CHECK_TIMEOUT_MS = 3_000
 
 /** Reads INFO within a short deadline: an unreachable Redis must not hold up start (readyz reports it). */
-export async function checkRedisSettings(redis: Redis): Promise<string[]> {
+export async function checkRedisSettings(redis: RedisClient): Promise<string[]> {
   const info = await withTimeout(
     redis.info('persistence').then(async (p) => p + (await redis.info('memory'))),
     CHECK_TIMEOUT_MS, `no answer from Redis within ${CHECK_TIMEOUT_MS} ms`,

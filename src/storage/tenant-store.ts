@@ -3,7 +3,7 @@
  * hash, so a request's key is never compared byte by byte with a stored key and timing reveals
  * nothing about one. A key's first 12 characters (`bhk_` + 8) name it for revocation.
  */
-import type { Redis } from 'ioredis'
+import type { RedisClient } from './redis.js'
 import { BlockhookError } from '../domain/errors.js'
 import { API_KEY_PREFIX_LENGTH, newApiKey, newId, sha256Hex } from '../domain/ids.js'
 import type { RedisKeys } from './keys.js'
@@ -22,10 +22,10 @@ const MAX_KEY_ATTEMPTS = 5
 export const tenantNotFound = () => new BlockhookError('BH_TENANT_NOT_FOUND', 'tenant not found', 404)
 
 export class TenantStore {
-  readonly #redis: Redis
+  readonly #redis: RedisClient
   readonly #keys: RedisKeys
 
-  constructor(redis: Redis, keys: RedisKeys) {
+  constructor(redis: RedisClient, keys: RedisKeys) {
     this.#redis = redis
     this.#keys = keys
   }

@@ -7,7 +7,7 @@
  * snapshot and nothing in between is lost; replaying a change twice is harmless because a
  * follower re-reads the watch by id.
  */
-import type { Redis } from 'ioredis'
+import { pipelinePerSlot, type RedisClient } from './redis.js'
 import { BlockhookError } from '../domain/errors.js'
 import type { Watch, WatchStatus, WatchType } from '../domain/watch-types.js'
 import type { RedisKeys } from './keys.js'
@@ -43,11 +43,11 @@ function listMember(watch: Pick<Watch, 'id' | 'createdAt'>): string {
 }
 
 export class WatchStore {
-  readonly #redis: Redis
+  readonly #redis: RedisClient
   readonly #keys: RedisKeys
   readonly #secrets: SecretBox
 
-  constructor(redis: Redis, keys: RedisKeys, secrets: SecretBox) {
+  constructor(redis: RedisClient, keys: RedisKeys, secrets: SecretBox) {
     this.#redis = redis
     this.#keys = keys
     this.#secrets = secrets
@@ -127,26 +127,27 @@ export class WatchStore {
     throw new BlockhookError('BH_CONFLICT', 'the watch is being changed by another request, try again', 409)
   }
 
+  /**
+   * The watch and its indexes go in one transaction; then its sequence and stats, which are on its
+   * delivery shard (another slot on a cluster). Once the stats are gone, late delivery writes
+   * leave the counters alone (delivery-store.ts).
+   */
   async delete(watch: Watch): Promise<void> {
     const k = this.#keys
     await this.#redis
       .multi()
-      .del(k.watch(watch.id), k.watchSecrets(watch.id), k.watchSequence(watch.id), k.watchStats(watch.id))
+      .del(k.watch(watch.id), k.watchSecrets(watch.id))
       .zrem(k.watchesByTenant(watch.tenantId), listMember(watch))
       .srem(k.watchesByChain(watch.chain), watch.id)
       .xadd(k.watchChanges, 'MAXLEN', '~', FEED_MAX_LENGTH, '*', 'op', 'delete', 'watchId', watch.id, 'chain', watch.chain)
       .exec()
+    await this.#redis.del(k.watchSequence(watch.id), k.watchStats(watch.id))
   }
 
-  /** The delivery counters of watches as stored (matched, delivered, failed, pending, lastDeliveredAt), in order, in one round trip. */
+  /** The delivery counters of watches as stored (matched, delivered, failed, pending, lastDeliveredAt), in order, in one round trip (per shard). */
   async stats(watchIds: readonly string[]): Promise<Record<string, string>[]> {
-    if (watchIds.length === 0) return []
-    const pipeline = this.#redis.pipeline()
-    for (const id of watchIds) pipeline.hgetall(this.#keys.watchStats(id))
-    return ((await pipeline.exec()) ?? []).map(([err, hash]) => {
-      if (err) throw err
-      return hash as Record<string, string>
-    })
+    const keys = watchIds.map((id) => this.#keys.watchStats(id))
+    return (await pipelinePerSlot(this.#redis, keys, (key) => key, (pipeline, key) => pipeline.hgetall(key))) as Record<string, string>[]
   }
 
   /** Every watch id, any status, on a chain. */
@@ -210,7 +211,7 @@ export class WatchStore {
    * connection, because XREAD BLOCK holds the one it runs on.
    */
   async followChanges(
-    reader: Redis,
+    reader: RedisClient,
     position: string,
     signal: AbortSignal,
     onChanges: (changes: WatchChange[]) => Promise<void>,

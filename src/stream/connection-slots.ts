@@ -3,17 +3,17 @@
  * per-tenant sorted set (member = connection id, score = last heartbeat). A process that dies
  * leaves slots whose heartbeat stops; they stop counting after `staleMs`.
  */
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../storage/redis.js'
 import type { RedisKeys } from '../storage/keys.js'
 import { takeStreamSlot } from '../storage/redis-scripts.js'
 
 export class ConnectionSlots {
-  readonly #redis: Redis
+  readonly #redis: RedisClient
   readonly #keys: RedisKeys
   readonly #max: number
   readonly #staleMs: number
 
-  constructor(redis: Redis, keys: RedisKeys, max: number, staleMs: number) {
+  constructor(redis: RedisClient, keys: RedisKeys, max: number, staleMs: number) {
     this.#redis = redis
     this.#keys = keys
     this.#max = max

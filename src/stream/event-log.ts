@@ -3,7 +3,7 @@
  * src/delivery/delivery-store.ts): pages after a cursor for a client catching up, and the id of
  * the newest entry, where a client that gives no `after` starts.
  */
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../storage/redis.js'
 import type { RedisKeys } from '../storage/keys.js'
 import { parseLoggedEvent, type LoggedEvent } from './stream-entry.js'
 
@@ -20,16 +20,16 @@ export function parseEntries(entries: RawEntries): LoggedEvent[] {
 }
 
 export class EventLog {
-  readonly #redis: Redis
+  readonly #redis: RedisClient
   readonly #keys: RedisKeys
 
-  constructor(redis: Redis, keys: RedisKeys) {
+  constructor(redis: RedisClient, keys: RedisKeys) {
     this.#redis = redis
     this.#keys = keys
   }
 
   key(tenantId: string): string {
-    return this.#keys.tenantEventLog(tenantId)
+    return this.#keys.tenantEventLog(tenantId, 0)
   }
 
   /** Up to `count` entries strictly after `cursor`, oldest first. */

@@ -5,7 +5,7 @@
  * each watch's secrets (cached a second, so a rotation shows within one).
  */
 import { randomUUID } from 'node:crypto'
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../storage/redis.js'
 import type { WebSocket } from 'ws'
 import type { StreamConfig } from '../config/config.js'
 import { BlockhookError, badRequest, hasCode } from '../domain/errors.js'
@@ -33,7 +33,7 @@ export const DEFAULT_STREAM_TIMING: StreamTiming = { pingIntervalMs: 15_000, pon
 const SECRETS_TTL_MS = 1_000
 
 export interface EventStreamDeps {
-  redis: Redis
+  redis: RedisClient
   keys: RedisKeys
   tenants: TenantStore
   watches: WatchStore
@@ -62,7 +62,7 @@ export class EventStream {
   readonly #log: EventLog
   readonly #slots: ConnectionSlots
   readonly #tail: LiveTail
-  readonly #reader: Redis
+  readonly #reader: RedisClient
   readonly #sessions = new Set<StreamSession>()
   readonly #secrets = new Map<string, Promise<string[] | undefined>>()
   #secretsBornAt = 0

@@ -9,7 +9,7 @@
  * keeping only entries after its cursor: nothing missed, nothing repeated. A client that is
  * behind is told so at once and pages through the log itself (EventLog.readAfter) first.
  */
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../storage/redis.js'
 import type { Logger } from '../logger.js'
 import { parseEntries, type RawEntries } from './event-log.js'
 import { compareCursors, type LoggedEvent } from './stream-entry.js'
@@ -34,8 +34,8 @@ const READ_COUNT = 1_000
 const RETRY_MS = 1_000
 
 export class LiveTail {
-  readonly #reader: Redis
-  readonly #commands: Redis
+  readonly #reader: RedisClient
+  readonly #commands: RedisClient
   readonly #keys: RedisKeys
   readonly #log: Logger
   readonly #tenants = new Map<string, TenantTail>()
@@ -46,7 +46,7 @@ export class LiveTail {
   #loop: Promise<void> | undefined
 
   /** `reader` is a connection of its own (it blocks); `commands` sends CLIENT UNBLOCK to it. */
-  constructor(reader: Redis, commands: Redis, keys: RedisKeys, logger: Logger) {
+  constructor(reader: RedisClient, commands: RedisClient, keys: RedisKeys, logger: Logger) {
     this.#reader = reader
     this.#commands = commands
     this.#keys = keys
@@ -133,7 +133,7 @@ export class LiveTail {
     try {
       reply = (await this.#reader.xread(
         'COUNT', READ_COUNT, 'BLOCK', BLOCK_MS, 'STREAMS',
-        ...tenants.map((id) => this.#keys.tenantEventLog(id)), ...starts,
+        ...tenants.map((id) => this.#keys.tenantEventLog(id, 0)), ...starts,
       )) as [string, RawEntries][] | null
     } finally {
       this.#blocked = false
@@ -141,7 +141,7 @@ export class LiveTail {
     if (!reply) return
     const byKey = new Map(reply)
     tenants.forEach((tenantId, i) => {
-      const entries = byKey.get(this.#keys.tenantEventLog(tenantId))
+      const entries = byKey.get(this.#keys.tenantEventLog(tenantId, 0))
       const tail = this.#tenants.get(tenantId)
       if (!entries || entries.length === 0 || !tail || tail.readFrom !== starts[i]) return
       this.#dispatch(tail, starts[i]!, parseEntries(entries), entries.at(-1)![0])

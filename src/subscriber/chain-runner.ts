@@ -4,7 +4,7 @@
  * process is the chain's active subscriber. The chain type supplies a `ChainDriver`; the runner
  * owns the lease loop: take it when free, renew it while leading, stop leading when it is lost.
  */
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../storage/redis.js'
 import type { Logger } from 'pino'
 import type { ChainConfig } from '../config/config.js'
 import type { DeliveryQueue } from '../delivery/delivery-queue.js'
@@ -17,7 +17,7 @@ import type { ChainLease } from './lease.js'
 /** What every chain driver is built from, whatever its chain type. */
 export interface ChainDriverDeps {
   chain: ChainConfig
-  redis: Redis
+  redis: RedisClient
   keys: RedisKeys
   /** Reads: the chain's watches and their change feed. */
   store: WatchStore

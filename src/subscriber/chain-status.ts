@@ -7,7 +7,7 @@
  * a subscriber that died without a word (SIGKILL) stops looking connected (see
  * `STATUS_STALE_AFTER_MS`).
  */
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../storage/redis.js'
 import type { Logger } from 'pino'
 
 export interface ChainStatus {
@@ -28,7 +28,7 @@ export const HEARTBEAT_MS = 5_000
 export const STATUS_STALE_AFTER_MS = 15_000
 
 export class ChainStatusPublisher {
-  readonly #redis: Redis
+  readonly #redis: RedisClient
   readonly #key: string
   readonly #log: Logger
   #status: ChainStatus
@@ -36,7 +36,7 @@ export class ChainStatusPublisher {
   #heartbeat: NodeJS.Timeout | undefined
   #writing: Promise<void> = Promise.resolve()
 
-  constructor(redis: Redis, key: string, initial: ChainStatus, logger: Logger) {
+  constructor(redis: RedisClient, key: string, initial: ChainStatus, logger: Logger) {
     this.#redis = redis
     this.#key = key
     this.#status = initial
@@ -87,7 +87,7 @@ export class ChainStatusPublisher {
  * cursor if that is further (a status write is coalesced, a cursor write is not). Undefined before
  * any subscriber has followed the chain (its first start begins at the node's head anyway).
  */
-export async function readKnownHead(redis: Redis, keys: { chainStatus(chain: string): string; chainCursor(chain: string): string }, chain: string): Promise<number | undefined> {
+export async function readKnownHead(redis: RedisClient, keys: { chainStatus(chain: string): string; chainCursor(chain: string): string }, chain: string): Promise<number | undefined> {
   const [head, cursor] = await Promise.all([redis.hget(keys.chainStatus(chain), 'headNumber'), redis.hget(keys.chainCursor(chain), 'number')])
   const known = [head, cursor].filter((n): n is string => n !== null && /^[0-9]+$/.test(n)).map(Number)
   return known.length > 0 ? Math.max(...known) : undefined

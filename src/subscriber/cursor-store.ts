@@ -3,7 +3,7 @@
  * fenced by the lease: only its holder moves the cursor, so a paused process that lost the lease
  * cannot move it back behind the new holder.
  */
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../storage/redis.js'
 import { BlockhookError } from '../domain/errors.js'
 import { saveCursorFenced } from '../storage/redis-scripts.js'
 import type { ChainLease } from './lease.js'
@@ -16,11 +16,11 @@ export type CursorChain = Record<'chainId' | 'genesisHash', string>
 export const leaseLost = () => new BlockhookError('BH_LEASE_LOST', 'this process no longer holds the chain lease')
 
 export class RedisCursorStore {
-  readonly #redis: Redis
+  readonly #redis: RedisClient
   readonly #key: string
   readonly #lease: ChainLease
 
-  constructor(redis: Redis, key: string, lease: ChainLease) {
+  constructor(redis: RedisClient, key: string, lease: ChainLease) {
     this.#redis = redis
     this.#key = key
     this.#lease = lease

@@ -4,16 +4,16 @@
  * ttl + poll interval (10 s + 2 s by default, under the 15 s takeover of README, "Operations"). Cursor writes check the
  * lease in the same script (the fence in storage/redis-scripts.ts), so a holder that lost it cannot move the cursor.
  */
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../storage/redis.js'
 import { releaseLease, renewLease } from '../storage/redis-scripts.js'
 
 export class ChainLease {
-  readonly #redis: Redis
+  readonly #redis: RedisClient
   readonly key: string
   readonly owner: string
   readonly ttlMs: number
 
-  constructor(redis: Redis, key: string, owner: string, ttlMs: number) {
+  constructor(redis: RedisClient, key: string, owner: string, ttlMs: number) {
     this.#redis = redis
     this.key = key
     this.owner = owner

@@ -5,7 +5,7 @@
  * is harmless) and checks its stored filter against the same schemas the API uses: a rule that
  * does not validate is logged and skipped, never allowed to break matching for everyone.
  */
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../storage/redis.js'
 import type { Logger } from 'pino'
 import type { ChainType } from '../config/config.js'
 import { filterError } from '../api/validation.js'
@@ -28,7 +28,7 @@ function positionAtLeast(position: string, target: string): boolean {
 export interface WatchSetOptions {
   store: WatchStore
   /** A connection of its own: XREAD BLOCK holds it. Closed by the owner. */
-  reader: Redis
+  reader: RedisClient
   chain: string
   chainType: ChainType
   sink: WatchSink

@@ -6,7 +6,7 @@
  */
 import type { Test } from 'tap'
 import { pino, type Logger } from 'pino'
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../../src/storage/redis.js'
 import { DEFAULT_MAX_FRAME_BYTES, type Config } from '../../src/config/config.js'
 import type { DeliveryRecord } from '../../src/delivery/delivery-record.js'
 import { DELIVERY_QUEUE, type DeliveryQueue } from '../../src/delivery/delivery-queue.js'
@@ -44,7 +44,7 @@ export interface WatchInput { type: WatchType; filter: object; confirmations?: n
 
 export interface Harness {
   config: Config
-  redis: Redis
+  redis: RedisClient
   keys: RedisKeys
   store: WatchStore
   /** The delivery records' store and queue, as the subscriber writes them. */
@@ -122,7 +122,7 @@ export function harness(
       return records.filter((r): r is DeliveryRecord => r !== undefined).sort((a, b) => a.sequence - b.sequence)
     },
     async jobExists(id) {
-      return (await redis.exists(`${keys.queuePrefix}:${DELIVERY_QUEUE}:${id}`)) === 1
+      return (await redis.exists(`${keys.shardTag(0)}:${DELIVERY_QUEUE}:${id}`)) === 1
     },
     async feedPosition() {
       const [last] = await redis.xrevrange(keys.watchChanges, '+', '-', 'COUNT', 1)
@@ -142,7 +142,7 @@ export interface TokenChain {
   transferWatch: WatchInput
 }
 
-/** The subscriber test files' common ground: Redis, anvil that mines only on request, a minted token. */
+/** The subscriber test files' common ground: RedisClient, anvil that mines only on request, a minted token. */
 export async function startTokenChain(t: Test, minted: bigint): Promise<TokenChain> {
   const redisServer = await startRedis()
   const anvil = await startAnvil(['--no-mining'])

@@ -4,7 +4,7 @@
  * block follower woken by `newHeads` and by every (re)connection, pending transactions, replays,
  * the chain's status entry and metrics.
  */
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../../storage/redis.js'
 import type { Logger } from 'pino'
 import type { MatchedEvent } from '../../delivery/delivery-record.js'
 import { ReplayQueue } from '../../delivery/replay-requests.js'
@@ -32,8 +32,8 @@ export interface EvmChainDeps extends ChainDriverDeps {
 
 interface Leadership {
   index: EvmWatchIndex
-  reader: Redis
-  replayReader: Redis
+  reader: RedisClient
+  replayReader: RedisClient
   watchSet: WatchSet
   follower: BlockFollower
   pending: PendingTransactions

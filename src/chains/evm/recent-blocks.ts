@@ -3,16 +3,16 @@
  * emitted (DeliveryStore.storedEvents reads those events back): what a reorg noticed after a
  * restart needs to retract, even when the node has already forgotten the dropped blocks.
  */
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../../storage/redis.js'
 import type { Logger } from 'pino'
 import type { RecentBlock, RecentBlockStore } from './block-follower.js'
 
 export class RedisRecentBlocks implements RecentBlockStore {
-  readonly #redis: Redis
+  readonly #redis: RedisClient
   readonly #key: string
   readonly #log: Logger
 
-  constructor(redis: Redis, key: string, logger: Logger) {
+  constructor(redis: RedisClient, key: string, logger: Logger) {
     this.#redis = redis
     this.#key = key
     this.#log = logger

@@ -10,7 +10,7 @@
  * Progress is in Redis and only moves forward, so a new leader goes on from the last chunk
  * recorded, and a chunk done twice queues nothing twice.
  */
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../../storage/redis.js'
 import type { Logger } from 'pino'
 import { changeAddresses } from '../../api/watch-input.js'
 import type { MatchedEvent } from '../../delivery/delivery-record.js'
@@ -34,7 +34,7 @@ export interface ReplayDeps {
   chain: string
   defaultConfirmations: number
   /** A connection of its own (the blocking read of the tenants' list). */
-  reader: Redis
+  reader: RedisClient
   requests: ReplayQueue
   store: WatchStore
   node: EvmNode

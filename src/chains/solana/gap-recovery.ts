@@ -7,7 +7,7 @@
  * one notification may have been sent while away, the status is read with getSignatureStatuses.
  * What to resume from is kept per subscription in Redis (`keys.solanaGapMarkers`).
  */
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../../storage/redis.js'
 import type { Commitment } from '../../config/config.js'
 import { sha256Hex } from '../../domain/ids.js'
 import { mapBounded } from '../../domain/map-bounded.js'
@@ -162,11 +162,11 @@ export function accountStateHash(value: unknown): string {
 /** Only the lease holder writes a marker: a paused process that lost the chain cannot move one back behind the new leader. */
 /** Where each subscription's gap recovery resumes from, in one Redis hash per chain. */
 export class GapMarkers {
-  readonly #redis: Redis
+  readonly #redis: RedisClient
   readonly #key: string
   readonly #lease: ChainLease
 
-  constructor(redis: Redis, keys: RedisKeys, chain: string, lease: ChainLease) {
+  constructor(redis: RedisClient, keys: RedisKeys, chain: string, lease: ChainLease) {
     this.#redis = redis
     this.#key = keys.solanaGapMarkers(chain)
     this.#lease = lease

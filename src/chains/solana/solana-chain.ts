@@ -4,7 +4,7 @@
  * while this process holds the chain's lease, a SolanaLeader fed by the change feed. The head is
  * the latest slot of the leader's slotSubscribe; it feeds metrics, the watchdog and /admin/status.
  */
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../../storage/redis.js'
 import type { Logger } from 'pino'
 import { duplicateRedis } from '../../storage/redis.js'
 import { connectionNotReadyReason, watchdogMsFor, type ChainDriver, type ChainDriverDeps } from '../../subscriber/chain-runner.js'
@@ -31,7 +31,7 @@ const DEFAULT_GAP_RETRY_DELAYS_MS = [1_000, 5_000]
 interface Leadership {
   leader: SolanaLeader
   watchSet: WatchSet
-  reader: Redis
+  reader: RedisClient
 }
 
 export class SolanaChain implements ChainDriver {
