@@ -4,7 +4,7 @@
  * records and BullMQ jobs in Redis). Beside it, in the same run, a plain sequential eth_getLogs
  * loop over the same range on one WebSocket: the floor of reading those logs at all.
  */
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../src/storage/redis.js'
 import { pino } from 'pino'
 import { encodeFunctionData, type Address } from 'viem'
 import { RpcSocket } from '../src/chains/rpc-socket.js'
@@ -19,7 +19,7 @@ const LOGS_PER_BLOCK = 20
 const BOB = '0x00000000000000000000000000000000000000b0' as Address
 
 /** Scripts count the commands they run twice (the script and each command), so only scripts are listed. */
-async function busiestCommands(client: Redis): Promise<{ name: string; calls: number; usec: number }[]> {
+async function busiestCommands(client: RedisClient): Promise<{ name: string; calls: number; usec: number }[]> {
   return (await client.info('commandstats')).split('\n').flatMap((line) => {
     const match = /^cmdstat_(evalsha|eval):calls=(\d+),usec=(\d+)/.exec(line.trim())
     return match ? [{ name: match[1]!, calls: Number(match[2]), usec: Number(match[3]) }] : []

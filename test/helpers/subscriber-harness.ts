@@ -6,7 +6,7 @@
  */
 import type { Test } from 'tap'
 import { pino, type Logger } from 'pino'
-import type { RedisClient } from '../../src/storage/redis.js'
+import type { Redis } from 'ioredis'
 import { DEFAULT_MAX_FRAME_BYTES, type Config } from '../../src/config/config.js'
 import type { DeliveryRecord } from '../../src/delivery/delivery-record.js'
 import { DELIVERY_QUEUE, type DeliveryQueue } from '../../src/delivery/delivery-queue.js'
@@ -44,7 +44,7 @@ export interface WatchInput { type: WatchType; filter: object; confirmations?: n
 
 export interface Harness {
   config: Config
-  redis: RedisClient
+  redis: Redis
   keys: RedisKeys
   store: WatchStore
   /** The delivery records' store and queue, as the subscriber writes them. */
@@ -75,7 +75,9 @@ export function harness(
     chains: [{ id: CHAIN, type: 'evm', ws: nodes.ws, http: [], confirmations: 0, blockTimeMs: 1_000, commitment: 'confirmed', maxFrameBytes: DEFAULT_MAX_FRAME_BYTES, ...chain }],
   })
   const wiring = wire(config, 'test', logger)
-  const { redis, keys, watches: store, deliveryQueue } = wiring
+  const { keys, watches: store, deliveryQueue } = wiring
+  // A harness runs on one Redis (testConfig has no REDIS_CLUSTER).
+  const redis = wiring.redis as Redis
   t.teardown(async () => {
     await wiring.deliveryQueue.close()
     redis.disconnect()
