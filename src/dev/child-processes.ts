@@ -46,7 +46,7 @@ export async function freePort(): Promise<number> {
 }
 
 /** Starts `command` and resolves with the first match of `ready` in its output. */
-function startAndWaitFor(
+export function startAndWaitFor(
   command: string,
   args: readonly string[],
   ready: RegExp,
