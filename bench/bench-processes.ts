@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../src/storage/redis.js'
 import { pino } from 'pino'
 import type { EvmChain } from '../src/chains/evm/evm-chain.js'
 import type { Config } from '../src/config/config.js'
@@ -84,18 +84,18 @@ export function processCpuMs(pid: number): number {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100 // clock ticks at USER_HZ = 100
 }
 
-async function redisCpuInfo(client: Redis): Promise<Record<string, string>> {
+async function redisCpuInfo(client: RedisClient): Promise<Record<string, string>> {
   return Object.fromEntries((await client.info('cpu')).split('\n').map((line) => line.trim().split(':')))
 }
 
 /** CPU of Redis's main thread (where commands and scripts run), from INFO cpu, in ms. */
-export async function redisMainThreadCpuMs(client: Redis): Promise<number> {
+export async function redisMainThreadCpuMs(client: RedisClient): Promise<number> {
   const info = await redisCpuInfo(client)
   return (Number(info.used_cpu_user_main_thread) + Number(info.used_cpu_sys_main_thread)) * 1000
 }
 
 /** CPU of the whole Redis process (every thread), from INFO cpu, in ms. */
-export async function redisCpuMs(client: Redis): Promise<number> {
+export async function redisCpuMs(client: RedisClient): Promise<number> {
   const info = await redisCpuInfo(client)
   return (Number(info.used_cpu_user) + Number(info.used_cpu_sys)) * 1000
 }
