@@ -119,19 +119,21 @@ t.test('a node sending garbage frames, unknown shapes, a malformed block and rem
   })
   let head = 1
   let malformedOnce = true
+  // Block 2 read in full (by number, or by hash as the head) is malformed the first time.
+  const fullBlock = (n: number) => {
+    if (n !== 2 || !malformedOnce) return block(n)
+    malformedOnce = false
+    return { number: 'zz', hash: 'nope' }
+  }
   const node = await startFakeNode({
     eth_subscribe: () => '0xaa',
     eth_unsubscribe: () => true,
     eth_getBlockByNumber: ([tag]) => {
       const n = tag === 'latest' ? head : Number(tag)
       if (n > head) return null
-      if (n === 2 && tag !== 'latest' && malformedOnce) {
-        malformedOnce = false
-        return { number: 'zz', hash: 'nope' }
-      }
-      return block(n)
+      return tag === 'latest' ? block(n) : fullBlock(n)
     },
-    eth_getBlockByHash: ([h]) => block(Number(h) - 1),
+    eth_getBlockByHash: ([h]) => fullBlock(Number(h) - 1),
     eth_getLogs: ([filter]) => ((filter as { blockHash: string }).blockHash === hash(2) ? [log(2, 0, true), log(2, 1, false)] : []),
   })
   t.teardown(() => node.close())

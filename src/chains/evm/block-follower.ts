@@ -9,8 +9,9 @@
  * whose dropped blocks the node no longer serves, still retracts what they emitted.
  *
  * Each sync first checks, once per connection, that the node serves the chain the cursor was
- * built on (chain id and genesis hash, kept with the cursor). Then it reads the head and lets
- * `reconcile` (reconcile.ts, pure) name the case:
+ * built on (chain id and genesis hash, kept with the cursor). Then it takes the head (the one a
+ * `newHeads` notification brought, or else reads it) and lets `reconcile` (reconcile.ts, pure)
+ * name the case:
  * - `extend`: the blocks after the cursor, in chunks, in order: match each, queue the events that
  *   are ready (confirmations 0, and older blocks' events now deep enough), push it on the window;
  * - `reorg`: the node has shown, by hash, other blocks at the heights of ours down to a common
@@ -131,6 +132,11 @@ export class BlockFollower {
   /** The node-behind episode under way, logged once, and its length in syncs. */
   #behind: { reason: string; syncs: number } | undefined
   #retryTimer: NodeJS.Timeout | undefined
+  /**
+   * The head a `newHeads` notification brought, newer than any head read so far (notifications and
+   * answers come in order on the one connection): a sync takes it instead of asking for the head.
+   */
+  #notifiedHead: BlockHeaderRef | undefined
   #saved: Cursor | undefined
   readonly #waiters = new Set<{ number: number; resolve: (cursor: Cursor) => void }>()
 
@@ -151,6 +157,8 @@ export class BlockFollower {
   /** A new connection (maybe another node): check its chain again, then catch up from the cursor. */
   connectionChanged(): void {
     this.#chainChecked = false
+    // Maybe another node: what the last one notified says nothing about this one.
+    this.#notifiedHead = undefined
     this.wake(true)
   }
 
@@ -173,6 +181,15 @@ export class BlockFollower {
         this.wake()
       }
     })
+  }
+
+  /**
+   * The node's new head, from its `newHeads` notification: at the tip the block is then read by
+   * hash together with its logs, and the head is not asked for again.
+   */
+  newHead(head: BlockHeaderRef): void {
+    this.#notifiedHead = head
+    this.wake()
   }
 
   /** Resolves once no sync is running and none will start. */
@@ -290,7 +307,7 @@ export class BlockFollower {
     let prefetched: { from: number; datas: Promise<(BlockData | undefined)[]> } | undefined
     for (;;) {
       if (this.#stopped) return
-      const raw = await this.#d.node.header('latest')
+      const raw = this.#takeNotifiedHead() ?? await this.#readHead()
       const head = raw ? toAnswer(raw) : null
       if (head) this.#d.onHead?.({ number: head.number, hash: head.hash })
       const decision = await this.#reconcile(head)
@@ -317,11 +334,11 @@ export class BlockFollower {
       }
       const headNumber = head!.number
       const from = this.#cursor!.number + 1
-      const datas = prefetched?.from === from ? await prefetched.datas : await this.#readRange(from, Math.min(headNumber, from + this.#d.chunkBlocks - 1))
+      const datas = prefetched?.from === from ? await prefetched.datas : await this.#readRange(from, Math.min(headNumber, from + this.#d.chunkBlocks - 1), head!)
       prefetched = undefined
       const next = from + datas.length
       if (datas.length > 0 && next <= headNumber) {
-        prefetched = { from: next, datas: this.#readRange(next, Math.min(headNumber, next + this.#d.chunkBlocks - 1)) }
+        prefetched = { from: next, datas: this.#readRange(next, Math.min(headNumber, next + this.#d.chunkBlocks - 1), head!) }
         prefetched.datas.catch(() => undefined) // awaited (and its error seen) on the next pass, or dropped
       }
       const events: MatchedEvent[] = []
@@ -341,9 +358,24 @@ export class BlockFollower {
     }
   }
 
+  /** A notified head above the cursor (one at or below it may be older than what was read since). */
+  #takeNotifiedHead(): BlockHeaderRef | undefined {
+    const head = this.#notifiedHead
+    this.#notifiedHead = undefined
+    return head && hexToNumber(head.number) > this.#cursor!.number ? head : undefined
+  }
+
+  async #readHead(): Promise<BlockHeaderRef | undefined> {
+    const head = await this.#d.node.header('latest')
+    // A notification that came before this answer is older than it.
+    this.#notifiedHead = undefined
+    return head
+  }
+
   /** Asks the node what `reconcile` needs until it names a case. */
   async #reconcile(head: HeaderAnswer | null): Promise<Reconcile> {
-    const byNumber = new Map<number, HeaderAnswer | null>()
+    // The head is the node's block at its height: at the tip nothing more needs asking.
+    const byNumber = new Map<number, HeaderAnswer | null>(head ? [[head.number, head]] : [])
     const byHash = new Map<string, HeaderAnswer | null>()
     for (;;) {
       const decision = reconcile({ cursor: this.#cursor!, window: this.#window, head, byNumber, byHash })
@@ -393,9 +425,11 @@ export class BlockFollower {
     this.#chainChecked = true
   }
 
-  #readRange(from: number, to: number): Promise<(BlockData | undefined)[]> {
+  /** The head's block is read by its hash, together with its logs: one round trip at the tip. */
+  #readRange(from: number, to: number, head: HeaderAnswer): Promise<(BlockData | undefined)[]> {
     const numbers = Array.from({ length: to - from + 1 }, (_, i) => from + i)
     return this.#mapBounded(numbers, async (n) => {
+      if (n === head.number) return readBlockDataByHash(this.#d.node, this.#d.index, head.hash)
       const block = await this.#d.node.blockByNumber(n, this.#d.index.needsTransactions())
       return block ? this.#complete(block) : undefined
     })
@@ -509,11 +543,23 @@ export class BlockFollower {
   }
 }
 
+/**
+ * The block `hash` with what matching needs, its logs asked for at the same time as the block
+ * (both by hash); undefined when the node does not have the block.
+ */
+async function readBlockDataByHash(node: EvmNode, index: EvmWatchIndex, hash: string): Promise<BlockData | undefined> {
+  const logs = node.logsOf(hash)
+  // A block gone from the node is undefined (for the next reconcile), whatever its logs' answer was.
+  logs.catch(() => undefined)
+  const block = await node.blockByHash(hash, index.needsTransactions())
+  return block ? readBlockData(node, index, block, logs) : undefined
+}
+
 /** Reads what matching needs beside the block: its logs, and receipts only if a watch needs them. */
-export async function readBlockData(node: EvmNode, index: EvmWatchIndex, block: RpcBlock): Promise<BlockData> {
+export async function readBlockData(node: EvmNode, index: EvmWatchIndex, block: RpcBlock, logsOfBlock = node.logsOf(block.hash)): Promise<BlockData> {
   const needing = index.transactionsNeedingReceipts(block)
   const [logs, receipts] = await Promise.all([
-    node.logsOf(block.hash),
+    logsOfBlock,
     needing.length > 0 ? node.receipts(block.hash, needing) : Promise.resolve(undefined),
   ])
   return { block, logs, ...(receipts ? { receipts } : {}) }

@@ -21,7 +21,7 @@ import { EvmNode } from './evm-node.js'
 import { PendingTransactions } from './pending-transactions.js'
 import { RedisRecentBlocks } from './recent-blocks.js'
 import { ReplayConsumer } from './replays.js'
-import { parseHead } from './rpc-types.js'
+import { parseHead, parseHeader } from './rpc-types.js'
 import { EvmWatchIndex } from './watch-index.js'
 
 export interface EvmChainDeps extends ChainDriverDeps {
@@ -172,7 +172,7 @@ export class EvmChain implements ChainDriver {
     follower.wake()
   }
 
-  /** `newHeads` only wakes the follower, which reads the chain itself. */
+  /** `newHeads` wakes the follower, handing it the head; it reads the block and its logs itself. */
   #onHead(result: unknown): void {
     const head = parseHead(result)
     if (!head) {
@@ -180,7 +180,10 @@ export class EvmChain implements ChainDriver {
       return
     }
     this.socket.touch()
-    this.#leadership?.follower.wake()
+    // With its parent's hash it is a header the follower can take as the head instead of reading it.
+    const header = parseHeader(result)
+    if (header) this.#leadership?.follower.newHead({ number: header.number, hash: header.hash, parentHash: header.parentHash })
+    else this.#leadership?.follower.wake()
   }
 
   async #emit(events: MatchedEvent[]): Promise<void> {
