@@ -310,14 +310,14 @@ export class DeliveryStore {
     }
   }
 
-  /** The record on `shard` (the worker knows it from its queue) and the bytes to send, in one round trip; undefined when there is no record. */
+  /**
+   * The record on `shard` (the worker knows it from its queue) and the bytes to send, in one
+   * command; undefined when there is no record. MGET, not a pipeline: ioredis copies every script
+   * defined on the connection (BullMQ's too) into each pipeline it creates, which cost the worker
+   * about 50 µs per delivery. Record and payload share the shard's tag.
+   */
   async getToSend(deliveryId: string, shard: number): Promise<DeliveryToSend | undefined> {
-    const [[recordErr, value], [payloadErr, body]] = (await this.#redis.pipeline()
-      .get(this.#keys.delivery(deliveryId, shard))
-      .get(this.#keys.deliveryPayload(deliveryId, shard))
-      .exec()) as [[Error | null, string | null], [Error | null, string | null]]
-    if (recordErr) throw recordErr
-    if (payloadErr) throw payloadErr
+    const [value = null, body = null] = await this.#redis.mget(this.#keys.delivery(deliveryId, shard), this.#keys.deliveryPayload(deliveryId, shard))
     const stored = value === null ? undefined : decodeRecord(deliveryId, value)
     return stored && { ...stored.summary, body: body === null ? null : expandText(body) }
   }
