@@ -3,7 +3,7 @@
  * exact body bytes and the watch's active secrets, so every attempt of a delivery and every test
  * vector signs the same way. Receivers verify it with the `standardwebhooks` libraries unchanged.
  */
-import { createHmac } from 'node:crypto'
+import { createHmac, createSecretKey, type KeyObject } from 'node:crypto'
 
 export const SECRET_PREFIX = 'whsec_'
 
@@ -18,17 +18,32 @@ export interface WebhookToSign {
   secrets: readonly string[]
 }
 
-function secretKey(secret: string): Buffer {
-  const encoded = secret.startsWith(SECRET_PREFIX) ? secret.slice(SECRET_PREFIX.length) : secret
-  return Buffer.from(encoded, 'base64')
+/** Secrets whose imported key is kept; past it the cache starts again (it only saves decoding). */
+const MAX_KEYS_KEPT = 10_000
+const keys = new Map<string, KeyObject>()
+
+/** The secret's HMAC key, decoded and imported once per secret rather than once per webhook. */
+function secretKey(secret: string): KeyObject {
+  let key = keys.get(secret)
+  if (!key) {
+    const encoded = secret.startsWith(SECRET_PREFIX) ? secret.slice(SECRET_PREFIX.length) : secret
+    if (keys.size >= MAX_KEYS_KEPT) keys.clear()
+    key = createSecretKey(Buffer.from(encoded, 'base64'))
+    keys.set(secret, key)
+  }
+  return key
 }
 
 /** The `webhook-signature` header value: `v1,<base64 HMAC-SHA256>` per secret, space-separated. */
 export function signWebhook({ id, timestampSec, body, secrets }: WebhookToSign): string {
-  const signed = `${id}.${timestampSec}.${body}`
-  return secrets
-    .map((secret) => `v1,${createHmac('sha256', secretKey(secret)).update(signed, 'utf8').digest('base64')}`)
-    .join(' ')
+  // The signed content is `${id}.${timestampSec}.${body}`, fed in parts so the body is not copied.
+  const prefix = `${id}.${timestampSec}.`
+  let signature = ''
+  for (const secret of secrets) {
+    const digest = createHmac('sha256', secretKey(secret)).update(prefix, 'utf8').update(body, 'utf8').digest('base64')
+    signature += signature === '' ? `v1,${digest}` : ` v1,${digest}`
+  }
+  return signature
 }
 
 /** The Standard Webhooks headers of one attempt. */
