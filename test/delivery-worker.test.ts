@@ -283,3 +283,19 @@ t.test('a job that fails for a reason of its own (a corrupt stored watch) ends f
   t.match(record.attempts, [{ statusCode: null, error: /BH_DELIVERY_INTERNAL/ }], 'one record of it, after the job’s last attempt')
   t.equal(receiver.received.length, 0)
 })
+
+t.test('a corrupt stored watch fails only its own deliveries, not those of a watch queued with it', async (t) => {
+  const d = await setupDelivery(t, redisServer.url, { delivery: { retrySchedule: ['50ms'] } })
+  const receiver = await startReceiver(t)
+  const { watch: broken } = await d.createWatch(receiver.url)
+  const { watch: fine } = await d.createWatch(receiver.url)
+  await d.redis.set(d.keys.watch(broken.id), '{not json')
+  const events = [1, 2, 3].flatMap((n) => [d.event(broken, n), d.event(fine, n)])
+  await d.deliveryQueue.enqueue(events)
+
+  for (const e of events) {
+    const record = await d.waitForRecord(e.id, (r) => r.status !== 'pending')
+    t.equal(record.status, e.watchId === fine.id ? 'delivered' : 'failed', `${e.watchId === fine.id ? 'the fine' : 'the broken'} watch's delivery ${e.id}`)
+  }
+  t.equal(receiver.received.length, 3)
+})

@@ -1,8 +1,9 @@
 /**
  * The BullMQ worker that turns a queued delivery id into a signed POST (README, "The webhook").
  *
- * One job is one attempt: the processor reads the record and the watch (the URL as it is now),
- * takes a per-URL slot, signs the stored body, posts it and records the attempt. A failed attempt
+ * One job is one attempt: the processor reads the record and the watch (the URL as it is now, read
+ * after the job started: watch-reads.ts), takes a per-URL slot, signs the stored body, posts it
+ * and records the attempt. A failed attempt
  * that may be retried throws `RetryScheduled`, whose delay (from the retry policy, decided and
  * recorded here) the custom backoff hands back to BullMQ, so `nextAttemptAt` on the record is
  * exactly when BullMQ runs the job again. Waiting that is not an attempt (URL at its cap, watch
@@ -36,6 +37,7 @@ import { PostAbortedError, type WebhookHttpClient } from './http-client.js'
 import { nextRetryDelayMs, overCapDelayMs } from './retry-policy.js'
 import { webhookHeaders } from './signing.js'
 import { UrlSlots } from './url-slots.js'
+import { WatchReads } from './watch-reads.js'
 
 /** How often a paused watch's queued deliveries look again. */
 export const PAUSED_RECHECK_MS = 30_000
@@ -98,6 +100,7 @@ export class DeliveryWorker {
   readonly workers: readonly Worker<DeliveryJobData>[]
   readonly #deps: DeliveryWorkerDeps
   readonly #slots: UrlSlots
+  readonly #watchReads: WatchReads
   readonly #random: () => number
   readonly #now: () => number
   readonly #closeGraceMs: number
@@ -111,6 +114,7 @@ export class DeliveryWorker {
     this.#now = deps.now ?? Date.now
     this.#closeGraceMs = tuning.closeGraceMs ?? CLOSE_GRACE_MS
     this.#pausedRecheckMs = tuning.pausedRecheckMs ?? PAUSED_RECHECK_MS
+    this.#watchReads = new WatchReads((watchIds) => deps.watches.toSend(watchIds))
     this.#slots = new UrlSlots(redis, keys, config.delivery.maxConcurrencyPerUrl, config.delivery.timeoutMs + LEASE_MARGIN_MS)
     const concurrency = Math.ceil(config.delivery.concurrency / keys.deliveryShards)
     this.workers = Array.from({ length: keys.deliveryShards }, (_, shard) => {
@@ -190,18 +194,17 @@ export class DeliveryWorker {
   }
 
   async #deliver(job: Job<DeliveryJobData>, shard: number, record: DeliveryToSend | undefined, token: string | undefined, signal: AbortSignal | undefined): Promise<string> {
-    const { deliveryQueue, watches } = this.#deps
+    const { deliveryQueue } = this.#deps
     if (!record || record.status !== 'pending') return `skipped: ${record?.status ?? 'no record'}`
     // A pending record's payload has no expiry; only a hand-edited Redis gets here, and no body beats a wrong one.
     const { body } = record
     if (body === null) return 'skipped: the payload is gone'
-    // Both in one round trip. The secrets are read now, so during a rotation both sign.
-    const [watch, secrets] = await Promise.all([
-      watches.get(record.watchId),
-      watches.signingSecrets(record.watchId),
-    ])
+    // The watch as it is now and its secrets, read after this job started (with those of the jobs
+    // that started with it). The secrets are read now, so during a rotation both sign.
+    const toSend = await this.#watchReads.get(record.watchId)
+    const watch = toSend?.watch
     // Without a url the watch sends nothing (its events go to the event stream only).
-    if (!watch || !secrets || watch.url === undefined) {
+    if (!toSend || !watch || watch.url === undefined) {
       await deliveryQueue.store.cancel([record.id], record.watchId)
       this.#deps.metrics.deliveries.inc({ outcome: 'cancelled' })
       return watch ? 'cancelled: the watch has no url' : 'cancelled: the watch was deleted'
@@ -228,7 +231,7 @@ export class DeliveryWorker {
       try {
         const timestampSec = Math.floor(this.#now() / 1000)
         result = await this.#deps.httpClient.post(
-          { url, headers: webhookHeaders({ id: record.id, timestampSec, body, secrets }), body },
+          { url, headers: webhookHeaders({ id: record.id, timestampSec, body, secrets: toSend.secrets }), body },
           signal,
         )
       } catch (err) {

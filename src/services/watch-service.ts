@@ -20,7 +20,7 @@ import {
   addedAddresses, backfillRange, changeAddresses, checkBatchable, chainSettings, checkChainSettings, checkTypeFitsChain, findChain, normalizeFilter,
 } from '../api/watch-input.js'
 import type { RedisKeys } from '../storage/keys.js'
-import { watchNotFound, type WatchListQuery, type WatchStore } from '../storage/watch-store.js'
+import { watchNotFound, type WatchListQuery, type WatchStore, type WatchToSend } from '../storage/watch-store.js'
 import { readKnownHead } from '../subscriber/chain-status.js'
 
 /** The old secret keeps signing beside the new one for 24 h (README, "Secrets"). */
@@ -272,6 +272,11 @@ export class WatchService {
       if (hasCode(err, 'BH_WATCH_NOT_FOUND')) return undefined
       throw err
     }
+  }
+
+  /** Each watch with the secrets to sign with now, in one read (undefined for a deleted one); for the delivery worker. */
+  toSend(watchIds: readonly string[]): Promise<PromiseSettledResult<WatchToSend | undefined>[]> {
+    return this.#d.store.toSend(watchIds, this.#now())
   }
 
   // --- transitions by blockhook -----------------------------------------------------------------

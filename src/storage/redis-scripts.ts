@@ -110,6 +110,20 @@ redis.call('SET', watch, nextJson)
 redis.call('XADD', changes, 'MAXLEN', '~', feedMaxLength, '*', 'op', 'upsert', 'watchId', watchId, 'chain', chain)
 return 1`,
   },
+  /**
+   * For each watch (KEYS: its JSON and its secrets hash, in pairs): the JSON, then the secrets'
+   * current, previous and previousExpiresAt; false (nil) where there is none.
+   */
+  bhWatchesToSend: {
+    lua: `
+local out = {}
+for i = 1, #KEYS, 2 do
+  out[#out + 1] = redis.call('GET', KEYS[i])
+  local secrets = redis.call('HMGET', KEYS[i + 1], 'current', 'previous', 'previousExpiresAt')
+  for j = 1, 3 do out[#out + 1] = secrets[j] end
+end
+return out`,
+  },
   /** Returns 1 (taken) or 0 (URL full). */
   bhUrlSlotAcquire: {
     numberOfKeys: 1,
@@ -479,6 +493,23 @@ export async function compareAndSetWatch(
     { watch: string; changes: string; expected: string; next: string; feedMaxLength: number; watchId: string; chain: string },
 ): Promise<boolean> {
   return (await scripted(redis).bhWatchCompareAndSet(watch, changes, expected, next, feedMaxLength, watchId, chain)) === 1
+}
+
+/** What bhWatchesToSend read of one watch: its JSON and sealed secrets, null where there is none. */
+export interface StoredWatchToSend {
+  json: string | null
+  current: string | null
+  previous: string | null
+  previousExpiresAt: string | null
+}
+
+/** The JSON and the sealed secrets of every watch in `watches` (keys of each), in order, in one command. */
+export async function readWatchesToSend(redis: RedisClient, watches: readonly { watch: string; secrets: string }[]): Promise<StoredWatchToSend[]> {
+  const keys = watches.flatMap(({ watch, secrets }) => [watch, secrets])
+  const flat = (await scripted(redis).bhWatchesToSend(keys.length, ...keys)) as (string | null)[]
+  return watches.map((_, i) => ({
+    json: flat[4 * i] ?? null, current: flat[4 * i + 1] ?? null, previous: flat[4 * i + 2] ?? null, previousExpiresAt: flat[4 * i + 3] ?? null,
+  }))
 }
 
 /** Takes a slot of the URL unless it has `cap` live ones. */

@@ -11,7 +11,7 @@ import { pipelinePerSlot, type RedisClient } from './redis.js'
 import { BlockhookError } from '../domain/errors.js'
 import type { Watch, WatchStatus, WatchType } from '../domain/watch-types.js'
 import type { RedisKeys } from './keys.js'
-import { compareAndSetWatch } from './redis-scripts.js'
+import { compareAndSetWatch, readWatchesToSend, type StoredWatchToSend } from './redis-scripts.js'
 import type { SecretBox } from './secret-box.js'
 
 export type WatchChangeOp = 'upsert' | 'delete'
@@ -35,6 +35,22 @@ export interface WatchListQuery {
 /** Feed entries kept; a follower further behind than this reloads its chain (see followChanges). */
 const FEED_MAX_LENGTH = 100_000
 const MAX_UPDATE_ATTEMPTS = 20
+/** Watches whose last read `toSend` keeps decoded; past it the cache starts again (it only saves CPU). */
+const MAX_DECODED_TO_SEND = 10_000
+
+/** A watch as a delivery needs it: the rule and the secrets to sign with now (see signingSecrets). */
+export interface WatchToSend {
+  /** Shared between reads of the same stored value: read-only. */
+  watch: Watch
+  secrets: readonly string[]
+}
+
+interface DecodedToSend {
+  stored: StoredWatchToSend
+  watch: Watch
+  current: string
+  previous: string | undefined
+}
 
 export const watchNotFound = () => new BlockhookError('BH_WATCH_NOT_FOUND', 'watch not found', 404)
 
@@ -46,6 +62,8 @@ export class WatchStore {
   readonly #redis: RedisClient
   readonly #keys: RedisKeys
   readonly #secrets: SecretBox
+  /** By watch id, the last value `toSend` read and what it decoded to: the same bytes are not parsed or decrypted again. */
+  readonly #decoded = new Map<string, DecodedToSend>()
 
   constructor(redis: RedisClient, keys: RedisKeys, secrets: SecretBox) {
     this.#redis = redis
@@ -178,6 +196,39 @@ export class WatchStore {
     return secrets
   }
 
+  /**
+   * Each watch with its signing secrets, read now in one command (undefined for a deleted one), in
+   * the order of `watchIds`; a watch whose stored value cannot be decoded is rejected alone. What
+   * is decoded is kept per watch and reused while the stored value is the same, so a delivery pays
+   * for reading a watch, not for parsing and decrypting it.
+   */
+  async toSend(watchIds: readonly string[], nowMs = Date.now()): Promise<PromiseSettledResult<WatchToSend | undefined>[]> {
+    const k = this.#keys
+    const stored = await readWatchesToSend(this.#redis, watchIds.map((id) => ({ watch: k.watch(id), secrets: k.watchSecrets(id) })))
+    return watchIds.map((id, i) => {
+      try {
+        return { status: 'fulfilled', value: this.#decodeToSend(id, stored[i]!, nowMs) }
+      } catch (reason) {
+        return { status: 'rejected', reason }
+      }
+    })
+  }
+
+  #decodeToSend(watchId: string, value: StoredWatchToSend, nowMs: number): WatchToSend | undefined {
+    if (value.json === null || value.current === null) return undefined
+    let decoded = this.#decoded.get(watchId)
+    if (!decoded || !sameStoredWatch(decoded.stored, value)) {
+      if (this.#decoded.size >= MAX_DECODED_TO_SEND) this.#decoded.clear()
+      decoded = {
+        stored: value, watch: JSON.parse(value.json) as Watch, current: this.#secrets.open(value.current),
+        previous: value.previous === null ? undefined : this.#secrets.open(value.previous),
+      }
+      this.#decoded.set(watchId, decoded)
+    }
+    const inGrace = decoded.previous !== undefined && Number(value.previousExpiresAt) > nowMs
+    return { watch: decoded.watch, secrets: inGrace ? [decoded.current, decoded.previous!] : [decoded.current] }
+  }
+
   async rotateSecret(watchId: string, next: string, graceMs: number, nowMs = Date.now()): Promise<void> {
     const key = this.#keys.watchSecrets(watchId)
     const current = await this.#redis.hget(key, 'current')
@@ -235,4 +286,8 @@ export class WatchStore {
       if (changes.length > 0) await onChanges(changes)
     }
   }
+}
+
+function sameStoredWatch(a: StoredWatchToSend, b: StoredWatchToSend): boolean {
+  return a.json === b.json && a.current === b.current && a.previous === b.previous && a.previousExpiresAt === b.previousExpiresAt
 }
