@@ -310,16 +310,31 @@ export class DeliveryStore {
     }
   }
 
-  /**
-   * The record on `shard` (the worker knows it from its queue) and the bytes to send, in one
-   * command; undefined when there is no record. MGET, not a pipeline: ioredis copies every script
-   * defined on the connection (BullMQ's too) into each pipeline it creates, which cost the worker
-   * about 50 µs per delivery. Record and payload share the shard's tag.
-   */
+  /** The record on `shard` (the worker knows it from its queue) and the bytes to send; undefined when there is no record. */
   async getToSend(deliveryId: string, shard: number): Promise<DeliveryToSend | undefined> {
-    const [value = null, body = null] = await this.#redis.mget(this.#keys.delivery(deliveryId, shard), this.#keys.deliveryPayload(deliveryId, shard))
-    const stored = value === null ? undefined : decodeRecord(deliveryId, value)
-    return stored && { ...stored.summary, body: body === null ? null : expandText(body) }
+    const [result] = await this.getManyToSend([deliveryId], shard)
+    if (result!.status === 'rejected') throw result!.reason
+    return result!.value
+  }
+
+  /**
+   * Records on `shard` and the bytes to send, in the order of `ids`, in one command (undefined
+   * where there is no record); one that cannot be decoded is rejected alone. MGET, not a pipeline:
+   * ioredis copies every script defined on the connection (BullMQ's too) into each pipeline it
+   * creates, which cost the worker about 50 µs per delivery. A shard's keys share its tag.
+   */
+  async getManyToSend(ids: readonly string[], shard: number): Promise<PromiseSettledResult<DeliveryToSend | undefined>[]> {
+    const values = await this.#redis.mget(ids.flatMap((id) => [this.#keys.delivery(id, shard), this.#keys.deliveryPayload(id, shard)]))
+    return ids.map((id, i) => {
+      try {
+        const value = values[2 * i] ?? null
+        const body = values[2 * i + 1] ?? null
+        const stored = value === null ? undefined : decodeRecord(id, value)
+        return { status: 'fulfilled', value: stored && { ...stored.summary, body: body === null ? null : expandText(body) } }
+      } catch (reason) {
+        return { status: 'rejected', reason }
+      }
+    })
   }
 
   async get(deliveryId: string): Promise<DeliveryRecord | undefined> {

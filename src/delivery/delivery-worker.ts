@@ -2,7 +2,7 @@
  * The BullMQ worker that turns a queued delivery id into a signed POST (README, "The webhook").
  *
  * One job is one attempt: the processor reads the record and the watch (the URL as it is now, read
- * after the job started: watch-reads.ts), takes a per-URL slot, signs the stored body, posts it
+ * after the job started: batched-reads.ts), takes a per-URL slot, signs the stored body, posts it
  * and records the attempt. A failed attempt
  * that may be retried throws `RetryScheduled`, whose delay (from the retry policy, decided and
  * recorded here) the custom backoff hands back to BullMQ, so `nextAttemptAt` on the record is
@@ -25,6 +25,7 @@ import { hasCode } from '../domain/errors.js'
 import type { Config } from '../config/config.js'
 import { redactUrl } from '../domain/redact.js'
 import type { Watch } from '../domain/watch-types.js'
+import type { WatchToSend } from '../storage/watch-store.js'
 import type { Logger } from '../logger.js'
 import type { Metrics } from '../metrics.js'
 import type { RedisKeys } from '../storage/keys.js'
@@ -37,7 +38,7 @@ import { PostAbortedError, type WebhookHttpClient } from './http-client.js'
 import { nextRetryDelayMs, overCapDelayMs } from './retry-policy.js'
 import { webhookHeaders } from './signing.js'
 import { UrlSlots } from './url-slots.js'
-import { WatchReads } from './watch-reads.js'
+import { BatchedReads } from './batched-reads.js'
 
 /** How often a paused watch's queued deliveries look again. */
 export const PAUSED_RECHECK_MS = 30_000
@@ -100,7 +101,9 @@ export class DeliveryWorker {
   readonly workers: readonly Worker<DeliveryJobData>[]
   readonly #deps: DeliveryWorkerDeps
   readonly #slots: UrlSlots
-  readonly #watchReads: WatchReads
+  /** Per shard: one MGET covers keys of one hash tag. */
+  readonly #records: BatchedReads<DeliveryToSend | undefined>[]
+  readonly #watches: BatchedReads<WatchToSend | undefined>
   readonly #random: () => number
   readonly #now: () => number
   readonly #closeGraceMs: number
@@ -114,7 +117,8 @@ export class DeliveryWorker {
     this.#now = deps.now ?? Date.now
     this.#closeGraceMs = tuning.closeGraceMs ?? CLOSE_GRACE_MS
     this.#pausedRecheckMs = tuning.pausedRecheckMs ?? PAUSED_RECHECK_MS
-    this.#watchReads = new WatchReads((watchIds) => deps.watches.toSend(watchIds))
+    this.#records = Array.from({ length: keys.deliveryShards }, (_, shard) => new BatchedReads((ids) => deps.deliveryQueue.store.getManyToSend(ids, shard)))
+    this.#watches = new BatchedReads((watchIds) => deps.watches.toSend(watchIds))
     this.#slots = new UrlSlots(redis, keys, config.delivery.maxConcurrencyPerUrl, config.delivery.timeoutMs + LEASE_MARGIN_MS)
     const concurrency = Math.ceil(config.delivery.concurrency / keys.deliveryShards)
     this.workers = Array.from({ length: keys.deliveryShards }, (_, shard) => {
@@ -178,7 +182,7 @@ export class DeliveryWorker {
   }
 
   async #process(job: Job<DeliveryJobData>, shard: number, token: string | undefined, signal: AbortSignal | undefined): Promise<string> {
-    const record = await this.#deps.deliveryQueue.store.getToSend(job.data.deliveryId, shard)
+    const record = await this.#records[shard]!.get(job.data.deliveryId)
     if (!record?.ordered) return this.#deliver(job, shard, record, token, signal)
     // An ordered watch's next delivery is queued once this one is finished: returned (delivered,
     // cancelled, skipped because no longer pending) or failed for good; not while it retries.
@@ -201,7 +205,7 @@ export class DeliveryWorker {
     if (body === null) return 'skipped: the payload is gone'
     // The watch as it is now and its secrets, read after this job started (with those of the jobs
     // that started with it). The secrets are read now, so during a rotation both sign.
-    const toSend = await this.#watchReads.get(record.watchId)
+    const toSend = await this.#watches.get(record.watchId)
     const watch = toSend?.watch
     // Without a url the watch sends nothing (its events go to the event stream only).
     if (!toSend || !watch || watch.url === undefined) {
