@@ -72,6 +72,18 @@ t.test('a receiver answering 500 twice then 200 gets the same webhook-id three t
   t.equal(stats.failed ?? '0', '0', 'failed attempts that ended delivered do not count as failed')
 })
 
+t.test('a receiver answering with a megabyte has the first KiB of it recorded, and the next webhook still goes out', async (t) => {
+  const d = await setupDelivery(t, redisServer.url)
+  const big = 'x'.repeat(1024) + 'y'.repeat(1024 * 1024)
+  const receiver = await startReceiver(t, (_, i) => ({ status: 200, body: i === 0 ? big : 'ok' }))
+  const { watch } = await d.createWatch(receiver.url, { ordered: true })
+  const [first, second] = [d.event(watch, 1), d.event(watch, 2)]
+  await d.deliveryQueue.enqueue([first, second])
+
+  t.match((await d.waitForRecord(first.id, (r) => r.status === 'delivered')).attempts, [{ statusCode: 200, response: 'x'.repeat(1024) }])
+  t.match((await d.waitForRecord(second.id, (r) => r.status === 'delivered')).attempts, [{ statusCode: 200, response: 'ok' }])
+})
+
 t.test('Retry-After: 2 on a 503 is honoured exactly', async (t) => {
   const d = await setupDelivery(t, redisServer.url, { delivery: FAST_RETRIES })
   const receiver = await startReceiver(t, (_, i) => (i === 0 ? { status: 503, headers: { 'retry-after': '2' } } : { status: 200 }))

@@ -7,6 +7,7 @@
 import http from 'node:http'
 import https from 'node:https'
 import { isIP } from 'node:net'
+import type { Readable } from 'node:stream'
 import { got, TimeoutError, type ExtendOptions, type Got } from 'got'
 import { checkUrlShape, createCheckedLookup, isPublicAddress, type Resolver } from '../domain/url-policy.js'
 import { DeliveryError } from './delivery-error.js'
@@ -14,6 +15,8 @@ import { classifyResponse } from './retry-policy.js'
 
 export const MAX_RESPONSE_READ_BYTES = 64 * 1024
 export const MAX_RESPONSE_STORED_BYTES = 1024
+/** URLs whose verdict is kept; past it the set starts again (it only saves parsing). */
+const MAX_ACCEPTED_KEPT = 10_000
 
 export interface WebhookPost {
   url: string
@@ -84,6 +87,8 @@ export class WebhookHttpClient {
   /** Options merged once: got's per-request option merging is a large part of its cost. */
   readonly #got: Got
   readonly #now: () => number
+  /** URLs whose shape and literal address passed (names are checked at every connection, by the lookup). */
+  readonly #accepted = new Set<string>()
 
   constructor(options: WebhookHttpClientOptions) {
     this.#options = options
@@ -105,7 +110,7 @@ export class WebhookHttpClient {
         stream.once('error', reject)
       })
       // The status has arrived and decides the outcome; the body is only kept for the user to read.
-      const body = await readBounded(stream, MAX_RESPONSE_READ_BYTES).catch(() => Buffer.alloc(0))
+      const body = await readBounded(stream, MAX_RESPONSE_READ_BYTES)
       const retryAfter = response.headers['retry-after']
       return {
         statusCode: response.statusCode ?? null,
@@ -120,8 +125,18 @@ export class WebhookHttpClient {
     }
   }
 
-  /** IP literals never reach the lookup, so they are checked here. */
+  /** IP literals never reach the lookup, so they are checked here; a verdict depends on the URL only, so it is kept. */
   #refusal(url: string): DeliveryError | undefined {
+    if (this.#accepted.has(url)) return undefined
+    const refusal = this.#check(url)
+    if (!refusal) {
+      if (this.#accepted.size >= MAX_ACCEPTED_KEPT) this.#accepted.clear()
+      this.#accepted.add(url)
+    }
+    return refusal
+  }
+
+  #check(url: string): DeliveryError | undefined {
     const shape = checkUrlShape(url)
     if (!shape.ok) return refused(shape.reason)
     const host = shape.url.hostname.replace(/^\[(.*)\]$/, '$1')
@@ -137,14 +152,35 @@ export class WebhookHttpClient {
   }
 }
 
-/** Reads at most `limit` bytes of the body; stopping early destroys the stream (and its socket). */
-async function readBounded(stream: AsyncIterable<Buffer>, limit: number): Promise<Buffer> {
-  const chunks: Buffer[] = []
-  let length = 0
-  for await (const chunk of stream) {
-    chunks.push(chunk)
-    length += chunk.length
-    if (length >= limit) break
-  }
-  return Buffer.concat(chunks).subarray(0, limit)
+/**
+ * Reads at most `limit` bytes of the body; stopping early destroys the stream (and its socket).
+ * A body cut short (an error, the socket closed) reads as empty. Listeners, not `for await`: the
+ * async iterator costs a promise and a wrapper per chunk, for a body only the user reads.
+ */
+function readBounded(stream: Readable, limit: number): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = []
+    let length = 0
+    const finish = (body: Buffer) => {
+      stream.off('data', onData)
+      stream.off('end', onEnd)
+      stream.off('error', onCut)
+      stream.off('close', onCut)
+      resolve(body)
+    }
+    const onEnd = () => finish(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks))
+    const onCut = () => finish(Buffer.alloc(0))
+    const onData = (chunk: Buffer) => {
+      chunks.push(chunk)
+      length += chunk.length
+      if (length >= limit) {
+        finish(Buffer.concat(chunks).subarray(0, limit))
+        stream.destroy()
+      }
+    }
+    stream.on('data', onData)
+    stream.once('end', onEnd)
+    stream.once('error', onCut)
+    stream.once('close', onCut)
+  })
 }
