@@ -45,6 +45,9 @@ function keySetsOf(k: RedisKeys, watchId: string, tenantId: string, chain: strin
     attempt: [...record, k.watchFailingSince(watchId), k.watchMinute(watchId, 1)],
     oldestPending: [k.oldestPending(shard), k.watchPendingDeliveries(watchId)],
     queue: [k.shardTag(shard) + ':deliveries:wait', k.shardTag(shard) + ':deliveries:meta', k.watchSequence(watchId)],
+    // The worker reads the watches of the jobs that start together, and the records of one shard's, in one command.
+    watchesToSend: [k.watch(watchId), k.watchSecrets(watchId), k.watch('wch_another'), k.watchSecrets('wch_another')],
+    recordsToSend: [k.delivery(id, shard), k.deliveryPayload(id, shard), k.delivery(webhookId('wch_another', [2]), shard)],
     watchCompareAndSet: [k.watch(watchId), k.watchChanges],
     watchCreate: [k.watch(watchId), k.watchesByTenant(tenantId), k.watchesByChain(chain), k.watchSecrets(watchId), k.watchChanges],
     watchDeleteShard: [k.watchSequence(watchId), k.watchStats(watchId)],
