@@ -12,7 +12,7 @@ import { errorResponses } from '../src/api/schemas.js'
 import { BlockhookError, unauthorized } from '../src/domain/errors.js'
 import type { Admission } from '../src/stream/event-stream.js'
 import { originAllowed } from '../src/stream/origin-policy.js'
-import { CURSOR_PATTERN } from '../src/stream/stream-entry.js'
+import { CURSOR_MAX_LENGTH, CURSOR_PATTERN } from '../src/stream/stream-entry.js'
 
 /** The subprotocol a browser asks for, and the server answers with. */
 export const STREAM_PROTOCOL = 'blockhook.v1'
@@ -33,7 +33,7 @@ const streamQuery = {
   additionalProperties: false,
   properties: {
     watch: { type: 'array', maxItems: 100, items: { type: 'string', pattern: '^wch_[a-z0-9]{1,64}$' }, description: 'Repeatable; default every watch of the tenant' },
-    after: { type: 'string', pattern: CURSOR_PATTERN, description: 'Resume after this cursor' },
+    after: { type: 'string', pattern: CURSOR_PATTERN, maxLength: CURSOR_MAX_LENGTH, description: 'Resume after this cursor (a message\'s `cursor`, opaque)' },
   },
 } as const
 

@@ -21,6 +21,8 @@ import { WatchStore } from './storage/watch-store.js'
 export interface WiringOptions {
   /** DNS for the webhook URL policy; the system resolver when absent (tests inject one). */
   resolve?: Resolver
+  /** Delivery shards, when not the layout's own (tests spread a single Redis's keys over several). */
+  deliveryShards?: number
 }
 
 export interface Wiring {
@@ -47,7 +49,7 @@ export function connectRedis(config: Config, role: string, logger: Logger): Redi
 
 export function wire(config: Config, role: string, logger: Logger, options: WiringOptions = {}): Wiring {
   const redis = connectRedis(config, role, logger)
-  const keys = redisKeys(config.redisPrefix, { cluster: config.redisCluster })
+  const keys = redisKeys(config.redisPrefix, { cluster: config.redisCluster, ...(options.deliveryShards ? { shards: options.deliveryShards } : {}) })
   const metrics = createMetrics()
   const metricsPublisher = new MetricsPublisher(redis, keys.controlTag, metrics)
   const deliveryQueue = new DeliveryQueue(redis, keys, config.delivery, config.stream)

@@ -137,7 +137,7 @@ t.test('a watch without a url: the events of a dropped block are retracted on it
 
   // What a stream client of the tenant reads (GET /events/stream serves this log).
   const entries = await h.redis.xrange(h.keys.tenantEventLog(watch.tenantId, 0), '-', '+')
-  const events = entries.map(([cursor, fields]) => parseLoggedEvent(cursor, fields)!).filter((e) => e.watchId === watch.id)
+  const events = entries.map(([cursor, fields]) => parseLoggedEvent(0, cursor, fields)!).filter((e) => e.watchId === watch.id)
     .map((e) => ({ id: e.id, ...(JSON.parse(e.body) as { type: string; data: { sequence: number; retracts?: string; log: Log } }) }))
   t.same(events.map((e) => [e.type, e.data.sequence, e.data.log.transactionHash]), [
     ['evm.log', 1, dropped], ['evm.log.removed', 2, dropped], ['evm.log', 3, kept],

@@ -34,7 +34,7 @@ import { BlockhookError } from '../domain/errors.js'
 import { compactWebhookId, webhookIdFromCompact } from '../domain/ids.js'
 import type { RedisKeys } from '../storage/keys.js'
 import { mgetPerSlot, pipelinePerSlot, type RedisClient } from '../storage/redis.js'
-import { parseCursor, parseLoggedEvent } from '../stream/stream-entry.js'
+import { parseEntryId, parseLoggedEvent } from '../stream/stream-entry.js'
 import {
   cancelPendingDeliveries, recordDeliveryAttempt, refreshOldestPending, requeueFailedDelivery, storeDeliveries, takeNextOrdered,
   type DeliveryRecordKeys,
@@ -421,21 +421,21 @@ export class DeliveryStore {
     const logged = ids.flatMap((id, i) => {
       for (let shard = 0; shard < shards; shard++) {
         const [tenantId, entry] = (markers[i * shards + shard] ?? '').split(' ')
-        if (tenantId && entry && parseCursor(entry)) return [{ id, key: this.#keys.tenantEventLog(tenantId, shard), tenantId, entry }]
+        if (tenantId && entry && parseEntryId(entry)) return [{ id, shard, key: this.#keys.tenantEventLog(tenantId, shard), tenantId, entry }]
       }
       return []
     })
     if (logged.length === 0) return found
     const entries = (await pipelinePerSlot(this.#redis, logged, ({ key }) => key, (pipeline, { key, entry }) => pipeline.xrange(key, entry, entry))) as
       [id: string, fields: string[]][][]
-    logged.forEach(({ id, tenantId, entry }, n) => {
+    logged.forEach(({ id, shard, tenantId, entry }, n) => {
       const fields = entries[n]![0]?.[1]
-      const event = fields && parseLoggedEvent(entry, fields)
+      const event = fields && parseLoggedEvent(shard, entry, fields)
       if (!event || event.id !== id) return
       const body = JSON.parse(event.body) as { type: MatchedEvent['type']; data: { chain: string } }
       found.set(id, {
         id, watchId: event.watchId, tenantId, chain: body.data.chain, type: body.type, ...payloadOfBody(event.body),
-        firstSeenAt: parseCursor(entry)!.ms, streamOnly: true,
+        firstSeenAt: parseEntryId(entry)!.ms, streamOnly: true,
       })
     })
     return found

@@ -5,21 +5,22 @@
  * each watch's secrets (cached a second, so a rotation shows within one).
  */
 import { randomUUID } from 'node:crypto'
-import type { RedisClient } from '../storage/redis.js'
+import { Cluster } from 'ioredis'
 import type { WebSocket } from 'ws'
 import type { StreamConfig } from '../config/config.js'
 import { BlockhookError, badRequest, hasCode } from '../domain/errors.js'
 import type { Logger } from '../logger.js'
 import type { Metrics } from '../metrics.js'
 import type { RedisKeys } from '../storage/keys.js'
-import { duplicateRedis } from '../storage/redis.js'
+import { logRedisErrors, type RedisClient } from '../storage/redis.js'
 import type { TenantStore } from '../storage/tenant-store.js'
 import type { WatchStore } from '../storage/watch-store.js'
 import { ConnectionSlots } from './connection-slots.js'
 import { EventLog } from './event-log.js'
 import { LiveTail } from './live-tail.js'
-import { cursorExpired, parseCursor, renderFrame, type LoggedEvent } from './stream-entry.js'
+import { cursorExpired, parseCursor, renderSigned, type LoggedEvent } from './stream-entry.js'
 import { CLOSE_CURSOR_EXPIRED, CLOSE_GOING_AWAY, StreamSession } from './stream-session.js'
+import { clusterTailReaders, unblockableReader, type OpenReader } from './tail-reader.js'
 
 export interface StreamTiming {
   /** How often every client is pinged (and its connection slot renewed). */
@@ -49,11 +50,22 @@ export interface Admission {
   tenantId: string
   connectionId: string
   watchIds: string[]
-  after: string | undefined
+  /** The positions `after` names, one per delivery shard. */
+  after: string[] | undefined
 }
 
 export const tooManyConnections = (max: number) =>
   new BlockhookError('BH_STREAM_TOO_MANY_CONNECTIONS', `at most ${max} event streams may be open per tenant`, 429)
+
+/**
+ * The live tail's blocking reader of each delivery shard: on a single Redis, where every shard
+ * is, a connection of its own per shard, interrupted through `redis`; on a cluster, see
+ * clusterTailReaders.
+ */
+function tailReaders(redis: RedisClient, keys: RedisKeys, logger: Logger): OpenReader {
+  if (redis instanceof Cluster) return clusterTailReaders(redis, keys, logger)
+  return (shard) => unblockableReader(logRedisErrors(redis.duplicate(), logger, `event log ${shard}`), redis, logger)
+}
 
 export class EventStream {
   readonly #d: EventStreamDeps
@@ -62,7 +74,6 @@ export class EventStream {
   readonly #log: EventLog
   readonly #slots: ConnectionSlots
   readonly #tail: LiveTail
-  readonly #reader: RedisClient
   readonly #sessions = new Set<StreamSession>()
   readonly #secrets = new Map<string, Promise<string[] | undefined>>()
   #secretsBornAt = 0
@@ -74,8 +85,7 @@ export class EventStream {
     this.#now = d.now ?? Date.now
     this.#log = new EventLog(d.redis, d.keys)
     this.#slots = new ConnectionSlots(d.redis, d.keys, d.stream.maxConnectionsPerTenant, this.#timing.pongTimeoutMs + this.#timing.pingIntervalMs)
-    this.#reader = duplicateRedis(d.redis, d.logger, 'event log')
-    this.#tail = new LiveTail(this.#reader, d.redis, d.keys, d.logger)
+    this.#tail = new LiveTail(d.keys, tailReaders(d.redis, d.keys, d.logger), d.logger)
   }
 
   start(): void {
@@ -90,8 +100,9 @@ export class EventStream {
   }
 
   /** Checks a connection before its upgrade; throws the HTTP error (400, 404, 429) it gets instead. */
-  async admit(tenantId: string, watchIds: readonly string[], after: string | undefined): Promise<Admission> {
-    if (after !== undefined && !parseCursor(after)) throw badRequest('BH_INVALID_CURSOR', 'querystring/after is not a cursor this stream sent')
+  async admit(tenantId: string, watchIds: readonly string[], afterText: string | undefined): Promise<Admission> {
+    const after = afterText === undefined ? undefined : parseCursor(afterText, this.#d.keys.deliveryShards)
+    if (afterText !== undefined && !after) throw badRequest('BH_INVALID_CURSOR', 'querystring/after is not a cursor this stream sent')
     const unique = [...new Set(watchIds)]
     // Another tenant's watch reads as not found, as on the REST API.
     await Promise.all(unique.map((id) => this.#d.watches.getForTenant(tenantId, id)))
@@ -109,16 +120,16 @@ export class EventStream {
   async open(socket: WebSocket, admission: Admission): Promise<void> {
     const { tenantId, connectionId } = admission
     const nowMs = this.#now()
-    const after = admission.after ? parseCursor(admission.after) : undefined
+    const { after } = admission
     if (after && cursorExpired(after, nowMs, this.#d.stream.retentionMs)) {
       await this.#slots.release(tenantId, connectionId)
       socket.close(CLOSE_CURSOR_EXPIRED, 'cursor older than the stream retention: reconnect without after')
       return
     }
-    const cursor = admission.after ?? (await this.#log.lastCursor(tenantId))
+    const positions = after ?? (await this.#log.lastPositions(tenantId))
     const session = new StreamSession(
-      { log: this.#log, tail: this.#tail, frames: (events) => this.#frames(events), maxBufferedBytes: this.#d.stream.maxBufferedBytes },
-      socket, tenantId, connectionId, admission.watchIds, cursor, nowMs,
+      { log: this.#log, tail: this.#tail, sign: (events) => this.#sign(events), maxBufferedBytes: this.#d.stream.maxBufferedBytes },
+      socket, tenantId, connectionId, admission.watchIds, positions, nowMs,
     )
     this.#sessions.add(session)
     this.#d.metrics.streamConnections.inc()
@@ -157,8 +168,8 @@ export class EventStream {
       .catch((err: unknown) => this.#d.logger.warn({ err }, 'could not renew stream connection slots'))
   }
 
-  /** One frame per event, rendered once however many sessions send it. */
-  async #frames(events: readonly LoggedEvent[]): Promise<(string | undefined)[]> {
+  /** Each event's frame without its cursor, rendered once however many sessions send it. */
+  async #sign(events: readonly LoggedEvent[]): Promise<(string | undefined)[]> {
     const nowMs = this.#now()
     if (nowMs - this.#secretsBornAt > SECRETS_TTL_MS) {
       this.#secrets.clear()
@@ -168,8 +179,8 @@ export class EventStream {
     return events.map((event, i) => {
       const s = secrets[i]
       if (!s) return undefined
-      event.frame ??= renderFrame(event, s, nowMs)
-      return event.frame
+      event.signed ??= renderSigned(event, s, nowMs)
+      return event.signed
     })
   }
 
@@ -194,9 +205,6 @@ export class EventStream {
       session.close(CLOSE_GOING_AWAY, 'server shutting down: reconnect with after=<the last cursor received>')
       this.#ended(session)
     }
-    const tailClosed = this.#tail.close()
-    // Ends the reader's blocked XREAD at once.
-    this.#reader.disconnect()
-    await tailClosed
+    await this.#tail.close()
   }
 }

@@ -1,60 +1,100 @@
 /**
- * The event stream's pure parts: stream-entry ids as cursors, an entry read from a tenant's event
- * log, and the text frame a client receives (`{cursor, watchId, headers, body}`, see README
- * "Event stream"). The body is the one the delivery store rendered and stored for the webhook, so
- * a forwarded copy is byte for byte what the watch's URL gets, and verifies with the watch's secret.
+ * The event stream's pure parts: positions in a tenant's event logs and the cursor a client gets
+ * for them, an entry read from a log, and the text frame a client receives (`{cursor, watchId,
+ * headers, body}`, see README "Event stream"). The body is the one the delivery store rendered and
+ * stored for the webhook, so a forwarded copy is byte for byte what the watch's URL gets, and
+ * verifies with the watch's secret.
+ *
+ * A tenant has one event log per delivery shard (keys.tenantEventLog). A client's position is an
+ * entry id per log; its cursor is those ids joined by `.`, in shard order: with one shard a plain
+ * stream entry id, as it always was. A plain id is also accepted with several shards, as the same
+ * position in every log (the entries logged after that time): that is what a cursor from before
+ * the logs were split means. Clients treat cursors as opaque.
  */
 import { expandText } from '../delivery/delivery-record.js'
 import { webhookHeaders } from '../delivery/signing.js'
 
-/** A cursor is a Redis stream entry id, `<ms>-<seq>`; clients treat it as opaque. */
-export const CURSOR_PATTERN = '^[0-9]{1,15}-[0-9]{1,15}$'
-const CURSOR = new RegExp(CURSOR_PATTERN)
+const ENTRY_ID = '[0-9]{1,15}-[0-9]{1,15}'
+/** The shape of a cursor (the querystring schema); `parseCursor` then wants as many ids as there are shards. */
+export const CURSOR_PATTERN = `^${ENTRY_ID}(\\.${ENTRY_ID})*$`
+/** Room for 128 shards' ids. */
+export const CURSOR_MAX_LENGTH = 128 * 32
+const ENTRY = new RegExp(`^${ENTRY_ID}$`)
+const SEPARATOR = '.'
 
-export interface Cursor {
+/** A Redis stream entry id, `<ms>-<seq>`. */
+export interface EntryId {
   ms: number
   seq: number
 }
 
-export function parseCursor(text: string): Cursor | undefined {
-  if (!CURSOR.test(text)) return undefined
+export function parseEntryId(text: string): EntryId | undefined {
+  if (!ENTRY.test(text)) return undefined
   const [ms, seq] = text.split('-').map(Number)
   return Number.isSafeInteger(ms) && Number.isSafeInteger(seq) ? { ms: ms!, seq: seq! } : undefined
 }
 
-/** Negative when `a` comes before `b` in the log. Both are ids Redis made or `parseCursor` accepted. */
-export function compareCursors(a: string, b: string): number {
+/** Negative when entry `a` comes before `b` in a log. Both are ids Redis made or `parseEntryId` accepted. */
+export function compareEntryIds(a: string, b: string): number {
   const [am, as] = a.split('-').map(Number)
   const [bm, bs] = b.split('-').map(Number)
   return am! !== bm! ? am! - bm! : as! - bs!
 }
 
-/** Whether resuming after `cursor` could miss entries already trimmed from a log kept `retentionMs`. */
-export function cursorExpired(cursor: Cursor, nowMs: number, retentionMs: number): boolean {
-  return cursor.ms < nowMs - retentionMs
+/** A position per shard's log: the id of the last entry a client has had (or passed) in each. */
+export type Positions = readonly string[]
+
+/** The positions a cursor names, for `shards` logs; undefined for a cursor this stream cannot have sent. */
+export function parseCursor(text: string, shards: number): string[] | undefined {
+  const ids = text.split(SEPARATOR)
+  if (!ids.every((id) => parseEntryId(id) !== undefined)) return undefined
+  if (ids.length === shards) return ids
+  return ids.length === 1 ? Array.from({ length: shards }, () => ids[0]!) : undefined
+}
+
+export function formatCursor(positions: Positions): string {
+  return positions.join(SEPARATOR)
+}
+
+/**
+ * Whether resuming from `positions` could miss entries already trimmed from logs kept
+ * `retentionMs`. The newest position is when the cursor was made: every entry after the other
+ * positions was logged after that, or would have been sent before it.
+ */
+export function cursorExpired(positions: Positions, nowMs: number, retentionMs: number): boolean {
+  return Math.max(...positions.map((id) => parseEntryId(id)!.ms)) < nowMs - retentionMs
 }
 
 export interface LoggedEvent {
-  /** The stream entry id: the cursor of the message that carries it. */
-  cursor: string
+  /** The delivery shard whose log holds it, and its entry id there. */
+  shard: number
+  entryId: string
   id: string
   watchId: string
   /** The webhook body. */
   body: string
-  /** The frame, rendered once and shared by every connection it is sent to. */
+  /** The frame without its cursor (rendered once and shared by every connection it is sent to), see `frameOf`. */
+  signed?: string
+  /** The whole frame when its cursor is its plain entry id (one shard): shared as well. */
   frame?: string
 }
 
 /** An XRANGE/XREAD entry as written by the delivery store (id, watchId, body); undefined for a shape it did not write. */
-export function parseLoggedEvent(cursor: string, fields: readonly string[]): LoggedEvent | undefined {
+export function parseLoggedEvent(shard: number, entryId: string, fields: readonly string[]): LoggedEvent | undefined {
   const f: Record<string, string> = {}
   for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!
   if (!f.id || !f.watchId || !f.body) return undefined
-  return { cursor, id: f.id, watchId: f.watchId, body: expandText(f.body) }
+  return { shard, entryId, id: f.id, watchId: f.watchId, body: expandText(f.body) }
 }
 
-/** The text frame of one event, signed at `nowMs` with the watch's current secrets. */
-export function renderFrame(event: LoggedEvent, secrets: readonly string[], nowMs: number): string {
+/** The frame of one event without its cursor: `"watchId":…,"headers":…,"body":…}`, signed at `nowMs` with the watch's current secrets. */
+export function renderSigned(event: LoggedEvent, secrets: readonly string[], nowMs: number): string {
   const headers = webhookHeaders({ id: event.id, timestampSec: Math.floor(nowMs / 1000), body: event.body, secrets })
-  return JSON.stringify({ cursor: event.cursor, watchId: event.watchId, headers, body: event.body })
+  return JSON.stringify({ watchId: event.watchId, headers, body: event.body }).slice(1)
+}
+
+/** The text frame of an event, `signed` by `renderSigned`, sent with `cursor`: `{"cursor",…}`. */
+export function frameOf(event: LoggedEvent, signed: string, cursor: string): string {
+  const frame = () => `{"cursor":${JSON.stringify(cursor)},${signed}`
+  return cursor === event.entryId ? (event.frame ??= frame()) : frame()
 }

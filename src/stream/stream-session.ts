@@ -1,13 +1,14 @@
 /**
- * One open event stream: pages through the tenant's event log from its cursor until caught up,
- * then takes batches from the process's LiveTail; sends each event of its watches as a text
- * frame, and closes with 1013 once more than `maxBufferedBytes` wait on its socket (the client
- * resumes with the last cursor it got).
+ * One open event stream: pages through the tenant's event logs from its positions until caught
+ * up, then takes batches from the process's LiveTail; sends each event of its watches as a text
+ * frame whose cursor is its positions just after that event (so resuming from any frame's cursor
+ * gives exactly what came after it), and closes with 1013 once more than `maxBufferedBytes` wait
+ * on its socket (the client resumes with the last cursor it got).
  */
 import type { WebSocket } from 'ws'
 import type { EventLog } from './event-log.js'
 import type { LiveTail } from './live-tail.js'
-import type { LoggedEvent } from './stream-entry.js'
+import { formatCursor, frameOf, type LoggedEvent, type Positions } from './stream-entry.js'
 
 /** Close codes of the event stream (README "Event stream"). */
 export const CLOSE_TRY_AGAIN_LATER = 1013
@@ -19,8 +20,8 @@ const CATCH_UP_PAGE = 500
 export interface SessionDeps {
   log: EventLog
   tail: LiveTail
-  /** Renders the frames of the events (fetching secrets as needed); undefined for an event it cannot sign (its watch is gone). */
-  frames(events: readonly LoggedEvent[]): Promise<(string | undefined)[]>
+  /** Each event's frame without its cursor (see renderSigned; fetching secrets as needed); undefined for one it cannot sign (its watch is gone). */
+  sign(events: readonly LoggedEvent[]): Promise<(string | undefined)[]>
   maxBufferedBytes: number
 }
 
@@ -32,17 +33,17 @@ export class StreamSession {
   lastPongAt: number
   readonly #d: SessionDeps
   readonly #watchIds: ReadonlySet<string> | undefined
-  #cursor: string
+  readonly #positions: string[]
   #cancelWait: (() => void) | undefined
   #open = true
 
-  constructor(d: SessionDeps, socket: WebSocket, tenantId: string, connectionId: string, watchIds: readonly string[], cursor: string, nowMs: number) {
+  constructor(d: SessionDeps, socket: WebSocket, tenantId: string, connectionId: string, watchIds: readonly string[], positions: Positions, nowMs: number) {
     this.#d = d
     this.socket = socket
     this.tenantId = tenantId
     this.connectionId = connectionId
     this.#watchIds = watchIds.length > 0 ? new Set(watchIds) : undefined
-    this.#cursor = cursor
+    this.#positions = [...positions]
     this.lastPongAt = nowMs
   }
 
@@ -55,14 +56,14 @@ export class StreamSession {
     let live = false
     while (this.#open) {
       let events: readonly LoggedEvent[]
-      let last: string | undefined
+      let passed: Positions | undefined
       if (!live) {
-        const page = await this.#d.log.readAfter(this.tenantId, this.#cursor, CATCH_UP_PAGE)
+        const page = await this.#d.log.readAfter(this.tenantId, this.#positions, CATCH_UP_PAGE)
         events = page.events
-        last = page.last
-        live = page.raw < CATCH_UP_PAGE
+        passed = page.positions
+        live = page.caughtUp
       } else {
-        const wait = this.#d.tail.next(this.tenantId, this.#cursor)
+        const wait = this.#d.tail.next(this.tenantId, this.#positions)
         this.#cancelWait = wait.cancel
         const result = await wait.result
         this.#cancelWait = undefined
@@ -71,23 +72,27 @@ export class StreamSession {
           live = false
           continue
         }
-        events = result
-        last = result.at(-1)?.cursor
+        events = result.events
       }
       if (!this.#open) return
       await this.#send(events)
-      if (last) this.#cursor = last
+      // Past the page's end too: entries of other watches, or none the store wrote, after the last sent.
+      if (passed) this.#positions.splice(0, passed.length, ...passed)
     }
   }
 
+  /** Sends the events of its watches, each with its cursor; the positions move past every event, sent or not. */
   async #send(events: readonly LoggedEvent[]): Promise<void> {
     const mine = this.#watchIds ? events.filter((e) => this.#watchIds!.has(e.watchId)) : events
-    if (mine.length === 0) return
-    const frames = await this.#d.frames(mine)
-    for (const frame of frames) {
+    const signed = mine.length > 0 ? await this.#d.sign(mine) : []
+    let next = 0
+    for (const event of events) {
       if (!this.#open) return
+      this.#positions[event.shard] = event.entryId
+      if (mine[next] !== event) continue
+      const frame = signed[next++]
       if (frame === undefined) continue
-      this.socket.send(frame)
+      this.socket.send(frameOf(event, frame, formatCursor(this.#positions)))
       if (this.socket.bufferedAmount > this.#d.maxBufferedBytes) {
         this.close(CLOSE_TRY_AGAIN_LATER, 'too far behind: reconnect with after=<the last cursor received>')
         return
