@@ -8,7 +8,7 @@ import type { FastifyInstance } from 'fastify'
 import { buildApi, type ApiDeps } from '../../src/api/app.js'
 import type { Config } from '../../src/config/config.js'
 import type { Resolver } from '../../src/domain/url-policy.js'
-import { wire, type Wiring } from '../../src/wiring.js'
+import { wire, type Wiring, type WiringOptions } from '../../src/wiring.js'
 import { TEST_ADMIN_TOKEN, testConfig } from './config.js'
 
 export const ADMIN = { authorization: `Bearer ${TEST_ADMIN_TOKEN}` }
@@ -37,11 +37,11 @@ export async function buildTestApi(
   t: Test,
   redisUrl: string,
   overrides: Partial<Config> & { file?: unknown } = {},
-  extraDeps: Pick<ApiDeps, 'readinessChecks' | 'streamTiming'> = {},
+  { deliveryShards, ...extraDeps }: Pick<ApiDeps, 'readinessChecks' | 'streamTiming'> & Pick<WiringOptions, 'deliveryShards'> = {},
 ): Promise<TestApi> {
   const config = testConfig({ redisUrl, file: { chains: TEST_CHAINS }, ...overrides })
   const logger = pino({ level: 'silent' })
-  const deps = wire(config, 'test-api', logger, { resolve: testResolver })
+  const deps = wire(config, 'test-api', logger, { resolve: testResolver, ...(deliveryShards ? { deliveryShards } : {}) })
   const app = await buildApi(config, { ...deps, logger, resolve: testResolver, ...extraDeps })
   t.teardown(async () => {
     await app.close()
