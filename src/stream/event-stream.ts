@@ -18,7 +18,7 @@ import type { WatchStore } from '../storage/watch-store.js'
 import { ConnectionSlots } from './connection-slots.js'
 import { EventLog } from './event-log.js'
 import { LiveTail } from './live-tail.js'
-import { cursorExpired, parseCursor, renderSigned, type LoggedEvent } from './stream-entry.js'
+import { cursorExpired, parseCursor, signHeaders, type LoggedEvent } from './stream-entry.js'
 import { CLOSE_CURSOR_EXPIRED, CLOSE_GOING_AWAY, StreamSession } from './stream-session.js'
 import { clusterTailReaders, unblockableReader, type OpenReader } from './tail-reader.js'
 
@@ -168,8 +168,8 @@ export class EventStream {
       .catch((err: unknown) => this.#d.logger.warn({ err }, 'could not renew stream connection slots'))
   }
 
-  /** Each event's frame without its cursor, rendered once however many sessions send it. */
-  async #sign(events: readonly LoggedEvent[]): Promise<(string | undefined)[]> {
+  /** Each event's signature headers, made once however many sessions send it. */
+  async #sign(events: readonly LoggedEvent[]): Promise<(Record<string, string> | undefined)[]> {
     const nowMs = this.#now()
     if (nowMs - this.#secretsBornAt > SECRETS_TTL_MS) {
       this.#secrets.clear()
@@ -179,8 +179,8 @@ export class EventStream {
     return events.map((event, i) => {
       const s = secrets[i]
       if (!s) return undefined
-      event.signed ??= renderSigned(event, s, nowMs)
-      return event.signed
+      event.headers ??= signHeaders(event, s, nowMs)
+      return event.headers
     })
   }
 

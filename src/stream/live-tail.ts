@@ -1,7 +1,7 @@
 /**
  * One blocking reader per delivery shard per api process, for every tenant that has a caught-up
  * stream client: `XREAD BLOCK` over those tenants' logs on that shard, each batch handed to every
- * waiting client of its tenant (the signed frames are rendered once, see stream-entry.ts), so N
+ * waiting client of its tenant (each event signed once, see stream-entry.ts), so N
  * clients of a tenant cost one Redis read per batch, not N. One XREAD per shard because a shard's
  * logs share a hash tag and those of two shards do not: on a cluster one command cannot read both.
  *

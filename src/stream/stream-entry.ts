@@ -73,10 +73,12 @@ export interface LoggedEvent {
   watchId: string
   /** The webhook body. */
   body: string
-  /** The frame without its cursor (rendered once and shared by every connection it is sent to), see `frameOf`. */
-  signed?: string
-  /** The whole frame when its cursor is its plain entry id (one shard): shared as well. */
+  /** Its signature headers, made once however many connections it is sent to (see signHeaders). */
+  headers?: Record<string, string>
+  /** The frame when its cursor is its entry id (one shard: the same for every connection), made once. */
   frame?: string
+  /** The frame after its cursor (several shards: each connection's cursor is its own), made once. */
+  afterCursor?: string
 }
 
 /** An XRANGE/XREAD entry as written by the delivery store (id, watchId, body); undefined for a shape it did not write. */
@@ -87,14 +89,15 @@ export function parseLoggedEvent(shard: number, entryId: string, fields: readonl
   return { shard, entryId, id: f.id, watchId: f.watchId, body: expandText(f.body) }
 }
 
-/** The frame of one event without its cursor: `"watchId":…,"headers":…,"body":…}`, signed at `nowMs` with the watch's current secrets. */
-export function renderSigned(event: LoggedEvent, secrets: readonly string[], nowMs: number): string {
-  const headers = webhookHeaders({ id: event.id, timestampSec: Math.floor(nowMs / 1000), body: event.body, secrets })
-  return JSON.stringify({ watchId: event.watchId, headers, body: event.body }).slice(1)
+/** The signature headers of one event, signed at `nowMs` with the watch's current secrets. */
+export function signHeaders(event: LoggedEvent, secrets: readonly string[], nowMs: number): Record<string, string> {
+  return webhookHeaders({ id: event.id, timestampSec: Math.floor(nowMs / 1000), body: event.body, secrets })
 }
 
-/** The text frame of an event, `signed` by `renderSigned`, sent with `cursor`: `{"cursor",…}`. */
-export function frameOf(event: LoggedEvent, signed: string, cursor: string): string {
-  const frame = () => `{"cursor":${JSON.stringify(cursor)},${signed}`
-  return cursor === event.entryId ? (event.frame ??= frame()) : frame()
+/** The text frame of an event sent with `cursor`, `{"cursor","watchId","headers","body"}`; what can be shared is made once. */
+export function frameOf(event: LoggedEvent, headers: Record<string, string>, cursor: string): string {
+  // One string from JSON.stringify: a concatenation would be flattened again by every send.
+  if (cursor === event.entryId) return (event.frame ??= JSON.stringify({ cursor, watchId: event.watchId, headers, body: event.body }))
+  event.afterCursor ??= JSON.stringify({ watchId: event.watchId, headers, body: event.body }).slice(1)
+  return `{"cursor":${JSON.stringify(cursor)},${event.afterCursor}`
 }

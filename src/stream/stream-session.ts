@@ -20,8 +20,8 @@ const CATCH_UP_PAGE = 500
 export interface SessionDeps {
   log: EventLog
   tail: LiveTail
-  /** Each event's frame without its cursor (see renderSigned; fetching secrets as needed); undefined for one it cannot sign (its watch is gone). */
-  sign(events: readonly LoggedEvent[]): Promise<(string | undefined)[]>
+  /** Each event's signature headers (fetching secrets as needed); undefined for one it cannot sign (its watch is gone). */
+  sign(events: readonly LoggedEvent[]): Promise<(Record<string, string> | undefined)[]>
   maxBufferedBytes: number
 }
 
@@ -90,9 +90,9 @@ export class StreamSession {
       if (!this.#open) return
       this.#positions[event.shard] = event.entryId
       if (mine[next] !== event) continue
-      const frame = signed[next++]
-      if (frame === undefined) continue
-      this.socket.send(frameOf(event, frame, formatCursor(this.#positions)))
+      const headers = signed[next++]
+      if (headers === undefined) continue
+      this.socket.send(frameOf(event, headers, formatCursor(this.#positions)))
       if (this.socket.bufferedAmount > this.#d.maxBufferedBytes) {
         this.close(CLOSE_TRY_AGAIN_LATER, 'too far behind: reconnect with after=<the last cursor received>')
         return
