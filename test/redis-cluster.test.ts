@@ -15,7 +15,7 @@ import type { Address } from 'viem'
 import { ACCOUNTS, anvilClients, deploy, send } from './helpers/contracts.js'
 import { TEST_ADMIN_TOKEN } from './helpers/config.js'
 import { freePort, startAnvil } from './helpers/processes.js'
-import { startRedisCluster } from './helpers/redis-cluster.js'
+import { commandStats, startRedisCluster } from './helpers/redis-cluster.js'
 import { runCli, type CliRun } from './helpers/spawn-cli.js'
 import { rpc, sprayBlock } from './helpers/subscriber-harness.js'
 
@@ -25,7 +25,8 @@ const WATCHES = 4
 const BLOCKS = 3
 const TRANSFERS_PER_BLOCK = 10
 
-const cluster = await startRedisCluster(t)
+const cluster = await startRedisCluster()
+t.teardown(() => cluster.stop())
 const anvil = await startAnvil(['--no-mining'])
 t.teardown(() => anvil.stop())
 const clients = anvilClients(anvil.url)
@@ -88,10 +89,8 @@ await until(async () => {
   return json.chains?.[0]?.head.number !== null && json.chains?.[0]?.head.number !== undefined
 }, 'the subscriber to see the chain')
 
-const commandCalls = async () => Promise.all(cluster.masters.map(async (master) => {
-  const info = (await master.info('commandstats')) as string
-  return [...info.matchAll(/calls=(\d+)/g)].reduce((sum, [, calls]) => sum + Number(calls), 0)
-}))
+const commandCalls = async () => Promise.all(cluster.masters.map(async (master) =>
+  [...(await commandStats(master)).values()].reduce((sum, { calls }) => sum + calls, 0)))
 const callsBefore = await commandCalls()
 
 t.test('the api, the subscriber and two workers apart, on three masters', async (t) => {
