@@ -209,7 +209,7 @@ function keyKind(key: string): string {
     .replace(/^\{blockhook:chain:[^}]+\}/, '{chain}')
     .replace(/^\{blockhook:url:[^}]+\}/, '{url}')
     .replace(/^\{blockhook:s\d+(\.\d+)?\}/, '{shard}')
-    .replace(/(wat|ten|evt|msg|del|rpl)_[A-Za-z0-9]+/g, '*')
+    .replace(/(wch|wat|ten|evt|msg|del|dlv|rpl)_[A-Za-z0-9]+/g, '*')
     .replace(/:[0-9a-f]{16,}/g, ':*')
     .replace(/:\d+/g, ':*')
 }
@@ -230,7 +230,10 @@ async function monitorBurst(ctx: Context, setup: Setup): Promise<Map<string, num
   try {
     await burst(ctx, setup, running, WARM_UP_LOGS)
     for (const [i, server] of setup.servers.entries()) {
-      const monitor = await new Redis(server.port, '127.0.0.1').monitor()
+      // monitor() opens a connection of its own, closed below; this one is only its template.
+      const template = new Redis(server.port, '127.0.0.1', { lazyConnect: true })
+      const monitor = await template.monitor()
+      template.disconnect()
       monitor.on('monitor', (_time: string, args: string[], source: string) => {
         // Commands a script runs show with source `lua`: kept apart from those sent.
         const key = firstKey(args)
