@@ -443,9 +443,14 @@ const registered = new WeakSet<RedisClient>()
 /** The connection with every script defined on it (once per connection, whoever created it). */
 function scripted(redis: RedisClient): WithScripts {
   if (!registered.has(redis)) {
-    // A script without numberOfKeys takes the number of its keys as its first argument.
+    // A script without numberOfKeys takes the number of its keys as its first argument. ioredis's
+    // auto-pipelining routes a call by its first argument, which for these is that number, not a
+    // key: calls on different masters would share a pipeline, which the cluster client refuses.
+    // They are sent on their own (one call already carries a whole batch).
+    const ignored = redis.options.autoPipeliningIgnoredCommands ??= []
     for (const [name, { numberOfKeys, lua }] of Object.entries(SCRIPTS) as [string, ScriptDefinition][]) {
       redis.defineCommand(name, numberOfKeys === undefined ? { lua } : { numberOfKeys, lua })
+      if (numberOfKeys === undefined && !ignored.includes(name)) ignored.push(name)
     }
     registered.add(redis)
   }

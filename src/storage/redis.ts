@@ -30,6 +30,9 @@ export function createRedisCluster(nodeUrls: readonly string[], name: string): C
       ...(username ? { username: decodeURIComponent(username) } : {}),
       ...(password ? { password: decodeURIComponent(password) } : {}),
     },
+    // Commands issued in the same tick to one master go out as one write: the per-shard script
+    // calls of a batch, and the many small reads of the API, cost a round trip per master.
+    enableAutoPipelining: true,
     enableReadyCheck: true,
   })
 }
