@@ -16,7 +16,9 @@ import { startRedisCluster } from './helpers/redis-cluster.js'
 
 const SHARDS = CLUSTER_DELIVERY_SHARDS
 const logger = pino({ level: 'silent' })
-const { urls } = await startRedisCluster(t)
+const nodes = await startRedisCluster()
+t.teardown(() => nodes.stop())
+const { urls } = nodes
 const [host, port] = new URL(urls[0]!).host.split(':')
 
 const cluster = new Cluster([{ host: host!, port: Number(port) }], { redisOptions: { maxRetriesPerRequest: null } })
