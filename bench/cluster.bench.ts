@@ -22,14 +22,13 @@
  * CLUSTER_ROUNDS (3) and CLUSTER_WATCHES (18, a multiple of 6) change the run.
  */
 import type { ChildProcess } from 'node:child_process'
-import { createHash } from 'node:crypto'
 import { cpus, loadavg } from 'node:os'
 import { pino } from 'pino'
 import { encodeFunctionData, type Address } from 'viem'
 import { Redis } from 'ioredis'
 import { TRANSFER_TOPIC } from '../src/chains/evm/abi.js'
 import { loadConfig, type Config } from '../src/config/config.js'
-import { CLUSTER_DELIVERY_SHARDS } from '../src/storage/keys.js'
+import { CLUSTER_DELIVERY_SHARDS, urlKeyHash } from '../src/storage/keys.js'
 import { keySlot } from '../src/storage/key-slot.js'
 import { wire, type Wiring } from '../src/wiring.js'
 import { ACCOUNTS, anvilClients, compiledTokens, deploy } from '../test/helpers/contracts.js'
@@ -263,7 +262,7 @@ async function describeMasters(setup: Setup, urls: string[]): Promise<string[]> 
   return setup.servers.map(({ port }) => {
     const owns = slotOwners(slots, port)
     const shards = Array.from({ length: keys.deliveryShards }, (_, k) => k).filter((k) => owns(keySlot(keys.shardTag(k))))
-    const urlCount = urls.filter((url) => owns(keySlot(keys.urlInFlight(createHash('sha256').update(url).digest('hex').slice(0, 32))))).length
+    const urlCount = urls.filter((url) => owns(keySlot(keys.urlInFlight(urlKeyHash(url))))).length
     return [
       owns(keySlot(keys.controlTag)) ? 'control plane' : '',
       owns(keySlot(keys.chainCursor(CHAIN))) ? `chain ${CHAIN}` : '',

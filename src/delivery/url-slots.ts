@@ -3,9 +3,9 @@
  * (README, "The webhook"). Each request holds a lease in a Redis sorted set scored by its expiry, so a worker
  * killed mid-request frees its slot when the lease runs out instead of leaking it.
  */
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import type { RedisClient } from '../storage/redis.js'
-import type { RedisKeys } from '../storage/keys.js'
+import { urlKeyHash, type RedisKeys } from '../storage/keys.js'
 import { acquireUrlSlot } from '../storage/redis-scripts.js'
 import { STATUS_CODE } from './delivery-record.js'
 
@@ -42,7 +42,7 @@ export class UrlSlots {
    * longer pending is given back.
    */
   async acquire(url: string, deliveryId: string, shard: number, nowMs = Date.now()): Promise<SlotResult> {
-    const key = this.#keys.urlInFlight(createHash('sha256').update(url).digest('hex').slice(0, 32))
+    const key = this.#keys.urlInFlight(urlKeyHash(url))
     const token = randomBytes(9).toString('base64url')
     const [taken, status] = await Promise.all([
       acquireUrlSlot(this.#redis, { slots: key, nowMs, expiresAtMs: nowMs + this.#leaseMs, cap: this.#cap, token, keyTtlMs: this.#leaseMs }),

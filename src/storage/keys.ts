@@ -1,4 +1,4 @@
-import { compactWebhookId } from '../domain/ids.js'
+import { compactWebhookId, sha256Hex } from '../domain/ids.js'
 import { CLUSTER_SLOTS, keySlot } from './key-slot.js'
 
 /** Delivery shards on a Redis Cluster: 2 per master of a 3-master cluster, 1 per master of 6. */
@@ -9,6 +9,11 @@ export interface KeyLayout {
   cluster: boolean
   /** Delivery shards; CLUSTER_DELIVERY_SHARDS on a cluster and 1 on a single Redis unless given. */
   shards?: number
+}
+
+/** What names a webhook URL in its keys (`urlInFlight`): 128 bits of its SHA-256, a short fixed-length name for any URL (one may be long and carry a token). */
+export function urlKeyHash(webhookUrl: string): string {
+  return sha256Hex(webhookUrl).slice(0, 32)
 }
 
 /** FNV-1a (32 bits) of a watch id: cheap, stable across processes and versions, spreads ids evenly. */
@@ -161,7 +166,7 @@ export function redisKeys(prefix: string, layout: KeyLayout = { cluster: false }
      */
     solanaGapMarkers: (chainId: string) => `${chain(chainId)}:solana-gap`,
 
-    /** Per-URL in-flight counter for maxConcurrencyPerUrl across worker processes. */
+    /** Per-URL in-flight counter for maxConcurrencyPerUrl across worker processes, by `urlKeyHash(url)`. */
     urlInFlight: (urlHash: string) => `${url(urlHash)}:in-flight`,
     /**
      * Sorted set of a watch's delivery ids still pending (queued or retrying), scored by when each
