@@ -192,7 +192,7 @@ export class WatchStore {
     const stored = await this.#redis.hgetall(this.#keys.watchSecrets(watchId))
     if (!stored.current) throw watchNotFound()
     const secrets = [this.#secrets.open(stored.current)]
-    if (stored.previous && Number(stored.previousExpiresAt) > nowMs) secrets.push(this.#secrets.open(stored.previous))
+    if (stored.previous && previousStillSigns(stored.previousExpiresAt, nowMs)) secrets.push(this.#secrets.open(stored.previous))
     return secrets
   }
 
@@ -225,7 +225,7 @@ export class WatchStore {
       }
       this.#decoded.set(watchId, decoded)
     }
-    const inGrace = decoded.previous !== undefined && Number(value.previousExpiresAt) > nowMs
+    const inGrace = decoded.previous !== undefined && previousStillSigns(value.previousExpiresAt, nowMs)
     return { watch: decoded.watch, secrets: inGrace ? [decoded.current, decoded.previous!] : [decoded.current] }
   }
 
@@ -286,6 +286,11 @@ export class WatchStore {
       if (changes.length > 0) await onChanges(changes)
     }
   }
+}
+
+/** After a rotation the previous secret signs beside the new one until `previousExpiresAt` (ms, as stored). */
+function previousStillSigns(previousExpiresAt: string | null | undefined, nowMs: number): boolean {
+  return Number(previousExpiresAt) > nowMs
 }
 
 function sameStoredWatch(a: StoredWatchToSend, b: StoredWatchToSend): boolean {
