@@ -15,6 +15,7 @@
 import { Queue, type JobsOptions } from 'bullmq'
 import type { RedisClient } from '../storage/redis.js'
 import type { DeliveryConfig, StreamConfig } from '../config/config.js'
+import { groupBy } from '../domain/group-by.js'
 import type { RedisKeys } from '../storage/keys.js'
 import type { MatchedEvent } from './delivery-record.js'
 import { DeliveryStore } from './delivery-store.js'
@@ -144,13 +145,7 @@ export class DeliveryQueue {
 
   /** Each job to its watch's shard's queue, one addBulk per shard. */
   async #add(jobs: readonly { deliveryId: string; watchId: string; jobId: string }[]): Promise<void> {
-    const byShard = new Map<number, { deliveryId: string; jobId: string }[]>()
-    for (const { deliveryId, watchId, jobId } of jobs) {
-      const shard = this.#keys.shardOf(watchId)
-      const list = byShard.get(shard)
-      if (list) list.push({ deliveryId, jobId })
-      else byShard.set(shard, [{ deliveryId, jobId }])
-    }
+    const byShard = groupBy(jobs, ({ watchId }) => this.#keys.shardOf(watchId))
     await Promise.all([...byShard].map(([shard, list]) => this.queues[shard]!.addBulk(list.map(({ deliveryId, jobId }) => ({
       name: DELIVER_JOB,
       data: { deliveryId },

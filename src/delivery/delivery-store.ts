@@ -31,6 +31,7 @@
  *   of one index.
  */
 import { BlockhookError } from '../domain/errors.js'
+import { groupBy } from '../domain/group-by.js'
 import { compactWebhookId, webhookIdFromCompact } from '../domain/ids.js'
 import type { RedisKeys } from '../storage/keys.js'
 import { mgetPerSlot, pipelinePerSlot, type RedisClient } from '../storage/redis.js'
@@ -137,13 +138,7 @@ export class DeliveryStore {
     // One script per batch, not per event: the per-call cost (script lookup, argument conversion,
     // a reply each) was a third of Redis's time per event. A batch holds one shard's events (its
     // keys share a slot); the calls go out back to back, to every shard's master at once.
-    const byShard = new Map<number, number[]>()
-    events.forEach((e, i) => {
-      const shard = k.shardOf(e.watchId)
-      const indexes = byShard.get(shard)
-      if (indexes) indexes.push(i)
-      else byShard.set(shard, [i])
-    })
+    const byShard = groupBy(events.map((_, i) => i), (i) => k.shardOf(events[i]!.watchId))
     const replies = new Array<{ outcome: string; jobId: string }>(events.length)
     const calls: Promise<void>[] = []
     for (const [shard, indexes] of byShard) {

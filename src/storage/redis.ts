@@ -1,5 +1,6 @@
 import { Cluster, Redis, type ChainableCommander } from 'ioredis'
 import type { Logger } from 'pino'
+import { groupBy } from '../domain/group-by.js'
 import { keySlot } from './key-slot.js'
 
 /** A connection to a single Redis or to a Redis Cluster: every store takes either. */
@@ -54,15 +55,9 @@ export function duplicateRedis(redis: RedisClient, logger: Logger, connection: s
 
 /** Groups `items` by the slot of their key; one group, in order, on a single Redis. */
 function bySlot<T>(redis: RedisClient, items: readonly T[], keyOf: (item: T) => string): number[][] {
-  if (!redis.isCluster) return [items.map((_, i) => i)]
-  const groups = new Map<number, number[]>()
-  items.forEach((item, i) => {
-    const slot = keySlot(keyOf(item))
-    const group = groups.get(slot)
-    if (group) group.push(i)
-    else groups.set(slot, [i])
-  })
-  return [...groups.values()]
+  const indexes = items.map((_, i) => i)
+  if (!redis.isCluster) return [indexes]
+  return [...groupBy(indexes, (i) => keySlot(keyOf(items[i]!))).values()]
 }
 
 /**

@@ -1,0 +1,14 @@
+/**
+ * `items` grouped by `keyOf`: groups in the order their first item comes, items in their order.
+ * What `Map.groupBy` does, which Node.js 20 lacks.
+ */
+export function groupBy<T, K>(items: readonly T[], keyOf: (item: T) => K): Map<K, T[]> {
+  const groups = new Map<K, T[]>()
+  for (const item of items) {
+    const key = keyOf(item)
+    const group = groups.get(key)
+    if (group) group.push(item)
+    else groups.set(key, [item])
+  }
+  return groups
+}
