@@ -24,31 +24,28 @@
 import type { ChildProcess } from 'node:child_process'
 import { cpus, loadavg } from 'node:os'
 import { pino } from 'pino'
-import { encodeFunctionData, type Address } from 'viem'
+import type { Address } from 'viem'
 import { Redis } from 'ioredis'
 import { TRANSFER_TOPIC } from '../src/chains/evm/abi.js'
 import { loadConfig, type Config } from '../src/config/config.js'
 import { CLUSTER_DELIVERY_SHARDS, urlKeyHash } from '../src/storage/keys.js'
 import { keySlot } from '../src/storage/key-slot.js'
 import { wire, type Wiring } from '../src/wiring.js'
-import { ACCOUNTS, anvilClients, compiledTokens, deploy } from '../test/helpers/contracts.js'
+import { anvilClients, deploy } from '../test/helpers/contracts.js'
 import { startAnvil, startRedis } from '../test/helpers/processes.js'
 import { commandStats, startRedisCluster } from '../test/helpers/redis-cluster.js'
-import { rpc } from '../test/helpers/subscriber-harness.js'
 import {
   forkRole, nextMessage, now, processCpuMs, receive, redisCpuMs, runReceiverChild, runSubscriberRole, runWorkerRole, stopRole,
 } from './bench-processes.js'
+import { BURST_LOGS, median, sprayTransfers, WARM_UP_LOGS, withTimeout } from './transfer-bursts.js'
 
 const CHAIN = 'local'
 const WATCHES = Number(process.env.CLUSTER_WATCHES ?? 18)
 const ROUNDS = Number(process.env.CLUSTER_ROUNDS ?? 3)
-const BURST_LOGS = 500
-const WARM_UP_LOGS = 50
 const WORKERS = 2
 const WAIT_MS = 180_000
 const TARGET_BUSIEST_TO_SINGLE = 0.5
 const TENANT = 'ten_bench'
-const BOB = '0x00000000000000000000000000000000000000b0' as Address
 
 if (WATCHES % CLUSTER_DELIVERY_SHARDS !== 0) throw new Error(`CLUSTER_WATCHES must be a multiple of ${CLUSTER_DELIVERY_SHARDS}`)
 
@@ -66,16 +63,7 @@ const childConfig = () => benchConfig(process.env.BENCH_REDIS_URL!, process.env.
 // --- helpers --------------------------------------------------------------------------------------
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-const median = (values: number[]) => { const s = [...values].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2 }
 const sum = (values: Iterable<number>) => { let total = 0; for (const v of values) total += v; return total }
-
-function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout
-  return Promise.race([
-    promise.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: nothing after ${WAIT_MS} ms`)), WAIT_MS) }),
-  ])
-}
 
 // --- the two setups ---------------------------------------------------------------------------------
 
@@ -95,12 +83,6 @@ interface Context {
   token: Address
   receiver: ChildProcess
   receiverUrl: string
-}
-
-const sprayData = (logs: number) => encodeFunctionData({ abi: compiledTokens().TestToken.abi, functionName: 'spray', args: [BOB, BigInt(logs)] })
-
-async function spray(ctx: Context, logs: number): Promise<void> {
-  await rpc(ctx.anvil.url, 'eth_sendTransaction', [{ from: ACCOUNTS[0], to: ctx.token, data: sprayData(logs), gas: '0x989680' }])
 }
 
 /** An empty Redis (every master emptied) holding WATCHES watches, as many on each shard; their ids and URLs. */
@@ -174,8 +156,8 @@ async function burst(ctx: Context, setup: Setup, running: Running, logs: number)
   const cpu0 = roleCpu()
   const servers0 = await serverState()
   let sentAt = 0
-  const report = await withTimeout(receive(ctx.receiver, logs * WATCHES, false, async () => { sentAt = now(); await spray(ctx, logs) }), `a burst of ${logs} logs`)
-  await withTimeout((async () => { while ((await pendingDeliveries(setup, running.watchIds)) > 0) await sleep(20) })(), 'deliveries recorded')
+  const report = await withTimeout(receive(ctx.receiver, logs * WATCHES, false, async () => { sentAt = now(); await sprayTransfers(ctx.anvil.url, ctx.token, logs) }), `a burst of ${logs} logs`, WAIT_MS)
+  await withTimeout((async () => { while ((await pendingDeliveries(setup, running.watchIds)) > 0) await sleep(20) })(), 'deliveries recorded', WAIT_MS)
   const cpu1 = roleCpu()
   const servers1 = await serverState()
   return {

@@ -30,14 +30,13 @@ import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { pino } from 'pino'
-import { encodeFunctionData, type Address } from 'viem'
+import type { Address } from 'viem'
 import { TRANSFER_TOPIC } from '../src/chains/evm/abi.js'
 import { loadConfig, type Config } from '../src/config/config.js'
 import { stopChild } from '../src/dev/child-processes.js'
 import { wire, type Wiring } from '../src/wiring.js'
-import { ACCOUNTS, anvilClients, compiledTokens, deploy } from '../test/helpers/contracts.js'
+import { anvilClients, deploy } from '../test/helpers/contracts.js'
 import { freePort, startAnvil, startRedis } from '../test/helpers/processes.js'
-import { rpc } from '../test/helpers/subscriber-harness.js'
 import { monotonicUs, printSelfTimes, readProfiles, selfTimes, WINDOWS_FILE, type Window } from './cpu-profile.js'
 import { runGotLoopChild, type GotLoopParameters, type GotLoopReport } from './got-loop.js'
 import { startNaiveRelay, type NaiveRelayOptions } from './naive-relay.js'
@@ -45,11 +44,10 @@ import {
   countReceived, forkRole, nextMessage, now, percentile, processCpuMs, receive, redisCpuMs, runReceiverChild,
   runSubscriberRole, runWorkerRole, stopRole, type ReceiverReport,
 } from './bench-processes.js'
+import { BURST_LOGS, median, sprayTransfers, WARM_UP_LOGS, withTimeout } from './transfer-bursts.js'
 
 const CHAIN = 'local'
 const WATCHES = 10
-const BURST_LOGS = 500
-const WARM_UP_LOGS = 50
 const ROUNDS = Number(process.env.THROUGHPUT_ROUNDS ?? 3)
 const TIP_TRANSFERS = Number(process.env.THROUGHPUT_TIP_TRANSFERS ?? 100)
 /** Between two tip transfers, so each meets an idle pipeline as a block every few seconds would. */
@@ -59,7 +57,6 @@ const GOT_LOOP_WARM_UP = 2_000
 const WAIT_MS = 120_000
 const TARGETS = { ratio: 1.0, tipP50Ms: 10, tipP99Ms: 30, workerToGot: 1.2 }
 const TENANT = 'ten_bench'
-const BOB = '0x00000000000000000000000000000000000000b0' as Address
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
 // --- configuration shared by the bench, the CLI child and the role children ----------------------
@@ -87,15 +84,6 @@ async function runRelayChild(): Promise<void> {
 // --- helpers --------------------------------------------------------------------------------------
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-const median = (values: number[]) => { const s = [...values].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2 }
-
-function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout
-  return Promise.race([
-    promise.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: nothing after ${WAIT_MS} ms`)), WAIT_MS) }),
-  ])
-}
 
 /** bin/blockhook.js runs dist/: build it when a source file is newer than the last build. */
 function ensureBuilt(): void {
@@ -179,7 +167,7 @@ const blockhookAll: Peer = {
         if (ready) return
         await sleep(50)
       }
-    })(), 'blockhook all /readyz')
+    })(), 'blockhook all /readyz', WAIT_MS)
     return { pids: { 'blockhook all': child.pid! }, settled, stop: () => stopChild(child) }
   },
 }
@@ -212,7 +200,7 @@ const naiveRelay: Peer = {
     let inARow = 0
     for (let attempt = 0; inARow < 2; attempt++) {
       if (attempt === 100) throw new Error('the naive relay never delivered')
-      const count = await countReceived(ctx.receiver, 300, () => spray(ctx, 1))
+      const count = await countReceived(ctx.receiver, 300, () => sprayTransfers(ctx.anvil.url, ctx.token, 1))
       inARow = count === WATCHES ? inARow + 1 : 0
     }
     return { pids: { 'naive relay': child.pid! }, settled: async () => {}, stop: () => stopRole(child) }
@@ -220,13 +208,6 @@ const naiveRelay: Peer = {
 }
 
 // --- what is measured -------------------------------------------------------------------------------
-
-const sprayData = (logs: number) => encodeFunctionData({ abi: compiledTokens().TestToken.abi, functionName: 'spray', args: [BOB, BigInt(logs)] })
-
-/** One transaction emitting `logs` Transfer logs; anvil (automine) has mined it when this resolves. */
-async function spray(ctx: Context, logs: number): Promise<void> {
-  await rpc(ctx.anvil.url, 'eth_sendTransaction', [{ from: ACCOUNTS[0], to: ctx.token, data: sprayData(logs), gas: '0x989680' }])
-}
 
 interface Burst {
   deliveries: number
@@ -243,8 +224,8 @@ async function burst(ctx: Context, peer: RunningPeer, logs: number): Promise<Bur
   const redis0 = await redisCpuMs(ctx.wiring.redis)
   const from = monotonicUs()
   let sentAt = 0
-  const report = await withTimeout(receive(ctx.receiver, logs * WATCHES, false, async () => { sentAt = now(); await spray(ctx, logs) }), `a burst of ${logs} logs`)
-  await withTimeout(peer.settled(), 'deliveries recorded')
+  const report = await withTimeout(receive(ctx.receiver, logs * WATCHES, false, async () => { sentAt = now(); await sprayTransfers(ctx.anvil.url, ctx.token, logs) }), `a burst of ${logs} logs`, WAIT_MS)
+  await withTimeout(peer.settled(), 'deliveries recorded', WAIT_MS)
   const cpu1 = cpu()
   const redis1 = await redisCpuMs(ctx.wiring.redis)
   if (logs === BURST_LOGS) ctx.windows.push([from, monotonicUs()])
@@ -266,9 +247,9 @@ async function tipLatency(ctx: Context, peer: RunningPeer): Promise<Tip> {
     let sentAt = 0
     const report: ReceiverReport = await withTimeout(receive(ctx.receiver, WATCHES, true, async () => {
       sentAt = now()
-      await spray(ctx, 1)
+      await sprayTransfers(ctx.anvil.url, ctx.token, 1)
       mined.push(now() - sentAt)
-    }), 'a tip transfer')
+    }), 'a tip transfer', WAIT_MS)
     for (const [, at] of report.answered) latencies.push(at - sentAt)
     await peer.settled()
     await sleep(TIP_GAP_MS)
@@ -287,7 +268,7 @@ async function gotLoop(ctx: Context, bodyBytes: number): Promise<GotLoopReport> 
   await withTimeout(receive(ctx.receiver, GOT_LOOP_WARM_UP + GOT_LOOP_POSTS, false, async () => {
     const child = forkRole(import.meta.url, 'got-loop', { BENCH_GOT_LOOP: JSON.stringify(parameters) }, profileArgs(ctx, 'got-loop'))
     report = await nextMessage<GotLoopReport>(child)
-  }), 'the got loop')
+  }), 'the got loop', WAIT_MS)
   ctx.windows.push(report!.window)
   return report!
 }
