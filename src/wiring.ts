@@ -57,7 +57,7 @@ export function wire(config: Config, role: string, logger: Logger, options: Wiri
   // every one again to stderr, unstructured.
   for (const queue of deliveryQueue.queues) queue.on('error', (err: Error) => logger.debug({ err: err.message }, 'delivery queue error'))
   const watches = new WatchStore(redis, keys, new SecretBox(config.encryptionKey))
-  const memoryWatch = new RedisMemoryWatch(redis, keys.writeProbe, logger)
+  const memoryWatch = new RedisMemoryWatch(redis, keys.writeProbes, logger)
   memoryWatch.start()
   let closing: Promise<void> | undefined
   return {

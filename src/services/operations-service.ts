@@ -69,7 +69,7 @@ export class OperationsService {
     } catch (err) {
       return `redis does not answer (${redis.status}): ${(err as Error).message}`
     }
-    return withTimeout(writeRefusal(redis, this.#d.keys.writeProbe), PING_TIMEOUT_MS)
+    return withTimeout(writeRefusal(redis, this.#d.keys.writeProbes), PING_TIMEOUT_MS)
       .catch((err: unknown) => `redis does not take a write: ${(err as Error).message}`)
   }
 

@@ -139,8 +139,12 @@ export function redisKeys(prefix: string, layout: KeyLayout = { cluster: false }
      * longer in its tenant's event log; it expires before the record (delivery.payloadRetention).
      */
     deliveryPayload: (deliveryId: string, shard: number) => `${record(deliveryId, shard)}:p`,
-    /** String with a short expiry written by /readyz: whether Redis accepts writes (it refuses them when out of memory). */
-    writeProbe: `${p}:write-probe`,
+    /**
+     * Strings with a short expiry written by /readyz and the memory watch: whether Redis accepts
+     * writes (it refuses them when out of memory). One under the control plane's tag and one under
+     * each shard's, so on a cluster every master holding blockhook's data is asked, not one of them.
+     */
+    writeProbes: [...new Set([p, ...tags])].map((tag) => `${tag}:write-probe`),
 
     /** Hash: number, hash of the last block whose deliveries are all queued. */
     chainCursor: (chainId: string) => `${chain(chainId)}:cursor`,

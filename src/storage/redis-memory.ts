@@ -5,7 +5,7 @@
  * operator must be told: readiness names it, an error is logged at most once a minute, and a
  * warning comes earlier, above 80 % of `maxmemory`.
  */
-import type { RedisClient } from './redis.js'
+import { keyServers, type RedisClient } from './redis.js'
 import { BlockhookError } from '../domain/errors.js'
 import type { Logger } from '../logger.js'
 
@@ -47,20 +47,35 @@ function infoNumber(info: string, field: string): number {
   return Number.isFinite(value) ? value : 0
 }
 
+/**
+ * The memory of the Redis, or on a cluster of the master nearest its limit: a full master refuses
+ * the writes of its slots while the others still have room.
+ */
 export async function readRedisMemory(redis: RedisClient): Promise<RedisMemory> {
-  const info = await redis.info('memory')
-  return { usedMemory: infoNumber(info, 'used_memory'), maxMemory: infoNumber(info, 'maxmemory') }
+  const known = keyServers(redis)
+  // A cluster client knows no master until it has connected: an error, as a single Redis's INFO would be.
+  if (known.length === 0) throw new Error('no Redis Cluster master is known yet')
+  const servers = await Promise.all(known.map(async (server) => {
+    const info = await server.info('memory')
+    return { usedMemory: infoNumber(info, 'used_memory'), maxMemory: infoNumber(info, 'maxmemory') }
+  }))
+  const fullness = ({ usedMemory, maxMemory }: RedisMemory) => (maxMemory > 0 ? usedMemory / maxMemory : 0)
+  return servers.reduce((fullest, server) =>
+    fullness(server) > fullness(fullest) || (fullness(server) === fullness(fullest) && server.usedMemory > fullest.usedMemory) ? server : fullest)
 }
 
-/** Undefined when Redis takes a write (a short-lived probe key), else the reason it refused. */
-export async function writeRefusal(redis: RedisClient, probeKey: string): Promise<string | undefined> {
-  try {
-    await redis.set(probeKey, String(Date.now()), 'PX', PROBE_TTL_MS)
-    return undefined
-  } catch (err) {
-    if (isOutOfMemory(err)) return refusedWritesReason(err as Error)
-    throw err
-  }
+/** Undefined when Redis takes a write on every probe key (each short-lived), else the reason it refused. */
+export async function writeRefusal(redis: RedisClient, probeKeys: readonly string[]): Promise<string | undefined> {
+  const refusals = await Promise.all(probeKeys.map(async (probeKey) => {
+    try {
+      await redis.set(probeKey, String(Date.now()), 'PX', PROBE_TTL_MS)
+      return undefined
+    } catch (err) {
+      if (isOutOfMemory(err)) return refusedWritesReason(err as Error)
+      throw err
+    }
+  }))
+  return refusals.find((refusal) => refusal !== undefined)
 }
 
 /** Lets a message through at most once per interval. */
@@ -95,18 +110,18 @@ const highMemoryLog = new Throttle()
  */
 export class RedisMemoryWatch {
   readonly #redis: RedisClient
-  readonly #probeKey: string
+  readonly #probeKeys: readonly string[]
   readonly #logger: Logger
   #timer: NodeJS.Timeout | undefined
 
-  constructor(redis: RedisClient, probeKey: string, logger: Logger) {
+  constructor(redis: RedisClient, probeKeys: readonly string[], logger: Logger) {
     this.#redis = redis
-    this.#probeKey = probeKey
+    this.#probeKeys = probeKeys
     this.#logger = logger
   }
 
   async check(): Promise<void> {
-    const refusal = await writeRefusal(this.#redis, this.#probeKey)
+    const refusal = await writeRefusal(this.#redis, this.#probeKeys)
     if (refusal !== undefined && refusedWriteLog.allow()) this.#logger.error(refusal)
     const { usedMemory, maxMemory } = await readRedisMemory(this.#redis)
     if (maxMemory > 0 && usedMemory > MEMORY_WARNING_RATIO * maxMemory && highMemoryLog.allow()) {
