@@ -2,6 +2,7 @@ import t from 'tap'
 import { Webhook } from 'standardwebhooks'
 import { renderWebhookBody } from '../src/delivery/delivery-record.js'
 import { USER_AGENT } from '../src/delivery/user-agent.js'
+import { DELIVER_JOB, deliveryJobOptions } from '../src/delivery/delivery-queue.js'
 import { startRedis } from './helpers/processes.js'
 import { setupDelivery, startReceiver } from './helpers/delivery.js'
 
@@ -310,4 +311,21 @@ t.test('a corrupt stored watch fails only its own deliveries, not those of a wat
     t.equal(record.status, e.watchId === fine.id ? 'delivered' : 'failed', `${e.watchId === fine.id ? 'the fine' : 'the broken'} watch's delivery ${e.id}`)
   }
   t.equal(receiver.received.length, 3)
+})
+
+t.test('jobs queued before they named their watch, or naming another watch than their record’s, are sent with the record’s watch', async (t) => {
+  const d = await setupDelivery(t, redisServer.url)
+  const receiver = await startReceiver(t)
+  const { watch, secret } = await d.createWatch(`${receiver.url}/right`)
+  const { watch: other } = await d.createWatch(`${receiver.url}/wrong`)
+  const [legacy, misnamed] = [d.event(watch, 1), d.event(watch, 2)]
+  await d.deliveryQueue.store.storeMatched([legacy, misnamed], undefined, Date.now())
+  const queue = d.deliveryQueue.queueOf(watch.id)
+  await queue.add(DELIVER_JOB, { deliveryId: legacy.id }, deliveryJobOptions(d.config.delivery, legacy.id))
+  await queue.add(DELIVER_JOB, { deliveryId: misnamed.id, watchId: other.id }, deliveryJobOptions(d.config.delivery, misnamed.id))
+
+  const received = await receiver.waitForCount(2)
+  t.same(received.map((r) => r.path), ['/right', '/right'])
+  for (const request of received) new Webhook(secret).verify(request.body, request.headers as Record<string, string>)
+  t.same(received.map((r) => r.headers['webhook-id']).sort(), [legacy.id, misnamed.id].sort())
 })

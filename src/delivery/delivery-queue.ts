@@ -26,6 +26,11 @@ export const RETRY_BACKOFF = 'retry-schedule'
 
 export interface DeliveryJobData {
   deliveryId: string
+  /**
+   * The record's watch, so the worker reads the watch beside the record instead of after it.
+   * Absent from jobs queued by versions before it; the worker then reads the record first.
+   */
+  watchId?: string
 }
 
 export interface EnqueueOptions {
@@ -146,9 +151,9 @@ export class DeliveryQueue {
   /** Each job to its watch's shard's queue, one addBulk per shard. */
   async #add(jobs: readonly { deliveryId: string; watchId: string; jobId: string }[]): Promise<void> {
     const byShard = groupBy(jobs, ({ watchId }) => this.#keys.shardOf(watchId))
-    await Promise.all([...byShard].map(([shard, list]) => this.queues[shard]!.addBulk(list.map(({ deliveryId, jobId }) => ({
+    await Promise.all([...byShard].map(([shard, list]) => this.queues[shard]!.addBulk(list.map(({ deliveryId, watchId, jobId }) => ({
       name: DELIVER_JOB,
-      data: { deliveryId },
+      data: { deliveryId, watchId },
       opts: deliveryJobOptions(this.#delivery, jobId),
     })))))
   }

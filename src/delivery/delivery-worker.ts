@@ -1,8 +1,8 @@
 /**
  * The BullMQ worker that turns a queued delivery id into a signed POST (README, "The webhook").
  *
- * One job is one attempt: the processor reads the record and the watch (the URL as it is now, read
- * after the job started: batched-reads.ts), takes a per-URL slot, signs the stored body, posts it
+ * One job is one attempt: the processor reads the record and the watch side by side (the URL as it
+ * is now, read after the job started: batched-reads.ts), takes a per-URL slot, signs the stored body, posts it
  * and records the attempt. A failed attempt
  * that may be retried throws `RetryScheduled`, whose delay (from the retry policy, decided and
  * recorded here) the custom backoff hands back to BullMQ, so `nextAttemptAt` on the record is
@@ -182,13 +182,19 @@ export class DeliveryWorker {
   }
 
   async #process(job: Job<DeliveryJobData>, shard: number, token: string | undefined, signal: AbortSignal | undefined): Promise<string> {
-    const record = await this.#records[shard]!.get(job.data.deliveryId)
-    if (!record?.ordered) return this.#deliver(job, shard, record, token, signal)
+    // The record and the watch in one round trip when the job names the watch.
+    const { watchId } = job.data
+    const [record, watch] = await Promise.all([
+      this.#records[shard]!.get(job.data.deliveryId),
+      typeof watchId === 'string' ? this.#watches.get(watchId) : undefined,
+    ])
+    const toSend = record && watchId === record.watchId ? Promise.resolve(watch) : undefined
+    if (!record?.ordered) return this.#deliver(job, shard, record, toSend, token, signal)
     // An ordered watch's next delivery is queued once this one is finished: returned (delivered,
     // cancelled, skipped because no longer pending) or failed for good; not while it retries.
     let result: string
     try {
-      result = await this.#deliver(job, shard, record, token, signal)
+      result = await this.#deliver(job, shard, record, toSend, token, signal)
     } catch (err) {
       if (err instanceof UnrecoverableError) await this.#deps.deliveryQueue.releaseOrdered(record.watchId, record.id)
       throw err
@@ -197,7 +203,11 @@ export class DeliveryWorker {
     return result
   }
 
-  async #deliver(job: Job<DeliveryJobData>, shard: number, record: DeliveryToSend | undefined, token: string | undefined, signal: AbortSignal | undefined): Promise<string> {
+  /** `watchRead`: the record's watch, when it was read beside the record. */
+  async #deliver(
+    job: Job<DeliveryJobData>, shard: number, record: DeliveryToSend | undefined, watchRead: Promise<WatchToSend | undefined> | undefined,
+    token: string | undefined, signal: AbortSignal | undefined,
+  ): Promise<string> {
     const { deliveryQueue } = this.#deps
     if (!record || record.status !== 'pending') return `skipped: ${record?.status ?? 'no record'}`
     // A pending record's payload has no expiry; only a hand-edited Redis gets here, and no body beats a wrong one.
@@ -205,7 +215,7 @@ export class DeliveryWorker {
     if (body === null) return 'skipped: the payload is gone'
     // The watch as it is now and its secrets, read after this job started (with those of the jobs
     // that started with it). The secrets are read now, so during a rotation both sign.
-    const toSend = await this.#watches.get(record.watchId)
+    const toSend = await (watchRead ?? this.#watches.get(record.watchId))
     const watch = toSend?.watch
     // Without a url the watch sends nothing (its events go to the event stream only).
     if (!toSend || !watch || watch.url === undefined) {
