@@ -188,13 +188,13 @@ export class DeliveryWorker {
       this.#records[shard]!.get(job.data.deliveryId),
       typeof watchId === 'string' ? this.#watches.get(watchId) : undefined,
     ])
-    const toSend = record && watchId === record.watchId ? Promise.resolve(watch) : undefined
-    if (!record?.ordered) return this.#deliver(job, shard, record, toSend, token, signal)
+    const watchRead = record && watchId === record.watchId ? Promise.resolve(watch) : undefined
+    if (!record?.ordered) return this.#deliver(job, shard, record, watchRead, token, signal)
     // An ordered watch's next delivery is queued once this one is finished: returned (delivered,
     // cancelled, skipped because no longer pending) or failed for good; not while it retries.
     let result: string
     try {
-      result = await this.#deliver(job, shard, record, toSend, token, signal)
+      result = await this.#deliver(job, shard, record, watchRead, token, signal)
     } catch (err) {
       if (err instanceof UnrecoverableError) await this.#deps.deliveryQueue.releaseOrdered(record.watchId, record.id)
       throw err

@@ -12,8 +12,8 @@ export type RedisClient = Redis | Cluster
  */
 export function createRedis(url: string, name: string): Redis {
   // Commands issued in the same tick go out as one socket write: a worker's jobs each make a few
-  // small commands, and one write per command was the largest share of its CPU after got's
-  // (bench/RESULTS.md, "Issue 16").
+  // small commands, and one write per command was the largest share of its CPU after the garbage
+  // collector's (bench/RESULTS.md, "Issue 16").
   return new Redis(url, { ...connectionOptions(name), enableAutoPipelining: true })
 }
 
