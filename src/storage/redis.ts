@@ -11,10 +11,7 @@ export type RedisClient = Redis | Cluster
  * (`maxRetriesPerRequest: null`) and that blocking reads need; one factory for every role.
  */
 export function createRedis(url: string, name: string): Redis {
-  // Commands issued in the same tick go out as one socket write: a worker's jobs each make a few
-  // small commands, and one write per command was the largest share of its CPU after the garbage
-  // collector's (bench/RESULTS.md, "Issue 16").
-  return new Redis(url, { ...connectionOptions(name), enableAutoPipelining: true })
+  return new Redis(url, connectionOptions(name))
 }
 
 function connectionOptions(name: string) {
