@@ -182,13 +182,13 @@ export class DeliveryWorker {
   }
 
   async #process(job: Job<DeliveryJobData>, shard: number, token: string | undefined, signal: AbortSignal | undefined): Promise<string> {
-    // The record and the watch in one round trip when the job names the watch.
+    // The watch is asked for beside the record when the job names it (one round trip), but awaited,
+    // and a failed read seen, only once the record is known to be pending, as when read after it.
     const { watchId } = job.data
-    const [record, watch] = await Promise.all([
-      this.#records[shard]!.get(job.data.deliveryId),
-      typeof watchId === 'string' ? this.#watches.get(watchId) : undefined,
-    ])
-    const watchRead = record && watchId === record.watchId ? Promise.resolve(watch) : undefined
+    const namedWatch = typeof watchId === 'string' ? this.#watches.get(watchId) : undefined
+    namedWatch?.catch(() => undefined)
+    const record = await this.#records[shard]!.get(job.data.deliveryId)
+    const watchRead = record && watchId === record.watchId ? namedWatch : undefined
     if (!record?.ordered) return this.#deliver(job, shard, record, watchRead, token, signal)
     // An ordered watch's next delivery is queued once this one is finished: returned (delivered,
     // cancelled, skipped because no longer pending) or failed for good; not while it retries.
