@@ -149,6 +149,29 @@ t.test('garbage frames are skipped and a notification that beats its id is not l
   t.equal(s.reconnects, 0)
 })
 
+t.test('every answer and notification is acknowledged at once with an unsolicited pong', async (t) => {
+  // A node with Nagle's algorithm on holds its next frame until the last is acknowledged; the pong
+  // carries that acknowledgement out in the same event-loop turn instead of after a delayed ACK.
+  const node = await startFakeNode({ eth_blockNumber: () => '0x5', eth_subscribe: () => '0xabc' })
+  t.teardown(() => node.close())
+  const s = socket(t, [node.wsUrl])
+  await new Promise<void>((resolve) => s.on('connected', () => resolve()))
+  // With no subscription the client sends nothing on connecting, so the node has sent nothing yet.
+  const connection = node.connections[0]!
+  const answerAcknowledged = connection.nextPong()
+  t.equal(await s.request('eth_blockNumber'), '0x5')
+  await answerAcknowledged
+  const subscribedAcknowledged = connection.nextPong()
+  const heads = collector()
+  await s.subscribe(NEW_HEADS, (head) => heads.push(head)).ready
+  await subscribedAcknowledged
+  const headAcknowledged = connection.nextPong()
+  connection.notify('0xabc', { number: '0x6' })
+  await heads.until(1)
+  await headAcknowledged
+  t.same(heads.seen, [{ number: '0x6' }])
+})
+
 t.test('onLive runs on every acceptance of a subscription, ahead of the notifications of that connection', async (t) => {
   let accepted = 0
   const node = await startFakeNode({

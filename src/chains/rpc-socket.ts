@@ -161,6 +161,7 @@ export class RpcSocket {
   #pingTimer: NodeJS.Timeout | undefined
   #pongTimer: NodeJS.Timeout | undefined
   #awaitingPong = false
+  #acknowledgeScheduled = false
   #watchdogTimer: NodeJS.Timeout | undefined
 
   constructor(options: RpcSocketOptions) {
@@ -305,7 +306,10 @@ export class RpcSocket {
     })
     this.#ws = ws
     ws.on('open', () => void this.#onOpen(ws))
-    ws.on('message', (data, isBinary) => this.#onMessage(data, isBinary))
+    ws.on('message', (data, isBinary) => {
+      this.#onMessage(data, isBinary)
+      this.#acknowledge(ws)
+    })
     ws.on('pong', () => {
       this.#awaitingPong = false
       clearTimeout(this.#pongTimer)
@@ -392,6 +396,28 @@ export class RpcSocket {
       }
     }, this.#options.pingIntervalMs)
     this.#pingTimer.unref()
+  }
+
+  /**
+   * Sends an unsolicited pong (RFC 6455 §5.5.3: no reply is expected) once per event-loop turn
+   * in which frames arrived, so the TCP acknowledgement of those frames leaves at once instead of
+   * waiting out the kernel's delayed ACK (up to 40 ms). A node that leaves Nagle's algorithm on
+   * (anvil does) holds its next frame until its last one is acknowledged: without this, a head
+   * arriving within 40 ms of a previous answer, and the second of two answers sent together,
+   * waited 20–40 ms (docs/architecture.md, step 1 of "One node message to one webhook").
+   */
+  #acknowledge(ws: WebSocket): void {
+    if (this.#acknowledgeScheduled) return
+    this.#acknowledgeScheduled = true
+    setImmediate(() => {
+      this.#acknowledgeScheduled = false
+      if (ws !== this.#ws || ws.readyState !== WebSocket.OPEN) return
+      try {
+        ws.pong()
+      } catch (err) {
+        this.#log.debug({ err }, 'pong on a closing socket')
+      }
+    })
   }
 
   #emit<E extends keyof RpcSocketEvents>(event: E, ...args: Parameters<RpcSocketEvents[E]>): void {

@@ -14,6 +14,8 @@ export interface FakeConnection {
   /** Sends raw text as it is (garbage included). */
   sendRaw(text: string): void
   notify(subscription: string, result: unknown, method?: string): void
+  /** Resolves on the next WebSocket pong the client sends on this connection. */
+  nextPong(): Promise<void>
 }
 
 export interface FakeNode {
@@ -35,6 +37,7 @@ export async function startFakeNode(handlers: Record<string, FakeHandler>): Prom
       sendRaw: (text) => ws.send(text),
       notify: (subscription, result, method = 'eth_subscription') =>
         ws.send(JSON.stringify({ jsonrpc: '2.0', method, params: { subscription, result } })),
+      nextPong: async () => { await once(ws, 'pong') },
     }
     connections.push(connection)
     ws.on('message', (data) => {
