@@ -1,4 +1,5 @@
-import { Cluster, Redis, type ChainableCommander } from 'ioredis'
+import { Cluster, Redis, type ChainableCommander, type RedisOptions } from 'ioredis'
+import { closeHandler } from 'ioredis/built/redis/event_handler.js'
 import type { Logger } from 'pino'
 import { groupBy } from '../domain/group-by.js'
 import { keySlot } from './key-slot.js'
@@ -11,7 +12,32 @@ export type RedisClient = Redis | Cluster
  * (`maxRetriesPerRequest: null`) and that blocking reads need; one factory for every role.
  */
 export function createRedis(url: string, name: string): Redis {
-  return new Redis(url, connectionOptions(name))
+  return new EndingRedis(url, connectionOptions(name))
+}
+
+/**
+ * ioredis's client, except that `disconnect()` between two reconnect attempts ends it. There
+ * ioredis only cancels the next attempt: the socket is already closed, so no 'close' event is
+ * left to come, and the client stays 'reconnecting' for good, never emits 'end' and never
+ * settles the commands it holds for the next connection (redis/ioredis#1247). BullMQ's
+ * Worker.close() disconnects the worker's blocking connection and waits for that 'end'; after a
+ * Redis restart that connection can still be sitting out its retry delay when SIGTERM comes,
+ * and the worker, hence the process, then never finished closing. Running ioredis's own close
+ * handler does what a disconnect does once the socket closes: 'close', then 'end', and what is
+ * queued is rejected with "Connection is closed.".
+ */
+class EndingRedis extends Redis {
+  override disconnect(reconnect = false): void {
+    const betweenAttempts = !reconnect && this.status === 'reconnecting'
+    super.disconnect(reconnect)
+    if (betweenAttempts) closeHandler(this)()
+  }
+
+  // BullMQ's blocking connection, and each blocking reader of ours, is a duplicate.
+  override duplicate(override?: Partial<RedisOptions>): Redis {
+    // The options are this client's own, whose replies use the legacy mapping (the default).
+    return new EndingRedis({ ...this.options, ...override } as RedisOptions & { replyMapping?: 'legacy' })
+  }
 }
 
 function connectionOptions(name: string) {
