@@ -12,7 +12,10 @@ export type RedisClient = Redis | Cluster
  * (`maxRetriesPerRequest: null`) and that blocking reads need; one factory for every role.
  */
 export function createRedis(url: string, name: string): Redis {
-  return new EndingRedis(url, connectionOptions(name))
+  // Commands issued in the same tick go out as one socket write: a worker's jobs each make a few
+  // small commands, and one write per command was the largest share of its CPU after got's
+  // (bench/RESULTS.md, "Issue 16").
+  return new EndingRedis(url, { ...connectionOptions(name), enableAutoPipelining: true })
 }
 
 /**
