@@ -149,8 +149,16 @@ t.test('410 disables the watch and cancels its queued deliveries', async (t) => 
   t.match(await d.redis.hgetall(d.keys.watchStats(watch.id)), { failed: '1', pending: '0' })
   // The record is final before BullMQ finishes the job that wrote it: closing the worker waits for that.
   await worker.close()
-  const counts = await d.deliveryQueue.queues[0]!.getJobCounts('waiting', 'delayed', 'active')
-  t.same(counts, { waiting: 0, delayed: 0, active: 0 }, 'no job of the watch is left in the queue')
+  // A job that was being postponed (over the URL's cap of 1) while the watch was cancelled was
+  // locked and could not be removed: it may be left delayed. Run whatever is left: it sends nothing.
+  const queue = d.deliveryQueue.queues[0]!
+  await queue.promoteJobs()
+  const rerun = d.startWorker()
+  const left = () => queue.getJobCounts('waiting', 'delayed', 'active')
+  while (Object.values(await left()).some((n) => n > 0)) await new Promise((resolve) => setTimeout(resolve, 20))
+  await rerun.close()
+  t.same(await left(), { waiting: 0, delayed: 0, active: 0 }, 'no job of the watch is left in the queue')
+  t.equal(receiver.received.length, 1, 'the jobs left over sent nothing')
 })
 
 t.test('a URL whose name resolves to 127.0.0.1 is refused at delivery time', async (t) => {
