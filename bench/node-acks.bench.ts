@@ -14,15 +14,15 @@ import { pino } from 'pino'
 import WebSocket from 'ws'
 import { RpcSocket } from '../src/chains/rpc-socket.js'
 import { startAnvil } from '../src/dev/child-processes.js'
-import { percentile } from './bench-processes.js'
+import { ACCOUNTS } from '../test/helpers/contracts.js'
+import { rpc } from '../test/helpers/subscriber-harness.js'
+import { now, percentile } from './bench-processes.js'
 
 const TRANSFERS = Number(process.env.NODE_ACKS_TRANSFERS ?? 200)
 const GAP_MS = 20
 
 interface Head { number: string; hash: string }
 interface Client { name: string; heads: Map<number, number>; answers: number[]; close(): void }
-
-const now = () => performance.timeOrigin + performance.now()
 
 /** Resolves once the client has its subscription. */
 function bareClient(name: string, wsUrl: string, asks: boolean): Promise<Client> {
@@ -73,11 +73,6 @@ async function rpcSocketClient(wsUrl: string): Promise<Client> {
   return client
 }
 
-async function rpc(url: string, method: string, params: unknown[]): Promise<unknown> {
-  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) })
-  return ((await response.json()) as { result: unknown }).result
-}
-
 const anvil = await startAnvil()
 try {
   const clients = [
@@ -85,7 +80,7 @@ try {
     await bareClient('bare ws, asks block and logs (no pong)', anvil.wsUrl, true),
     await rpcSocketClient(anvil.wsUrl),
   ]
-  const [from, to] = (await rpc(anvil.url, 'eth_accounts', [])) as [string, string]
+  const [from, to] = ACCOUNTS
   const sent = new Map<number, number>()
   for (let i = 0; i < TRANSFERS; i++) {
     const at = now()

@@ -2,12 +2,12 @@
  * The BullMQ worker that turns a queued delivery id into a signed POST (README, "The webhook").
  *
  * One job is one attempt: the processor reads the record and the watch side by side (the URL as it
- * is now, read after the job started: batched-reads.ts), takes a per-URL slot, signs the stored body, posts it
- * and records the attempt. A failed attempt
- * that may be retried throws `RetryScheduled`, whose delay (from the retry policy, decided and
- * recorded here) the custom backoff hands back to BullMQ, so `nextAttemptAt` on the record is
- * exactly when BullMQ runs the job again. Waiting that is not an attempt (URL at its cap, watch
- * paused, shutdown) moves the job to delayed without spending one.
+ * is now, read after the job started: batched-reads.ts), takes a per-URL slot, signs the stored
+ * body, posts it and records the attempt. A failed attempt that may be retried throws
+ * `RetryScheduled`, whose delay (from the retry policy, decided and recorded here) the custom
+ * backoff hands back to BullMQ, so `nextAttemptAt` on the record is exactly when BullMQ runs the
+ * job again. Waiting that is not an attempt (URL at its cap, watch paused, shutdown) moves the
+ * job to delayed without spending one.
  *
  * Watch states at delivery time: deleted → the delivery is `cancelled`; paused → postponed and
  * checked again every 30 s (nothing is dropped while a user pauses); disabled → the delivery
