@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { Worker } from 'bullmq'
 import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -8,12 +8,18 @@ import { startRedis } from './helpers/processes.js'
 
 // Without the fix these hang: tap's timeout fails them.
 
-t.test('a connection disconnected while it waits to reconnect ends, and rejects the read it was holding', async (t) => {
+/** A Redis of the test's own, to SIGKILL, and a client of it whose connection errors are expected. */
+async function redisToKill(t: Test) {
   const server = await startRedis()
   t.teardown(() => server.stop())
   const redis = createRedis(server.url, 'test')
   redis.on('error', () => {})
   t.teardown(() => redis.disconnect())
+  return { server, redis }
+}
+
+t.test('a connection disconnected while it waits to reconnect ends, and rejects the read it was holding', async (t) => {
+  const { server, redis } = await redisToKill(t)
   // As every blocking reader is, a duplicate; its long retry delay puts the whole disconnect
   // between two reconnect attempts.
   const reader = redis.duplicate({ retryStrategy: () => 60_000 })
@@ -32,11 +38,7 @@ t.test('a connection disconnected while it waits to reconnect ends, and rejects 
 })
 
 t.test('a BullMQ worker closes while Redis is down and its blocking connection waits to reconnect', async (t) => {
-  const server = await startRedis()
-  t.teardown(() => server.stop())
-  const redis = createRedis(server.url, 'test')
-  redis.on('error', () => {})
-  t.teardown(() => redis.disconnect())
+  const { server, redis } = await redisToKill(t)
   // BullMQ makes its blocking connection with duplicate(): kept to know when it waits to reconnect.
   const duplicate = redis.duplicate.bind(redis)
   const duplicates: Redis[] = []
